@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class AnnotationConfig(AppConfig):
+    """Label schema, annotations, pre-annotation, curation, review, formats (issue 4)."""
+
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "annotation"

@@ -1,0 +1,223 @@
+"""Input and output serializers of the REST API; they validate and shape, never query."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+from rest_framework import serializers
+
+from studio.models import (
+    Approach,
+    Dataset,
+    DatasetVersion,
+    Image,
+    IngestFile,
+    Job,
+    Membership,
+    Objective,
+    ProblemStatement,
+    Project,
+    Role,
+    SuccessCriterion,
+)
+
+
+class UserSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    username = serializers.CharField(read_only=True)
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    my_role = serializers.CharField(read_only=True, help_text="The caller's role in the project.")
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            "slug",
+            "name",
+            "business_problem",
+            "metadata_fields",
+            "my_role",
+            "created_at",
+        ]
+        read_only_fields = ["id", "slug", "metadata_fields", "created_at"]
+
+
+class ProjectCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    slug = serializers.SlugField(max_length=70, required=False)
+    business_problem = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ProjectUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    business_problem = serializers.CharField(required=False, allow_blank=True)
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    user = UserSerializer(read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "user", "role", "created_at"]
+
+
+class MemberAddSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MemberRoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class ObjectiveSerializer(serializers.ModelSerializer):
+    owner = serializers.PrimaryKeyRelatedField(
+        queryset=get_user_model().objects.all(), allow_null=True, required=False
+    )
+
+    class Meta:
+        model = Objective
+        fields = [
+            "id",
+            "title",
+            "kpi",
+            "target_value",
+            "unit",
+            "direction",
+            "deadline",
+            "owner",
+            "status",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class ApproachSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Approach
+        fields = ["name", "notes", "priority", "status"]
+
+
+class CriterionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SuccessCriterion
+        fields = ["metric", "threshold", "comparison", "slice"]
+        validators = []  # uniqueness is checked by the service across the whole list
+
+
+class ProblemStatementSerializer(serializers.ModelSerializer):
+    approaches = ApproachSerializer(many=True, required=False)
+    criteria = CriterionSerializer(many=True, required=False)
+
+    class Meta:
+        model = ProblemStatement
+        fields = [
+            "task_type",
+            "description",
+            "serving_mode",
+            "latency_budget_ms",
+            "model_size_budget_mb",
+            "approaches",
+            "criteria",
+            "updated_at",
+        ]
+        read_only_fields = ["updated_at"]
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    image_count = serializers.IntegerField(read_only=True)
+    latest_version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Dataset
+        fields = ["id", "name", "description", "image_count", "latest_version", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def get_latest_version(self, obj: Dataset) -> int | None:
+        return getattr(obj, "latest_version", None)
+
+
+class DatasetVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DatasetVersion
+        fields = ["number", "manifest_hash", "image_count", "note", "source_job", "created_at"]
+
+
+class VersionCreateSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class ImageSerializer(serializers.ModelSerializer):
+    file_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Image
+        fields = [
+            "id",
+            "original_name",
+            "sha256",
+            "format",
+            "width",
+            "height",
+            "byte_size",
+            "captured_at",
+            "metadata",
+            "file_url",
+            "thumbnail_url",
+            "created_at",
+        ]
+
+    def get_file_url(self, obj: Image) -> str:
+        return reverse("studio:image_file", args=[obj.pk, "original"])
+
+    def get_thumbnail_url(self, obj: Image) -> str:
+        return reverse("studio:image_file", args=[obj.pk, "thumb"])
+
+
+class MetadataUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        help_text="CSV with a file_name column, or JSON keyed by file name."
+    )
+    dataset = serializers.IntegerField(required=False, help_text="Limit matching to one dataset.")
+
+
+class UploadSerializer(serializers.Serializer):
+    dataset = serializers.IntegerField(help_text="Dataset receiving the images.")
+    files = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True),
+        allow_empty=False,
+        help_text="Images and/or zip archives of images.",
+    )
+
+
+class JobSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "project",
+            "kind",
+            "status",
+            "progress",
+            "message",
+            "error",
+            "result",
+            "attempts",
+            "max_attempts",
+            "cancel_requested",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+
+class IngestFileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = IngestFile
+        fields = ["position", "name", "outcome", "reason", "image"]

@@ -1,0 +1,34 @@
+from django.urls import path
+from rest_framework.authtoken.views import obtain_auth_token
+
+from . import views as v
+
+P = "projects/<slug:slug>/"
+
+urlpatterns = [
+    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("projects/", v.ProjectListApi.as_view(), name="project-list"),
+    path(P, v.ProjectDetailApi.as_view(), name="project-detail"),
+    path(P + "members/", v.MemberListApi.as_view(), name="member-list"),
+    path(P + "members/<int:pk>/", v.MemberDetailApi.as_view(), name="member-detail"),
+    path(P + "objectives/", v.ObjectiveListApi.as_view(), name="objective-list"),
+    path(P + "objectives/<int:pk>/", v.ObjectiveDetailApi.as_view(), name="objective-detail"),
+    path(P + "problem/", v.ProblemStatementApi.as_view(), name="problem"),
+    path(P + "datasets/", v.DatasetListApi.as_view(), name="dataset-list"),
+    path(P + "datasets/<int:pk>/", v.DatasetDetailApi.as_view(), name="dataset-detail"),
+    path(P + "datasets/<int:pk>/versions/", v.VersionListApi.as_view(), name="version-list"),
+    path(
+        P + "datasets/<int:pk>/versions/<int:number>/",
+        v.VersionDetailApi.as_view(),
+        name="version-detail",
+    ),
+    path(P + "images/", v.ImageListApi.as_view(), name="image-list"),
+    path(P + "images/metadata/", v.ImageMetadataApi.as_view(), name="image-metadata"),
+    path(P + "images/<int:pk>/", v.ImageDetailApi.as_view(), name="image-detail"),
+    path(P + "uploads/", v.UploadApi.as_view(), name="upload"),
+    path("jobs/", v.JobListApi.as_view(), name="job-list"),
+    path("jobs/<int:pk>/", v.JobDetailApi.as_view(), name="job-detail"),
+    path("jobs/<int:pk>/cancel/", v.JobCancelApi.as_view(), name="job-cancel"),
+    path("jobs/<int:pk>/retry/", v.JobRetryApi.as_view(), name="job-retry"),
+    path("jobs/<int:pk>/files/", v.JobFilesApi.as_view(), name="job-files"),
+]

@@ -1,0 +1,401 @@
+"""REST API views: thin, each calls one selector or service.
+
+Every URL below ``projects/<slug>/`` resolves the project through the caller's
+memberships first, so another project's objects answer 404 on every verb.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
+
+from studio import selectors
+from studio.errors import ApplicationError, NotFound
+from studio.models import Objective
+from studio.services import datasets as dataset_services
+from studio.services import ingest as ingest_services
+from studio.services import jobs as job_services
+from studio.services import projects as project_services
+
+from . import serializers as s
+
+
+def _paginate(view: APIView, request: Request, queryset, serializer_class) -> Response:
+    paginator = view.pagination_class()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+def _validated(serializer_class, data, **kwargs):
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _django_errors(exc: DjangoValidationError) -> ApplicationError:
+    details = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+    return ApplicationError("Some values are not valid.", details=details)
+
+
+class ApiView(APIView):
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
+
+    def project(self):
+        if not hasattr(self, "_project"):
+            self._project = selectors.project_get(user=self.request.user, slug=self.kwargs["slug"])
+        return self._project
+
+
+class ProjectListApi(ApiView):
+    @extend_schema(responses=s.ProjectSerializer(many=True))
+    def get(self, request):
+        return _paginate(
+            self, request, selectors.project_list(user=request.user), s.ProjectSerializer
+        )
+
+    @extend_schema(request=s.ProjectCreateSerializer, responses={201: s.ProjectSerializer})
+    def post(self, request):
+        data = _validated(s.ProjectCreateSerializer, request.data)
+        project = project_services.project_create(owner=request.user, **data)
+        project = selectors.project_get(user=request.user, slug=project.slug)
+        return Response(s.ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailApi(ApiView):
+    @extend_schema(responses=s.ProjectSerializer)
+    def get(self, request, slug):
+        return Response(s.ProjectSerializer(self.project()).data)
+
+    @extend_schema(request=s.ProjectUpdateSerializer, responses=s.ProjectSerializer)
+    def patch(self, request, slug):
+        data = _validated(s.ProjectUpdateSerializer, request.data)
+        project = project_services.project_update(
+            actor=request.user, project=self.project(), **data
+        )
+        return Response(s.ProjectSerializer(project).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, slug):
+        project_services.project_delete(actor=request.user, project=self.project())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MemberListApi(ApiView):
+    @extend_schema(responses=s.MembershipSerializer(many=True))
+    def get(self, request, slug):
+        members = selectors.member_list(user=request.user, project=self.project())
+        return _paginate(self, request, members, s.MembershipSerializer)
+
+    @extend_schema(request=s.MemberAddSerializer, responses={201: s.MembershipSerializer})
+    def post(self, request, slug):
+        data = _validated(s.MemberAddSerializer, request.data)
+        member = project_services.member_add(actor=request.user, project=self.project(), **data)
+        return Response(s.MembershipSerializer(member).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetailApi(ApiView):
+    def member(self):
+        return selectors.member_get(
+            user=self.request.user, project=self.project(), membership_id=self.kwargs["pk"]
+        )
+
+    @extend_schema(responses=s.MembershipSerializer)
+    def get(self, request, slug, pk):
+        return Response(s.MembershipSerializer(self.member()).data)
+
+    @extend_schema(request=s.MemberRoleSerializer, responses=s.MembershipSerializer)
+    def patch(self, request, slug, pk):
+        data = _validated(s.MemberRoleSerializer, request.data)
+        member = project_services.member_update_role(
+            actor=request.user, membership=self.member(), **data
+        )
+        return Response(s.MembershipSerializer(member).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, slug, pk):
+        project_services.member_remove(actor=request.user, membership=self.member())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ObjectiveListApi(ApiView):
+    @extend_schema(responses=s.ObjectiveSerializer(many=True))
+    def get(self, request, slug):
+        objectives = selectors.objective_list(user=request.user, project=self.project())
+        return _paginate(self, request, objectives, s.ObjectiveSerializer)
+
+    @extend_schema(request=s.ObjectiveSerializer, responses={201: s.ObjectiveSerializer})
+    def post(self, request, slug):
+        data = _validated(s.ObjectiveSerializer, request.data)
+        try:
+            objective = project_services.objective_create(
+                actor=request.user, project=self.project(), **data
+            )
+        except DjangoValidationError as exc:
+            raise _django_errors(exc)
+        return Response(s.ObjectiveSerializer(objective).data, status=status.HTTP_201_CREATED)
+
+
+class ObjectiveDetailApi(ApiView):
+    def objective(self) -> Objective:
+        return selectors.objective_get(
+            user=self.request.user, project=self.project(), objective_id=self.kwargs["pk"]
+        )
+
+    @extend_schema(responses=s.ObjectiveSerializer)
+    def get(self, request, slug, pk):
+        return Response(s.ObjectiveSerializer(self.objective()).data)
+
+    @extend_schema(request=s.ObjectiveSerializer, responses=s.ObjectiveSerializer)
+    def patch(self, request, slug, pk):
+        objective = self.objective()
+        data = _validated(s.ObjectiveSerializer, request.data, partial=True)
+        objective = project_services.objective_update(
+            actor=request.user, objective=objective, **data
+        )
+        return Response(s.ObjectiveSerializer(objective).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, slug, pk):
+        project_services.objective_delete(actor=request.user, objective=self.objective())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ProblemStatementApi(ApiView):
+    @extend_schema(responses=s.ProblemStatementSerializer)
+    def get(self, request, slug):
+        problem = selectors.problem_statement_get(user=request.user, project=self.project())
+        if problem is None:
+            raise NotFound("This project has no problem statement yet; PUT one.")
+        return Response(s.ProblemStatementSerializer(problem).data)
+
+    @extend_schema(request=s.ProblemStatementSerializer, responses=s.ProblemStatementSerializer)
+    def put(self, request, slug):
+        data = _validated(s.ProblemStatementSerializer, request.data)
+        try:
+            problem = project_services.problem_statement_set(
+                actor=request.user, project=self.project(), **data
+            )
+        except DjangoValidationError as exc:
+            raise _django_errors(exc)
+        problem = selectors.problem_statement_get(user=request.user, project=self.project())
+        return Response(s.ProblemStatementSerializer(problem).data)
+
+
+class DatasetListApi(ApiView):
+    @extend_schema(responses=s.DatasetSerializer(many=True))
+    def get(self, request, slug):
+        datasets = selectors.dataset_list(user=request.user, project=self.project())
+        return _paginate(self, request, datasets, s.DatasetSerializer)
+
+    @extend_schema(request=s.DatasetSerializer, responses={201: s.DatasetSerializer})
+    def post(self, request, slug):
+        data = _validated(s.DatasetSerializer, request.data)
+        dataset = dataset_services.dataset_create(
+            actor=request.user, project=self.project(), **data
+        )
+        dataset = selectors.dataset_get(
+            user=request.user, project=self.project(), dataset_id=dataset.pk
+        )
+        return Response(s.DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
+
+
+class DatasetDetailApi(ApiView):
+    @extend_schema(responses=s.DatasetSerializer)
+    def get(self, request, slug, pk):
+        dataset = selectors.dataset_get(user=request.user, project=self.project(), dataset_id=pk)
+        return Response(s.DatasetSerializer(dataset).data)
+
+
+class VersionListApi(ApiView):
+    def dataset(self):
+        return selectors.dataset_get(
+            user=self.request.user, project=self.project(), dataset_id=self.kwargs["pk"]
+        )
+
+    @extend_schema(responses=s.DatasetVersionSerializer(many=True))
+    def get(self, request, slug, pk):
+        versions = selectors.version_list(user=request.user, dataset=self.dataset())
+        return _paginate(self, request, versions, s.DatasetVersionSerializer)
+
+    @extend_schema(
+        request=s.VersionCreateSerializer,
+        responses={201: s.DatasetVersionSerializer, 200: s.DatasetVersionSerializer},
+        description="Snapshot the dataset's working set. Answers 200 with the latest version "
+        "when nothing changed since it.",
+    )
+    def post(self, request, slug, pk):
+        data = _validated(s.VersionCreateSerializer, request.data)
+        version, created = dataset_services.dataset_version_snapshot(
+            actor=request.user, dataset=self.dataset(), **data
+        )
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(s.DatasetVersionSerializer(version).data, status=code)
+
+
+class VersionDetailApi(ApiView):
+    @extend_schema(description="The version's manifest: image ids, content hashes and splits.")
+    def get(self, request, slug, pk, number):
+        dataset = selectors.dataset_get(user=request.user, project=self.project(), dataset_id=pk)
+        version = selectors.version_get(user=request.user, dataset=dataset, number=number)
+        body = s.DatasetVersionSerializer(version).data
+        body["manifest"] = dataset_services.version_manifest(version)["images"]
+        return Response(body)
+
+
+IMAGE_FILTERS = [
+    OpenApiParameter("dataset", int, description="Only images in this dataset's working set."),
+    OpenApiParameter("version", int, description="With dataset: only images in this version."),
+    OpenApiParameter("split", str, enum=["train", "val", "test"], description="With version."),
+    OpenApiParameter(
+        "meta.<field>",
+        str,
+        description="Metadata equality filter; the field must be one of "
+        "the project's metadata_fields.",
+    ),
+]
+
+
+class ImageListApi(ApiView):
+    @extend_schema(parameters=IMAGE_FILTERS, responses=s.ImageSerializer(many=True))
+    def get(self, request, slug):
+        project = self.project()
+        params = request.query_params
+        dataset = version = None
+        if params.get("dataset"):
+            dataset = selectors.dataset_get(
+                user=request.user, project=project, dataset_id=_int(params, "dataset")
+            )
+            if params.get("version"):
+                version = selectors.version_get(
+                    user=request.user, dataset=dataset, number=_int(params, "version")
+                )
+        images = selectors.image_list(
+            user=request.user,
+            project=project,
+            dataset=dataset,
+            version=version,
+            split=params.get("split") or None,
+            metadata=selectors.metadata_filters_from_params(project=project, params=params),
+        )
+        return _paginate(self, request, images, s.ImageSerializer)
+
+
+def _int(params, key: str) -> int:
+    try:
+        return int(params[key])
+    except (TypeError, ValueError):
+        raise ApplicationError(f"{key} must be an integer.")
+
+
+class ImageDetailApi(ApiView):
+    @extend_schema(responses=s.ImageSerializer)
+    def get(self, request, slug, pk):
+        image = selectors.image_get(user=request.user, project=self.project(), image_id=pk)
+        return Response(s.ImageSerializer(image).data)
+
+
+class ImageMetadataApi(ApiView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": s.MetadataUploadSerializer},
+        responses={200: dict},
+        description="Merge metadata into images by uploaded file name. All or nothing.",
+    )
+    def post(self, request, slug):
+        data = _validated(s.MetadataUploadSerializer, request.data)
+        project = self.project()
+        dataset = None
+        if data.get("dataset"):
+            dataset = selectors.dataset_get(
+                user=request.user, project=project, dataset_id=data["dataset"]
+            )
+        upload = data["file"]
+        report = dataset_services.image_metadata_bulk_set(
+            actor=request.user,
+            project=project,
+            dataset=dataset,
+            content=upload.read(dataset_services.MAX_METADATA_BYTES + 1),
+            filename=upload.name or "",
+        )
+        return Response(report)
+
+
+class UploadApi(ApiView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        request={"multipart/form-data": s.UploadSerializer},
+        responses={202: s.JobSerializer},
+        description="Upload images or zip archives into a dataset; answers with the ingest job.",
+    )
+    def post(self, request, slug):
+        project = self.project()
+        files = request.FILES.getlist("files")
+        data = _validated(
+            s.UploadSerializer, {"dataset": request.data.get("dataset"), "files": files}
+        )
+        dataset = selectors.dataset_get(
+            user=request.user, project=project, dataset_id=data["dataset"]
+        )
+        job = ingest_services.upload_create(
+            actor=request.user, project=project, dataset=dataset, files=files
+        )
+        return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class JobListApi(ApiView):
+    @extend_schema(
+        parameters=[OpenApiParameter("project", str, description="Project slug.")],
+        responses=s.JobSerializer(many=True),
+    )
+    def get(self, request):
+        project = None
+        if request.query_params.get("project"):
+            project = selectors.project_get(user=request.user, slug=request.query_params["project"])
+        return _paginate(
+            self, request, selectors.job_list(user=request.user, project=project), s.JobSerializer
+        )
+
+
+class JobDetailApi(ApiView):
+    @extend_schema(responses=s.JobSerializer)
+    def get(self, request, pk):
+        return Response(s.JobSerializer(selectors.job_get(user=request.user, job_id=pk)).data)
+
+
+class JobCancelApi(ApiView):
+    @extend_schema(request=None, responses=s.JobSerializer)
+    def post(self, request, pk):
+        job = job_services.job_cancel(
+            actor=request.user, job=selectors.job_get(user=request.user, job_id=pk)
+        )
+        return Response(s.JobSerializer(job).data)
+
+
+class JobRetryApi(ApiView):
+    @extend_schema(request=None, responses=s.JobSerializer)
+    def post(self, request, pk):
+        job = job_services.job_retry(
+            actor=request.user, job=selectors.job_get(user=request.user, job_id=pk)
+        )
+        return Response(s.JobSerializer(job).data)
+
+
+class JobFilesApi(ApiView):
+    @extend_schema(
+        parameters=[OpenApiParameter("outcome", str, enum=["accepted", "duplicate", "rejected"])],
+        responses=s.IngestFileSerializer(many=True),
+    )
+    def get(self, request, pk):
+        job = selectors.job_get(user=request.user, job_id=pk)
+        files = selectors.ingest_file_list(
+            user=request.user, job=job, outcome=request.query_params.get("outcome")
+        )
+        return _paginate(self, request, files, s.IngestFileSerializer)

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class StudioConfig(AppConfig):
+    """Core domain: projects, objectives, problem statements, datasets, images and jobs."""
+
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "studio"
+    verbose_name = "Studio"

@@ -1,0 +1,82 @@
+"""Errors a user can read, and the one API handler that turns them into JSON.
+
+Services raise ``ApplicationError`` subclasses; the API answers
+``{"error": {"code": ..., "message": ..., "details": ...}}`` with a stable code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class ApplicationError(Exception):
+    """A failure the caller caused and can fix; its message is shown to the user."""
+
+    code = "invalid"
+    http_status = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(ApplicationError):
+    code = "not_found"
+    http_status = status.HTTP_404_NOT_FOUND
+
+
+class Forbidden(ApplicationError):
+    code = "forbidden"
+    http_status = status.HTTP_403_FORBIDDEN
+
+
+class Conflict(ApplicationError):
+    code = "conflict"
+    http_status = status.HTTP_409_CONFLICT
+
+
+class UploadRejected(ApplicationError):
+    code = "upload_rejected"
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, ApplicationError):
+        body = {"error": {"code": exc.code, "message": exc.message, "details": exc.details}}
+        return Response(body, status=exc.http_status)
+    if isinstance(exc, DjangoValidationError):
+        details = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        body = {
+            "error": {
+                "code": "invalid",
+                "message": "Some values are not valid.",
+                "details": details,
+            }
+        }
+        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = exception_handler(exc, context)
+    if response is not None and isinstance(exc, exceptions.APIException):
+        details = response.data
+        message = details.get("detail") if isinstance(details, dict) else None
+        code = exc.get_codes() if not isinstance(exc, exceptions.ValidationError) else "invalid"
+        if not isinstance(code, str):
+            code = "invalid"
+        response.data = {
+            "error": {
+                "code": code,
+                "message": str(message) if message else "The request is not valid.",
+                "details": None if message else details,
+            }
+        }
+    return response

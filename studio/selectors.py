@@ -1,0 +1,205 @@
+"""Queries, always scoped to the projects the user is a member of.
+
+Views, serializers and templates never build querysets of their own: they call these.
+A lookup outside the user's projects raises ``NotFound``, exactly like a missing id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from django.db.models import Count, F, Q, QuerySet
+
+from .errors import ApplicationError, NotFound
+from .models import (
+    Dataset,
+    DatasetVersion,
+    Image,
+    IngestFile,
+    Job,
+    Membership,
+    Objective,
+    ProblemStatement,
+    Project,
+)
+
+METADATA_FILTER_PREFIX = "meta."
+
+
+def project_list(*, user) -> QuerySet[Project]:
+    """Return the projects the user belongs to, with the user's role as ``my_role``."""
+    if not user.is_authenticated:
+        return Project.objects.none()
+    return (
+        Project.objects.filter(memberships__user=user)
+        .annotate(my_role=F("memberships__role"))
+        .order_by("name")
+    )
+
+
+def project_get(*, user, slug: str) -> Project:
+    """Return the project with this slug if the user is a member; NotFound otherwise."""
+    project = project_list(user=user).filter(slug=slug).first()
+    if project is None:
+        raise NotFound("Project not found.")
+    return project
+
+
+def member_list(*, user, project: Project) -> QuerySet[Membership]:
+    return (
+        Membership.objects.filter(project=project, project__memberships__user=user)
+        .select_related("user")
+        .order_by("user__username")
+    )
+
+
+def member_get(*, user, project: Project, membership_id: int) -> Membership:
+    membership = member_list(user=user, project=project).filter(pk=membership_id).first()
+    if membership is None:
+        raise NotFound("Member not found.")
+    return membership
+
+
+def objective_list(*, user, project: Project) -> QuerySet[Objective]:
+    return Objective.objects.filter(
+        project=project, project__memberships__user=user
+    ).select_related("owner")
+
+
+def objective_get(*, user, project: Project, objective_id: int) -> Objective:
+    objective = objective_list(user=user, project=project).filter(pk=objective_id).first()
+    if objective is None:
+        raise NotFound("Objective not found.")
+    return objective
+
+
+def problem_statement_get(*, user, project: Project) -> ProblemStatement | None:
+    """Return the project's problem statement with approaches and criteria, or None if unset."""
+    return (
+        ProblemStatement.objects.filter(project=project, project__memberships__user=user)
+        .prefetch_related("approaches", "criteria")
+        .first()
+    )
+
+
+def dataset_list(*, user, project: Project) -> QuerySet[Dataset]:
+    return (
+        Dataset.objects.filter(project=project, project__memberships__user=user)
+        .annotate(image_count=Count("members", distinct=True))
+        .order_by("name")
+    )
+
+
+def dataset_get(*, user, project: Project, dataset_id: int) -> Dataset:
+    dataset = dataset_list(user=user, project=project).filter(pk=dataset_id).first()
+    if dataset is None:
+        raise NotFound("Dataset not found.")
+    return dataset
+
+
+def version_list(*, user, dataset: Dataset) -> QuerySet[DatasetVersion]:
+    return DatasetVersion.objects.filter(
+        dataset=dataset, dataset__project__memberships__user=user
+    ).select_related("created_by")
+
+
+def version_get(*, user, dataset: Dataset, number: int) -> DatasetVersion:
+    version = version_list(user=user, dataset=dataset).filter(number=number).first()
+    if version is None:
+        raise NotFound("Dataset version not found.")
+    return version
+
+
+def metadata_filters_from_params(*, project: Project, params: Mapping[str, str]) -> dict[str, str]:
+    """Pick ``meta.<field>=<value>`` pairs from query parameters, allowing only known fields."""
+    filters = {}
+    allowed = set(project.metadata_fields or [])
+    for key, value in params.items():
+        if not key.startswith(METADATA_FILTER_PREFIX) or value in ("", None):
+            continue
+        field = key[len(METADATA_FILTER_PREFIX) :]
+        if field not in allowed:
+            raise ApplicationError(
+                f"Cannot filter on metadata field {field!r}.",
+                details={"allowed": sorted(allowed)},
+            )
+        filters[field] = value
+    return filters
+
+
+def _metadata_q(field: str, value: str) -> Q:
+    # Metadata set from CSV is text and from JSON may be a number or boolean: match either.
+    q = Q(**{f"metadata__{field}": value})
+    for cast in (int, float):
+        try:
+            q |= Q(**{f"metadata__{field}": cast(value)})
+        except ValueError:
+            continue
+    if value.lower() in ("true", "false"):
+        q |= Q(**{f"metadata__{field}": value.lower() == "true"})
+    return q
+
+
+def image_list(
+    *,
+    user,
+    project: Project,
+    dataset: Dataset | None = None,
+    version: DatasetVersion | None = None,
+    split: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> QuerySet[Image]:
+    """Return images of a project, optionally within a dataset or version, filtered by metadata."""
+    qs = Image.objects.filter(project=project, project__memberships__user=user)
+    if version is not None:
+        items = version.items.filter(split=split) if split else version.items.all()
+        qs = qs.filter(pk__in=items.values("image_id"))
+    elif dataset is not None:
+        qs = qs.filter(pk__in=dataset.members.values("image_id"))
+    for field, value in (metadata or {}).items():
+        qs = qs.filter(_metadata_q(field, value))
+    return qs.order_by("id")
+
+
+def image_get(*, user, project: Project, image_id: int) -> Image:
+    image = image_list(user=user, project=project).filter(pk=image_id).first()
+    if image is None:
+        raise NotFound("Image not found.")
+    return image
+
+
+def image_get_any_project(*, user, image_id: int) -> Image:
+    """Return an image from any of the user's projects (used by the authorised file view)."""
+    image = Image.objects.filter(pk=image_id, project__memberships__user=user).first()
+    if image is None:
+        raise NotFound("Image not found.")
+    return image
+
+
+def job_list(*, user, project: Project | None = None) -> QuerySet[Job]:
+    qs = Job.objects.filter(project__memberships__user=user).select_related("project", "created_by")
+    if project is not None:
+        qs = qs.filter(project=project)
+    return qs.order_by("-created_at", "-id")
+
+
+def job_get(*, user, job_id: int) -> Job:
+    job = job_list(user=user).filter(pk=job_id).first()
+    if job is None:
+        raise NotFound("Job not found.")
+    return job
+
+
+def ingest_file_list(*, user, job: Job, outcome: str | None = None) -> QuerySet[IngestFile]:
+    qs = IngestFile.objects.filter(job=job, job__project__memberships__user=user)
+    if outcome:
+        qs = qs.filter(outcome=outcome)
+    return qs.order_by("position")
+
+
+def ingest_summary(*, job: Job) -> dict[str, int]:
+    """Return counts of per-file outcomes for a job the caller already holds."""
+    counts = dict(
+        IngestFile.objects.filter(job=job).values_list("outcome").annotate(n=Count("id")).order_by()
+    )
+    return {outcome: counts.get(outcome, 0) for outcome in IngestFile.Outcome.values}

@@ -1,0 +1,1 @@
+"""Actions that change state, one module per domain. Keyword-only, typed, atomic."""

@@ -1,0 +1,286 @@
+"""The ingest job: validate, de-duplicate, store, thumbnail and record each uploaded file.
+
+``upload_create`` runs in the web request: it checks whole-archive limits, stages the
+raw files on the storage backend and queues a job. ``ingest_run`` runs on a worker: it
+walks the staged items in a fixed order, in chunks; each chunk's files are written
+first (under content-addressed names, so a rewrite is a no-op), then its rows and the
+checkpoint commit in one transaction. A worker killed anywhere resumes at the first
+uncommitted chunk, and every image ends up stored exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+import zipfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from studio.errors import UploadRejected
+from studio.models import Dataset, Image, IngestFile, Job, Project
+from studio.permissions import Capability, require
+from studio.uploads import (
+    Limits,
+    ProcessedImage,
+    Rejected,
+    check_archive,
+    is_zip,
+    process_image,
+    read_entry,
+)
+
+from .datasets import dataset_add_images, dataset_version_create
+from .jobs import JobContext, job_create, job_enqueue, register
+
+log = logging.getLogger(__name__)
+
+CHUNK = 32
+MAX_NAME = 500
+
+
+def _storage_names(project_id: int, sha: str, ext: str) -> tuple[str, str]:
+    return (
+        f"projects/{project_id}/images/{sha[:2]}/{sha}.{ext}",
+        f"projects/{project_id}/thumbs/{sha[:2]}/{sha}.jpg",
+    )
+
+
+def _save_once(name: str, data: bytes) -> None:
+    """Write content-addressed bytes unless they are already there (a resumed job)."""
+    if not default_storage.exists(name):
+        saved = default_storage.save(name, ContentFile(data))
+        if saved != name:  # another writer won the race; keep theirs, drop our copy
+            default_storage.delete(saved)
+
+
+def upload_create(*, actor, project: Project, dataset: Dataset, files: list) -> Job:
+    """Stage uploaded files (images or zip archives) and queue an ingest job for them.
+
+    Raises ``UploadRejected`` without leaving anything behind when a file is an archive
+    that breaks a whole-archive limit (entries, total bytes) or when no file was sent.
+    """
+    require(actor, project, Capability.CONTRIBUTE)
+    if dataset.project_id != project.pk:
+        raise UploadRejected("The dataset is not part of this project.")
+    if not files:
+        raise UploadRejected("No files were uploaded.")
+    limits = Limits.from_settings()
+    batch = uuid.uuid4().hex
+    staged: list[dict] = []
+    try:
+        for index, upload in enumerate(files):
+            name = os.path.basename(upload.name or f"file-{index}")[:MAX_NAME]
+            upload.seek(0)
+            archive = is_zip(upload)
+            if archive:
+                try:
+                    entries = check_archive(upload, limits)
+                except Rejected as exc:
+                    raise UploadRejected(f"{name}: {exc}")
+                upload.seek(0)
+                if not entries:
+                    raise UploadRejected(f"{name}: the archive holds no files.")
+            path = default_storage.save(f"staging/{batch}/{index:05d}", upload)
+            staged.append({"name": name, "path": path, "archive": archive})
+        with transaction.atomic():
+            job = job_create(
+                project=project,
+                kind=Job.Kind.INGEST,
+                params={"dataset": dataset.pk, "staged": staged},
+                created_by=actor,
+            )
+            job_enqueue(job)
+        return job
+    except BaseException:
+        for item in staged:
+            default_storage.delete(item["path"])
+        raise
+
+
+@dataclass
+class _Item:
+    position: int
+    name: str
+    staged: int
+    info: zipfile.ZipInfo | None
+    problem: str | None
+
+
+def _items(staged: list[dict], limits: Limits, stack: ExitStack) -> tuple[list[_Item], dict]:
+    """List every file of the upload in a fixed order; open archives are kept in ``stack``."""
+    items: list[_Item] = []
+    archives: dict[int, zipfile.ZipFile] = {}
+    for s_index, entry in enumerate(staged):
+        if entry["archive"]:
+            fh = stack.enter_context(default_storage.open(entry["path"], "rb"))
+            for member in check_archive(fh, limits):
+                items.append(
+                    _Item(
+                        len(items),
+                        f"{entry['name']}/{member.name}"[:MAX_NAME],
+                        s_index,
+                        member.info,
+                        member.problem,
+                    )
+                )
+            fh.seek(0)
+            archives[s_index] = stack.enter_context(zipfile.ZipFile(fh))
+        else:
+            items.append(_Item(len(items), entry["name"], s_index, None, None))
+    return items, archives
+
+
+def _read(item: _Item, staged: list[dict], archives: dict, limits: Limits) -> bytes:
+    if item.info is None:
+        with default_storage.open(staged[item.staged]["path"], "rb") as fh:
+            data = fh.read(limits.max_file_bytes + 1)
+        if len(data) > limits.max_file_bytes:
+            raise Rejected(f"file is larger than the limit of {limits.max_file_bytes:,} bytes")
+        return data
+    try:
+        return read_entry(archives[item.staged], item.info, limits)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise Rejected(f"damaged archive entry: {exc}")
+
+
+def _process(item: _Item, project_id: int, staged, archives, limits) -> ProcessedImage | str:
+    """Validate one file and write its original and thumbnail; return it, or why it was rejected."""
+    if item.problem:
+        return item.problem
+    try:
+        data = _read(item, staged, archives, limits)
+        processed = process_image(data, limits)
+    except Rejected as exc:
+        return str(exc)
+    original, thumb = _storage_names(project_id, processed.sha256, processed.extension)
+    _save_once(original, data)
+    _save_once(thumb, processed.thumbnail)
+    return processed
+
+
+def _chunks(items: list[_Item], start: int) -> Iterator[list[_Item]]:
+    for i in range(start, len(items), CHUNK):
+        yield items[i : i + CHUNK]
+
+
+@register(Job.Kind.INGEST)
+def ingest_run(job: Job, ctx: JobContext) -> dict:
+    """Ingest the job's staged files, resuming after the last committed chunk."""
+    dataset = Dataset.objects.filter(pk=job.params["dataset"], project=job.project).first()
+    if dataset is None:
+        raise UploadRejected("The target dataset was deleted.")
+    staged = job.params["staged"]
+    limits = Limits.from_settings()
+    start = int(job.checkpoint.get("next", 0))
+    workers = max(1, min(4, os.cpu_count() or 1))
+    with ExitStack() as stack:
+        items, archives = _items(staged, limits, stack)
+        total = len(items)
+        # Decoding releases the GIL; zip members are read through zipfile's locked shared handle.
+        pool = stack.enter_context(ThreadPoolExecutor(workers))
+        for chunk in _chunks(items, start):
+            ctx.progress(
+                chunk[0].position, total, f"Processing file {chunk[0].position + 1} of {total}"
+            )
+            outcomes = list(
+                pool.map(lambda it: _process(it, job.project_id, staged, archives, limits), chunk)
+            )
+            _commit_chunk(job, ctx, dataset, chunk, outcomes, total)
+    return _finish_ingest(job, dataset)
+
+
+def _commit_chunk(
+    job: Job, ctx: JobContext, dataset: Dataset, chunk: list[_Item], outcomes: list, total: int
+) -> None:
+    """Record a chunk's images, per-file outcomes and the checkpoint in one transaction."""
+    project_id = job.project_id
+    good = [o for o in outcomes if isinstance(o, ProcessedImage)]
+    with transaction.atomic():
+        existing = {
+            img.sha256: img
+            for img in Image.objects.filter(
+                project_id=project_id, sha256__in=[o.sha256 for o in good]
+            )
+        }
+        records, image_ids = [], []
+        for item, outcome in zip(chunk, outcomes, strict=True):
+            if not isinstance(outcome, ProcessedImage):
+                records.append(
+                    IngestFile(
+                        job=job,
+                        position=item.position,
+                        name=item.name,
+                        outcome=IngestFile.Outcome.REJECTED,
+                        reason=outcome[:300],
+                    )
+                )
+                continue
+            image = existing.get(outcome.sha256)
+            if image is not None:
+                records.append(
+                    IngestFile(
+                        job=job,
+                        position=item.position,
+                        name=item.name,
+                        outcome=IngestFile.Outcome.DUPLICATE,
+                        image=image,
+                        reason=f"same content as {image.original_name} (image {image.pk})"[:300],
+                    )
+                )
+            else:
+                original, thumb = _storage_names(project_id, outcome.sha256, outcome.extension)
+                image = Image.objects.create(
+                    project_id=project_id,
+                    sha256=outcome.sha256,
+                    file=original,
+                    thumbnail=thumb,
+                    original_name=os.path.basename(item.name)[:255],
+                    format=outcome.format,
+                    width=outcome.width,
+                    height=outcome.height,
+                    byte_size=outcome.byte_size,
+                    captured_at=outcome.captured_at,
+                    uploaded_by_id=job.created_by_id,
+                )
+                existing[outcome.sha256] = image
+                records.append(
+                    IngestFile(
+                        job=job,
+                        position=item.position,
+                        name=item.name,
+                        outcome=IngestFile.Outcome.ACCEPTED,
+                        image=image,
+                    )
+                )
+            image_ids.append(image.pk)
+        IngestFile.objects.bulk_create(records, ignore_conflicts=True)
+        dataset_add_images(dataset=dataset, image_ids=image_ids)
+        done = chunk[-1].position + 1
+        ctx.save_checkpoint(
+            {"next": done}, done=done, total=total, message=f"Processed {done} of {total} files"
+        )
+
+
+def _finish_ingest(job: Job, dataset: Dataset) -> dict:
+    from studio.selectors import ingest_summary
+
+    summary = ingest_summary(job=job)
+    version = None
+    if summary["accepted"] or summary["duplicate"]:
+        version, created = dataset_version_create(
+            dataset=dataset, actor=job.created_by, note=f"Ingest job {job.pk}", source_job=job
+        )
+    for entry in job.params["staged"]:
+        default_storage.delete(entry["path"])
+    return {
+        **summary,
+        "dataset": dataset.pk,
+        "version": version.number if version else None,
+    }

@@ -1,0 +1,28 @@
+from django.urls import path
+
+from . import views as v
+
+app_name = "studio"
+P = "p/<slug:slug>/"
+
+urlpatterns = [
+    path("", v.project_list, name="project_list"),
+    path("projects/new/", v.project_create, name="project_create"),
+    path(P, v.project_detail, name="project_detail"),
+    path(P + "edit/", v.project_edit, name="project_edit"),
+    path(P + "objectives/new/", v.objective_edit, name="objective_create"),
+    path(P + "objectives/<int:objective_id>/edit/", v.objective_edit, name="objective_edit"),
+    path(P + "problem/", v.problem_edit, name="problem_edit"),
+    path(P + "members/", v.members, name="members"),
+    path(P + "members/<int:membership_id>/", v.member_change, name="member_change"),
+    path(P + "datasets/new/", v.dataset_create, name="dataset_create"),
+    path(P + "datasets/<int:dataset_id>/", v.dataset_detail, name="dataset_detail"),
+    path(P + "datasets/<int:dataset_id>/upload/", v.upload, name="upload"),
+    path(P + "datasets/<int:dataset_id>/snapshot/", v.dataset_snapshot, name="dataset_snapshot"),
+    path(P + "datasets/<int:dataset_id>/metadata/", v.dataset_metadata, name="dataset_metadata"),
+    path(P + "images/<int:image_id>/", v.image_detail, name="image_detail"),
+    path("jobs/", v.job_list, name="job_list"),
+    path("jobs/<int:job_id>/", v.job_detail, name="job_detail"),
+    path("jobs/<int:job_id>/<str:action>/", v.job_action, name="job_action"),
+    path("files/images/<int:image_id>/<str:kind>", v.image_file, name="image_file"),
+]

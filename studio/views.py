@@ -1,0 +1,495 @@
+"""Browser pages (templates + htmx). Each view calls selectors to read and services to write."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.files.storage import default_storage
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from studio import selectors
+from studio.errors import ApplicationError, NotFound
+from studio.forms import (
+    ApproachFormSet,
+    CriterionFormSet,
+    DatasetForm,
+    MemberForm,
+    MetadataForm,
+    ObjectiveForm,
+    ProblemForm,
+    ProjectForm,
+    RoleForm,
+    SnapshotForm,
+    UploadForm,
+)
+from studio.models import Job
+from studio.permissions import Capability, can
+from studio.services import datasets as dataset_services
+from studio.services import ingest as ingest_services
+from studio.services import jobs as job_services
+from studio.services import projects as project_services
+from studio.uploads import CONTENT_TYPES
+
+GRID_PAGE = 48
+FILES_PAGE = 100
+
+
+def member_view(fn):
+    """Resolve ``slug`` to a project the user belongs to (404 otherwise) and pass it on."""
+
+    @login_required
+    @wraps(fn)
+    def wrapper(request, slug, *args, **kwargs):
+        try:
+            project = selectors.project_get(user=request.user, slug=slug)
+        except NotFound:
+            raise Http404("Project not found")
+        request.can_manage = can(request.user, project, Capability.MANAGE)
+        request.can_contribute = can(request.user, project, Capability.CONTRIBUTE)
+        try:
+            return fn(request, project, *args, **kwargs)
+        except NotFound as exc:
+            raise Http404(exc.message)
+
+    return wrapper
+
+
+def _form_error(form, exc: ApplicationError | DjangoValidationError) -> None:
+    if isinstance(exc, DjangoValidationError):
+        for message in exc.messages:
+            form.add_error(None, message)
+    else:
+        form.add_error(None, exc.message)
+
+
+@require_GET
+@login_required
+def project_list(request: HttpRequest) -> HttpResponse:
+    projects = selectors.project_list(user=request.user)
+    return render(request, "studio/project_list.html", {"projects": projects})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def project_create(request: HttpRequest) -> HttpResponse:
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project = project_services.project_create(owner=request.user, **form.cleaned_data)
+        except ApplicationError as exc:
+            _form_error(form, exc)
+        else:
+            messages.success(request, f"Project “{project.name}” created. Add its objectives next.")
+            return redirect("studio:project_detail", slug=project.slug)
+    return render(request, "studio/project_form.html", {"form": form})
+
+
+@require_GET
+@member_view
+def project_detail(request: HttpRequest, project) -> HttpResponse:
+    user = request.user
+    jobs = list(selectors.job_list(user=user, project=project)[:8])
+    context = {
+        "project": project,
+        "jobs": jobs,
+        "jobs_active": any(j.is_active for j in jobs),
+        "objectives": selectors.objective_list(user=user, project=project),
+        "problem": selectors.problem_statement_get(user=user, project=project),
+        "datasets": selectors.dataset_list(user=user, project=project),
+        "members": selectors.member_list(user=user, project=project),
+    }
+    template = "studio/project_detail.html"
+    if request.htmx and request.GET.get("fragment") == "jobs":
+        template += "#jobs"
+    return render(request, template, context)
+
+
+@require_http_methods(["GET", "POST"])
+@member_view
+def project_edit(request: HttpRequest, project) -> HttpResponse:
+    form = ProjectForm(
+        request.POST or None,
+        initial={"name": project.name, "business_problem": project.business_problem},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            project_services.project_update(
+                actor=request.user, project=project, **form.cleaned_data
+            )
+        except ApplicationError as exc:
+            _form_error(form, exc)
+        else:
+            return redirect("studio:project_detail", slug=project.slug)
+    return render(request, "studio/project_form.html", {"form": form, "project": project})
+
+
+@require_http_methods(["GET", "POST"])
+@member_view
+def objective_edit(request: HttpRequest, project, objective_id: int | None = None) -> HttpResponse:
+    objective = (
+        selectors.objective_get(user=request.user, project=project, objective_id=objective_id)
+        if objective_id
+        else None
+    )
+    members = project.members.all()
+    form = ObjectiveForm(request.POST or None, instance=objective, members=members)
+    if request.method == "POST" and form.is_valid():
+        data = {f: form.cleaned_data[f] for f in form.Meta.fields}
+        try:
+            if objective:
+                project_services.objective_update(actor=request.user, objective=objective, **data)
+            else:
+                project_services.objective_create(actor=request.user, project=project, **data)
+        except (ApplicationError, DjangoValidationError) as exc:
+            _form_error(form, exc)
+        else:
+            messages.success(request, "Objective saved.")
+            return redirect("studio:project_detail", slug=project.slug)
+    return render(
+        request,
+        "studio/objective_form.html",
+        {"form": form, "project": project, "objective": objective},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@member_view
+def problem_edit(request: HttpRequest, project) -> HttpResponse:
+    problem = selectors.problem_statement_get(user=request.user, project=project)
+    initial = {}
+    approaches_initial, criteria_initial = [], []
+    if problem:
+        initial = {
+            f: getattr(problem, f)
+            for f in (
+                "task_type",
+                "description",
+                "serving_mode",
+                "latency_budget_ms",
+                "model_size_budget_mb",
+            )
+        }
+        approaches_initial = [
+            {"name": a.name, "notes": a.notes, "priority": a.priority, "status": a.status}
+            for a in problem.approaches.all()
+        ]
+        criteria_initial = [
+            {
+                "metric": c.metric,
+                "comparison": c.comparison,
+                "threshold": c.threshold,
+                "slice": c.slice,
+            }
+            for c in problem.criteria.all()
+        ]
+    data = request.POST or None
+    form = ProblemForm(data, initial=initial)
+    approaches = ApproachFormSet(data, initial=approaches_initial, prefix="approaches")
+    criteria = CriterionFormSet(data, initial=criteria_initial, prefix="criteria")
+    if (
+        request.method == "POST"
+        and form.is_valid()
+        and approaches.is_valid()
+        and criteria.is_valid()
+    ):
+
+        def rows(formset):
+            return [
+                {k: v for k, v in f.cleaned_data.items() if k != "DELETE"}
+                for f in formset.forms
+                if f.cleaned_data and not f.cleaned_data.get("DELETE") and f.has_changed()
+            ]
+
+        try:
+            project_services.problem_statement_set(
+                actor=request.user,
+                project=project,
+                approaches=rows(approaches),
+                criteria=rows(criteria),
+                **form.cleaned_data,
+            )
+        except (ApplicationError, DjangoValidationError) as exc:
+            _form_error(form, exc)
+        else:
+            messages.success(request, "Problem statement saved.")
+            return redirect("studio:project_detail", slug=project.slug)
+    return render(
+        request,
+        "studio/problem_form.html",
+        {"form": form, "approaches": approaches, "criteria": criteria, "project": project},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@member_view
+def members(request: HttpRequest, project) -> HttpResponse:
+    form = MemberForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project_services.member_add(actor=request.user, project=project, **form.cleaned_data)
+        except ApplicationError as exc:
+            _form_error(form, exc)
+        else:
+            messages.success(request, f"{form.cleaned_data['username']} added.")
+            return redirect("studio:members", slug=project.slug)
+    return render(
+        request,
+        "studio/members.html",
+        {
+            "project": project,
+            "form": form,
+            "role_form": RoleForm(),
+            "members": selectors.member_list(user=request.user, project=project),
+        },
+    )
+
+
+@require_POST
+@member_view
+def member_change(request: HttpRequest, project, membership_id: int) -> HttpResponse:
+    membership = selectors.member_get(
+        user=request.user, project=project, membership_id=membership_id
+    )
+    try:
+        if request.POST.get("action") == "remove":
+            project_services.member_remove(actor=request.user, membership=membership)
+            messages.success(request, f"{membership.user.username} removed.")
+        else:
+            form = RoleForm(request.POST)
+            if not form.is_valid():
+                raise ApplicationError("Choose a valid role.")
+            project_services.member_update_role(
+                actor=request.user, membership=membership, **form.cleaned_data
+            )
+            messages.success(request, f"{membership.user.username} is now {membership.role}.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("studio:members", slug=project.slug)
+
+
+@require_http_methods(["GET", "POST"])
+@member_view
+def dataset_create(request: HttpRequest, project) -> HttpResponse:
+    form = DatasetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            dataset = dataset_services.dataset_create(
+                actor=request.user, project=project, **form.cleaned_data
+            )
+        except ApplicationError as exc:
+            _form_error(form, exc)
+        else:
+            return redirect("studio:upload", slug=project.slug, dataset_id=dataset.pk)
+    return render(request, "studio/dataset_form.html", {"form": form, "project": project})
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+@require_GET
+@member_view
+def dataset_detail(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
+    user = request.user
+    dataset = selectors.dataset_get(user=user, project=project, dataset_id=dataset_id)
+    versions = list(selectors.version_list(user=user, dataset=dataset))
+    number = _int_or_none(request.GET.get("version"))
+    version = selectors.version_get(user=user, dataset=dataset, number=number) if number else None
+    split = (
+        request.GET.get("split") if request.GET.get("split") in ("train", "val", "test") else None
+    )
+    error = None
+    try:
+        meta = selectors.metadata_filters_from_params(project=project, params=request.GET)
+    except ApplicationError as exc:
+        meta, error = {}, exc.message
+    images = selectors.image_list(
+        user=user, project=project, dataset=dataset, version=version, split=split, metadata=meta
+    )
+    page = Paginator(images, GRID_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "project": project,
+        "dataset": dataset,
+        "versions": versions,
+        "version": version,
+        "split": split,
+        "meta_fields": [(f, meta.get(f, "")) for f in project.metadata_fields],
+        "filter_error": error,
+        "page": page,
+        "query": query.urlencode(),
+        "metadata_form": MetadataForm(),
+        "snapshot_form": SnapshotForm(),
+    }
+    template = "studio/dataset_detail.html#grid" if request.htmx else "studio/dataset_detail.html"
+    return render(request, template, context)
+
+
+@require_POST
+@member_view
+def dataset_snapshot(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
+    dataset = selectors.dataset_get(user=request.user, project=project, dataset_id=dataset_id)
+    form = SnapshotForm(request.POST)
+    note = form.cleaned_data["note"] if form.is_valid() else ""
+    try:
+        version, created = dataset_services.dataset_version_snapshot(
+            actor=request.user, dataset=dataset, note=note
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        if created:
+            messages.success(
+                request, f"Version {version.number} created ({version.image_count} images)."
+            )
+        else:
+            messages.info(request, f"Nothing changed since version {version.number}.")
+    return redirect("studio:dataset_detail", slug=project.slug, dataset_id=dataset.pk)
+
+
+@require_POST
+@member_view
+def dataset_metadata(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
+    dataset = selectors.dataset_get(user=request.user, project=project, dataset_id=dataset_id)
+    form = MetadataForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(request, "Choose a CSV or JSON file.")
+    else:
+        upload = form.cleaned_data["file"]
+        try:
+            report = dataset_services.image_metadata_bulk_set(
+                actor=request.user,
+                project=project,
+                dataset=dataset,
+                content=upload.read(dataset_services.MAX_METADATA_BYTES + 1),
+                filename=upload.name,
+            )
+        except ApplicationError as exc:
+            messages.error(request, f"Metadata not applied: {exc.message}")
+        else:
+            text = f"Metadata set on {report['updated']} images."
+            if report["unmatched"]:
+                names = ", ".join(report["unmatched"][:5])
+                more = "…" if len(report["unmatched"]) > 5 else ""
+                text += f" {len(report['unmatched'])} names matched no image: {names}{more}"
+            messages.success(request, text)
+    return redirect("studio:dataset_detail", slug=project.slug, dataset_id=dataset.pk)
+
+
+@require_GET
+@member_view
+def image_detail(request: HttpRequest, project, image_id: int) -> HttpResponse:
+    image = selectors.image_get(user=request.user, project=project, image_id=image_id)
+    return render(
+        request,
+        "studio/image_detail.html",
+        {"project": project, "image": image, "datasets": image.datasets.all()},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@member_view
+def upload(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
+    dataset = selectors.dataset_get(user=request.user, project=project, dataset_id=dataset_id)
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = ingest_services.upload_create(
+                actor=request.user,
+                project=project,
+                dataset=dataset,
+                files=form.cleaned_data["files"],
+            )
+        except ApplicationError as exc:
+            _form_error(form, exc)
+        else:
+            return redirect("studio:job_detail", job_id=job.pk)
+    return render(
+        request, "studio/upload.html", {"form": form, "project": project, "dataset": dataset}
+    )
+
+
+@require_GET
+@login_required
+def job_list(request: HttpRequest) -> HttpResponse:
+    page = Paginator(selectors.job_list(user=request.user), 50).get_page(request.GET.get("page"))
+    return render(request, "studio/job_list.html", {"page": page})
+
+
+@require_GET
+@login_required
+def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    try:
+        job = selectors.job_get(user=request.user, job_id=job_id)
+    except NotFound:
+        raise Http404("Job not found")
+    outcome = request.GET.get("outcome") or None
+    files = selectors.ingest_file_list(user=request.user, job=job, outcome=outcome)
+    page = Paginator(files, FILES_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "job": job,
+        "project": job.project,
+        "summary": selectors.ingest_summary(job=job),
+        "page": page,
+        "outcome": outcome,
+        "can_cancel": job.is_active and can(request.user, job.project, Capability.CONTRIBUTE),
+        "can_retry": job.status in (Job.Status.FAILED, Job.Status.CANCELLED)
+        and can(request.user, job.project, Capability.CONTRIBUTE),
+        "dataset_id": job.params.get("dataset"),
+    }
+    template = "studio/job_detail.html"
+    if request.htmx and request.GET.get("fragment") == "status":
+        template += "#status"
+    return render(request, template, context)
+
+
+@require_POST
+@login_required
+def job_action(request: HttpRequest, job_id: int, action: str) -> HttpResponse:
+    try:
+        job = selectors.job_get(user=request.user, job_id=job_id)
+        if action == "cancel":
+            job_services.job_cancel(actor=request.user, job=job)
+            messages.info(request, "Cancellation requested.")
+        elif action == "retry":
+            job_services.job_retry(actor=request.user, job=job)
+            messages.info(request, "Job queued again; it resumes where it stopped.")
+        else:
+            raise Http404()
+    except NotFound:
+        raise Http404("Job not found")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect(reverse("studio:job_detail", args=[job_id]))
+
+
+@require_GET
+@login_required
+def image_file(request: HttpRequest, image_id: int, kind: str) -> FileResponse:
+    """Serve an image's bytes to project members only, never sniffed as anything else."""
+    try:
+        image = selectors.image_get_any_project(user=request.user, image_id=image_id)
+    except NotFound:
+        raise Http404("Image not found")
+    if kind == "original":
+        name, content_type = image.file.name, CONTENT_TYPES[image.format]
+    elif kind == "thumb":
+        name, content_type = image.thumbnail.name, "image/jpeg"
+    else:
+        raise Http404()
+    response = FileResponse(default_storage.open(name, "rb"), content_type=content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=86400, immutable"
+    return response
