@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views as v
+from .api.views import ImageFileApi
 
 app_name = "studio"
 P = "p/<slug:slug>/"
@@ -24,5 +25,5 @@ urlpatterns = [
     path("jobs/", v.job_list, name="job_list"),
     path("jobs/<int:job_id>/", v.job_detail, name="job_detail"),
     path("jobs/<int:job_id>/<str:action>/", v.job_action, name="job_action"),
-    path("files/images/<int:image_id>/<str:kind>", v.image_file, name="image_file"),
+    path("files/images/<int:pk>/<str:kind>", ImageFileApi.as_view(), name="image_file"),
 ]

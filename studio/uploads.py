@@ -117,6 +117,12 @@ def process_image(data: bytes, limits: Limits) -> ProcessedImage:
             f"image is {width}x{height} = {width * height:,} pixels; the limit is {limits.max_pixels:,}"
         )
     fmt = img.format
+    if fmt == "PNG":
+        # Pillow checks PNG chunk CRCs only in verify(); a damaged IDAT can decode silently.
+        try:
+            PILImage.open(io.BytesIO(data), formats=("PNG",)).verify()
+        except Exception as exc:  # noqa: BLE001 - any verification failure is a rejection
+            raise Rejected(f"corrupt image data: {exc}")
     captured_at = _exif_timestamp(img)
     size = limits.thumbnail_size
     try:

@@ -7,9 +7,8 @@ from functools import wraps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -35,7 +34,6 @@ from studio.services import datasets as dataset_services
 from studio.services import ingest as ingest_services
 from studio.services import jobs as job_services
 from studio.services import projects as project_services
-from studio.uploads import CONTENT_TYPES
 
 GRID_PAGE = 48
 FILES_PAGE = 100
@@ -472,24 +470,3 @@ def job_action(request: HttpRequest, job_id: int, action: str) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect(reverse("studio:job_detail", args=[job_id]))
-
-
-@require_GET
-@login_required
-def image_file(request: HttpRequest, image_id: int, kind: str) -> FileResponse:
-    """Serve an image's bytes to project members only, never sniffed as anything else."""
-    try:
-        image = selectors.image_get_any_project(user=request.user, image_id=image_id)
-    except NotFound:
-        raise Http404("Image not found")
-    if kind == "original":
-        name, content_type = image.file.name, CONTENT_TYPES[image.format]
-    elif kind == "thumb":
-        name, content_type = image.thumbnail.name, "image/jpeg"
-    else:
-        raise Http404()
-    response = FileResponse(default_storage.open(name, "rb"), content_type=content_type)
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["Cache-Control"] = "private, max-age=86400, immutable"
-    return response

@@ -7,6 +7,8 @@ memberships first, so another project's objects answer 404 on every verb.
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.files.storage import default_storage
+from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -22,6 +24,7 @@ from studio.services import datasets as dataset_services
 from studio.services import ingest as ingest_services
 from studio.services import jobs as job_services
 from studio.services import projects as project_services
+from studio.uploads import CONTENT_TYPES
 
 from . import serializers as s
 
@@ -399,3 +402,25 @@ class JobFilesApi(ApiView):
             user=request.user, job=job, outcome=request.query_params.get("outcome")
         )
         return _paginate(self, request, files, s.IngestFileSerializer)
+
+
+class ImageFileApi(ApiView):
+    """Serve an image's bytes to project members only, never sniffed as anything else."""
+
+    @extend_schema(
+        responses={(200, "image/*"): bytes},
+        description="kind is 'original' (the uploaded bytes) or 'thumb' (a JPEG thumbnail).",
+    )
+    def get(self, request, pk, kind):
+        image = selectors.image_get_any_project(user=request.user, image_id=pk)
+        if kind == "original":
+            name, content_type = image.file.name, CONTENT_TYPES[image.format]
+        elif kind == "thumb":
+            name, content_type = image.thumbnail.name, "image/jpeg"
+        else:
+            raise NotFound("Unknown file kind; use 'original' or 'thumb'.")
+        response = FileResponse(default_storage.open(name, "rb"), content_type=content_type)
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        response["Cache-Control"] = "private, max-age=86400"
+        return response

@@ -123,7 +123,12 @@ class DatasetVersion(models.Model):
 
 class DatasetVersionItem(models.Model):
     version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="items")
-    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="+")
+    image = models.ForeignKey(
+        Image,
+        on_delete=models.RESTRICT,
+        related_name="+",
+        help_text="An image in a version cannot be deleted alone, only with its project.",
+    )
     split = models.CharField(max_length=5, choices=Split.choices)
 
     class Meta:

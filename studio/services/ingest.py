@@ -26,6 +26,7 @@ from django.db import transaction
 from studio.errors import UploadRejected
 from studio.models import Dataset, Image, IngestFile, Job, Project
 from studio.permissions import Capability, require
+from studio.storage import storage_delete_tree
 from studio.uploads import (
     Limits,
     ProcessedImage,
@@ -99,8 +100,8 @@ def upload_create(*, actor, project: Project, dataset: Dataset, files: list) -> 
             job_enqueue(job)
         return job
     except BaseException:
-        for item in staged:
-            default_storage.delete(item["path"])
+        # Includes a file whose bytes stopped arriving half-way through its save.
+        storage_delete_tree(f"staging/{batch}")
         raise
 
 

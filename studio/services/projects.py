@@ -20,6 +20,7 @@ from studio.models import (
     SuccessCriterion,
 )
 from studio.permissions import Capability, require
+from studio.storage import storage_delete_tree
 
 OBJECTIVE_FIELDS = (
     "title",
@@ -80,8 +81,11 @@ def project_update(
 
 @transaction.atomic
 def project_delete(*, actor, project: Project) -> None:
+    """Delete the project with everything in it, then its stored files once that commits."""
     require(actor, project, Capability.MANAGE)
+    folder = f"projects/{project.pk}"
     project.delete()
+    transaction.on_commit(lambda: storage_delete_tree(folder))
 
 
 def _lead_count(project: Project) -> int:

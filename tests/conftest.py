@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import make_dataset, make_project, make_user
+
+
+def pytest_configure(config):
+    from django.conf import settings
+
+    # The SQLite test database lives in a file so that a real worker process can open it.
+    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+    # Password hashing is deliberately slow; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _media(settings, tmp_path):
+    """Give every test its own media folder, so file assertions see only its files."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def lead(db):
+    return make_user("lead")
+
+
+@pytest.fixture
+def team(db, lead):
+    """A project with one user per role, plus an outsider with a project of their own."""
+    users = {
+        "reviewer": make_user("reviewer"),
+        "annotator": make_user("annotator"),
+        "viewer": make_user("viewer"),
+    }
+    project = make_project(lead, "Team project", **users)
+    outsider = make_user("outsider")
+    other = make_project(outsider, "Outsider project")
+    return {"project": project, "lead": lead, **users, "outsider": outsider, "other": other}
+
+
+@pytest.fixture
+def dataset(team):
+    return make_dataset(team["project"], team["lead"])
+
+
+@pytest.fixture
+def api():
+    def client_for(user=None):
+        client = APIClient()
+        if user is not None:
+            client.force_authenticate(user)
+        return client
+
+    return client_for
