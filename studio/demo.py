@@ -80,8 +80,8 @@ def _ingest_now(*, user, project: Project, dataset, files: list) -> Job:
 def seed_demo(
     *,
     username: str = "demo",
-    password: str = "demo-studio",
-    scenes: int = 90,  # noqa: S107
+    password: str = "demo-studio",  # noqa: S107 - the documented demo credentials
+    scenes: int = 90,
 ) -> tuple[Project, bool]:
     """Create the demo user and project once; return (project, created)."""
     import json
