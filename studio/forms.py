@@ -52,12 +52,13 @@ class ApproachForm(forms.Form):
     name = forms.CharField(max_length=200)
     notes = forms.CharField(max_length=2000, required=False)
     priority = forms.IntegerField(min_value=1, max_value=99, initial=1)
-    status = forms.ChoiceField(choices=Approach.Status.choices)
+    status = forms.ChoiceField(choices=Approach.Status.choices, initial="proposed")
 
 
 class CriterionForm(forms.Form):
     metric = forms.CharField(max_length=64, help_text="e.g. mAP50, mIoU, accuracy")
-    comparison = forms.ChoiceField(choices=SuccessCriterion.Comparison.choices)
+    # Initial values let an untouched extra row count as empty rather than half-filled.
+    comparison = forms.ChoiceField(choices=SuccessCriterion.Comparison.choices, initial="gte")
     threshold = forms.FloatField()
     slice = forms.CharField(
         max_length=200, required=False, help_text="field=value, empty for all data"

@@ -46,6 +46,16 @@ def dataset(team):
 
 
 @pytest.fixture
+def worker(transactional_db, tmp_path):
+    """A real `celery worker -B` process on the test database and the configured broker."""
+    from tests.worker import start_worker
+
+    w = start_worker(tmp_path)
+    yield w
+    w.stop()
+
+
+@pytest.fixture
 def api():
     def client_for(user=None):
         client = APIClient()

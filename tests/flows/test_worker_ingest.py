@@ -11,7 +11,7 @@ from PIL import Image as PILImage
 from studio.models import Image, IngestFile, Job
 from studio.services.ingest import upload_create
 from tests.factories import image_bytes, make_dataset, make_project, make_user, upload, zip_bytes
-from tests.flows.conftest import wait_for
+from tests.worker import wait_for
 
 pytestmark = pytest.mark.worker
 

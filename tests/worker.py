@@ -9,11 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from django.conf import settings
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def database_url() -> str:
@@ -85,16 +84,14 @@ class Worker:
         )
 
 
-@pytest.fixture
-def worker(transactional_db, tmp_path):
+def start_worker(tmp_path: Path) -> Worker:
     from studio.celery import app, ensure_broker_folder
 
     ensure_broker_folder()
     app.control.purge()  # messages left by earlier runs point at rows that no longer exist
     w = Worker(tmp_path)
     w.start()
-    yield w
-    w.stop()
+    return w
 
 
 def wait_for(
