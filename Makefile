@@ -32,7 +32,7 @@ lint: $(STAMP)
 
 ## Benchmarks (not part of the test suite): prints ratios against peer libraries.
 bench: $(STAMP)
-	DEBUG=1 $(BIN)/python -m pytest tests/benchmarks -m benchmark -s -p no:randomly $(PYTEST_ARGS)
+	DEBUG=1 $(BIN)/python -m pytest tests/benchmarks -m benchmark $(PYTEST_ARGS)
 
 clean:
 	rm -rf var/test var/test-studio.sqlite3*

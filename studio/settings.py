@@ -207,6 +207,8 @@ STUDIO = {
     "MAX_ARCHIVE_BYTES": env_int("STUDIO_MAX_ARCHIVE_BYTES", 4 * 1024**3),
     "MAX_COMPRESSION_RATIO": env_int("STUDIO_MAX_COMPRESSION_RATIO", 200),
     "THUMBNAIL_SIZE": env_int("STUDIO_THUMBNAIL_SIZE", 256),
+    # Decoding threads per ingest job (Pillow releases the GIL while decoding).
+    "INGEST_THREADS": env_int("STUDIO_INGEST_THREADS", min(4, os.cpu_count() or 1)),
     # Jobs.
     "JOB_MAX_ATTEMPTS": env_int("STUDIO_JOB_MAX_ATTEMPTS", 3),
     "JOB_STALE_AFTER_S": env_int("STUDIO_JOB_STALE_AFTER_S", 120),

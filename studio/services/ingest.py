@@ -19,9 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from studio.errors import UploadRejected
 from studio.models import Dataset, Image, IngestFile, Job, Project
@@ -180,19 +181,29 @@ def ingest_run(job: Job, ctx: JobContext) -> dict:
     staged = job.params["staged"]
     limits = Limits.from_settings()
     start = int(job.checkpoint.get("next", 0))
-    workers = max(1, min(4, os.cpu_count() or 1))
+    workers = max(1, settings.STUDIO["INGEST_THREADS"])
     with ExitStack() as stack:
         items, archives = _items(staged, limits, stack)
         total = len(items)
-        # Decoding releases the GIL; zip members are read through zipfile's locked shared handle.
+        # Decoding releases the GIL; zip members are read through zipfile's locked shared
+        # handle. The next chunk decodes while this one's rows are written (a pipeline).
         pool = stack.enter_context(ThreadPoolExecutor(workers))
-        for chunk in _chunks(items, start):
+
+        def submit(chunk: list[_Item] | None):
+            if chunk is None:
+                return None
+            fn = lambda it: _process(it, job.project_id, staged, archives, limits)  # noqa: E731
+            return chunk, [pool.submit(fn, it) for it in chunk]
+
+        chunks = _chunks(items, start)
+        current = submit(next(chunks, None))
+        while current is not None:
+            chunk, futures = current
             ctx.progress(
                 chunk[0].position, total, f"Processing file {chunk[0].position + 1} of {total}"
             )
-            outcomes = list(
-                pool.map(lambda it: _process(it, job.project_id, staged, archives, limits), chunk)
-            )
+            outcomes = [f.result() for f in futures]
+            current = submit(next(chunks, None))
             _commit_chunk(job, ctx, dataset, chunk, outcomes, total)
     return _finish_ingest(job, dataset)
 
@@ -210,6 +221,28 @@ def _commit_chunk(
                 project_id=project_id, sha256__in=[o.sha256 for o in good]
             )
         }
+        new_images: dict[str, Image] = {}
+        for item, outcome in zip(chunk, outcomes, strict=True):
+            if (
+                isinstance(outcome, ProcessedImage)
+                and outcome.sha256 not in existing
+                and outcome.sha256 not in new_images
+            ):
+                original, thumb = _storage_names(project_id, outcome.sha256, outcome.extension)
+                new_images[outcome.sha256] = Image(
+                    project_id=project_id,
+                    sha256=outcome.sha256,
+                    file=original,
+                    thumbnail=thumb,
+                    original_name=os.path.basename(item.name)[:255],
+                    format=outcome.format,
+                    width=outcome.width,
+                    height=outcome.height,
+                    byte_size=outcome.byte_size,
+                    captured_at=outcome.captured_at,
+                    uploaded_by_id=job.created_by_id,
+                )
+        _insert_images(project_id, new_images)
         records, image_ids = [], []
         for item, outcome in zip(chunk, outcomes, strict=True):
             if not isinstance(outcome, ProcessedImage):
@@ -224,32 +257,8 @@ def _commit_chunk(
                 )
                 continue
             image = existing.get(outcome.sha256)
-            if image is not None:
-                records.append(
-                    IngestFile(
-                        job=job,
-                        position=item.position,
-                        name=item.name,
-                        outcome=IngestFile.Outcome.DUPLICATE,
-                        image=image,
-                        reason=f"same content as {image.original_name} (image {image.pk})"[:300],
-                    )
-                )
-            else:
-                original, thumb = _storage_names(project_id, outcome.sha256, outcome.extension)
-                image = Image.objects.create(
-                    project_id=project_id,
-                    sha256=outcome.sha256,
-                    file=original,
-                    thumbnail=thumb,
-                    original_name=os.path.basename(item.name)[:255],
-                    format=outcome.format,
-                    width=outcome.width,
-                    height=outcome.height,
-                    byte_size=outcome.byte_size,
-                    captured_at=outcome.captured_at,
-                    uploaded_by_id=job.created_by_id,
-                )
+            if image is None:
+                image = new_images[outcome.sha256]
                 existing[outcome.sha256] = image
                 records.append(
                     IngestFile(
@@ -260,6 +269,17 @@ def _commit_chunk(
                         image=image,
                     )
                 )
+            else:
+                records.append(
+                    IngestFile(
+                        job=job,
+                        position=item.position,
+                        name=item.name,
+                        outcome=IngestFile.Outcome.DUPLICATE,
+                        image=image,
+                        reason=f"same content as {image.original_name} (image {image.pk})"[:300],
+                    )
+                )
             image_ids.append(image.pk)
         IngestFile.objects.bulk_create(records, ignore_conflicts=True)
         dataset_add_images(dataset=dataset, image_ids=image_ids)
@@ -267,6 +287,26 @@ def _commit_chunk(
         ctx.save_checkpoint(
             {"next": done}, done=done, total=total, message=f"Processed {done} of {total} files"
         )
+
+
+def _insert_images(project_id: int, new_images: dict[str, Image]) -> None:
+    """Insert new image rows in one statement; fall back row by row if another job raced us."""
+    if not new_images:
+        return
+    try:
+        with transaction.atomic():
+            Image.objects.bulk_create(list(new_images.values()))
+    except IntegrityError:
+        for sha, image in list(new_images.items()):
+            new_images[sha], _ = Image.objects.get_or_create(
+                project_id=project_id,
+                sha256=sha,
+                defaults={
+                    f.attname: getattr(image, f.attname)
+                    for f in Image._meta.concrete_fields
+                    if f.attname not in ("id", "project_id", "sha256")
+                },
+            )
 
 
 def _finish_ingest(job: Job, dataset: Dataset) -> dict:

@@ -1,0 +1,1 @@
+"""Benchmarks: run with `make bench`; each prints its figure as a ratio to a peer in the same run."""
