@@ -117,3 +117,9 @@ def test_problem_statement_keeps_criteria_as_data(team):
         svc.problem_statement_set(
             actor=team["lead"], project=team["project"], task_type="telepathy"
         )
+
+
+def test_project_list_has_one_row_per_project_whatever_the_team_size(team):
+    svc.project_create(owner=team["lead"], name="Solo")
+    rows = [(p.name, p.my_role) for p in selectors.project_list(user=team["lead"])]
+    assert rows == [("Solo", "lead"), ("Team project", "lead")]
