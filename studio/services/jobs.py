@@ -87,13 +87,17 @@ def job_create(*, project: Project, kind: str, params: dict, created_by) -> Job:
     )
 
 
-def _send(job_id: int) -> None:
+# Kinds whose work belongs on a CUDA worker (training, heavy inference) once they exist.
+GPU_KINDS: frozenset[str] = frozenset()
+
+
+def _send(job_id: int, kind: str) -> None:
     from studio.celery import ensure_broker_folder
-    from studio.tasks import run_job
+    from studio.tasks import run_gpu_job, run_job
 
     try:
         ensure_broker_folder()
-        run_job.delay(job_id)
+        (run_gpu_job if kind in GPU_KINDS else run_job).delay(job_id)
     except Exception:
         # The row stays queued: the sweeper sends it again once the broker is back.
         log.exception("could not send job %s to the broker", job_id)
@@ -102,7 +106,7 @@ def _send(job_id: int) -> None:
 
 def job_enqueue(job: Job) -> None:
     """Send the job to its queue once the surrounding transaction commits."""
-    transaction.on_commit(lambda: _send(job.pk))
+    transaction.on_commit(lambda: _send(job.pk, job.kind))
 
 
 def _finish(job_id: int, status: str, **fields) -> None:

@@ -62,7 +62,9 @@ def _studio_job(archive: bytes, round_no: int) -> float:
     project = make_project(user, f"Bench {round_no}")
     dataset = make_dataset(project, user)
     start = time.perf_counter()
-    job = upload_create(actor=user, project=project, dataset=dataset, files=[upload("photos.zip", archive)])
+    job = upload_create(
+        actor=user, project=project, dataset=dataset, files=[upload("photos.zip", archive)]
+    )
     job_run(job_id=job.pk)
     elapsed = time.perf_counter() - start
     job.refresh_from_db()
@@ -86,6 +88,9 @@ def test_ingest_throughput_vs_bare_pillow(capsys, settings):
     with capsys.disabled():
         print(f"\ningest {N} images ({len(archive) / 1e6:.0f} MB zip), median of {ROUNDS} rounds:")
         print(f"  bare Pillow loop (1 thread)      {N / b:6.0f} img/s")
-        for label, times in ((f"Studio job ({threads} threads)", studio), ("Studio job (1 thread)", studio_1t)):
+        for label, times in (
+            (f"Studio job ({threads} threads)", studio),
+            ("Studio job (1 thread)", studio_1t),
+        ):
             s = statistics.median(times)
             print(f"  {label:<32} {N / s:6.0f} img/s   ratio {b / s:.2f} (goal >= 0.80)")

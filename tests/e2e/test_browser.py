@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from studio.models import Image, Job, Objective
 from tests.factories import PASSWORD, image_bytes, make_user, zip_bytes
@@ -39,6 +40,9 @@ def browser():
         browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+        # ORM calls made while Playwright's loop runs get their own connection; close it
+        # here, in that context, or the test database cannot be dropped at the end.
+        connections.close_all()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
