@@ -6,3 +6,6 @@ class AnnotationConfig(AppConfig):
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "annotation"
+
+    def ready(self) -> None:
+        from annotation.services import embeddings  # noqa: F401 - registers the embed job handler

@@ -7,3 +7,6 @@ class StudioConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "studio"
     verbose_name = "Studio"
+
+    def ready(self) -> None:
+        from studio.services import ingest  # noqa: F401 - registers the ingest job handler

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from studio.services import ingest  # noqa: F401 - registers the ingest handler
 from studio.services.jobs import job_run, jobs_sweep
 
 

@@ -21,6 +21,11 @@ urlpatterns = [
     path(P + "datasets/<int:dataset_id>/upload/", v.upload, name="upload"),
     path(P + "datasets/<int:dataset_id>/snapshot/", v.dataset_snapshot, name="dataset_snapshot"),
     path(P + "datasets/<int:dataset_id>/metadata/", v.dataset_metadata, name="dataset_metadata"),
+    path(
+        P + "datasets/<int:dataset_id>/versions/<int:number>/embed/",
+        v.version_embed,
+        name="version_embed",
+    ),
     path(P + "images/<int:image_id>/", v.image_detail, name="image_detail"),
     path("jobs/", v.job_list, name="job_list"),
     path("jobs/<int:job_id>/", v.job_detail, name="job_detail"),

@@ -13,6 +13,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from annotation import selectors as curation
+from annotation.services import embeddings as embedding_services
 from studio import selectors
 from studio.errors import ApplicationError, NotFound
 from studio.forms import (
@@ -28,6 +30,7 @@ from studio.forms import (
     SnapshotForm,
     UploadForm,
 )
+from studio.ml.backbones import DEFAULT_BACKBONE, SPECS
 from studio.models import Job
 from studio.permissions import Capability, can
 from studio.services import datasets as dataset_services
@@ -327,6 +330,7 @@ def dataset_detail(request: HttpRequest, project, dataset_id: int) -> HttpRespon
         "filter_error": error,
         "page": page,
         "query": query.urlencode(),
+        "backbones": [(name, spec.label) for name, spec in SPECS.items()],
         "metadata_form": MetadataForm(),
         "snapshot_form": SnapshotForm(),
     }
@@ -389,11 +393,47 @@ def dataset_metadata(request: HttpRequest, project, dataset_id: int) -> HttpResp
 @member_view
 def image_detail(request: HttpRequest, project, image_id: int) -> HttpResponse:
     image = selectors.image_get(user=request.user, project=project, image_id=image_id)
+    similar, similar_note, space = [], "", None
+    try:
+        space = curation.embedding_space_get(user=request.user, project=project)
+        found = embedding_services.similar_images(space=space, image=image, k=12)
+        by_id = selectors.image_list(user=request.user, project=project).in_bulk(
+            [i for i, _ in found]
+        )
+        similar = [(by_id[i], score) for i, score in found if i in by_id]
+    except ApplicationError as exc:
+        similar_note = exc.message
     return render(
         request,
         "studio/image_detail.html",
-        {"project": project, "image": image, "datasets": image.datasets.all()},
+        {
+            "project": project,
+            "image": image,
+            "datasets": image.datasets.all(),
+            "similar": similar,
+            "similar_note": similar_note,
+            "space": space,
+        },
     )
+
+
+@require_POST
+@member_view
+def version_embed(request: HttpRequest, project, dataset_id: int, number: int) -> HttpResponse:
+    dataset = selectors.dataset_get(user=request.user, project=project, dataset_id=dataset_id)
+    version = selectors.version_get(user=request.user, dataset=dataset, number=number)
+    try:
+        job = embedding_services.embedding_job_start(
+            actor=request.user,
+            version=version,
+            backbone=request.POST.get("backbone") or DEFAULT_BACKBONE,
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect(
+            f"{reverse('studio:dataset_detail', args=[project.slug, dataset.pk])}?version={number}"
+        )
+    return redirect("studio:job_detail", job_id=job.pk)
 
 
 @require_http_methods(["GET", "POST"])

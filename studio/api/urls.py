@@ -5,6 +5,8 @@ from . import views as v
 
 P = "projects/<slug:slug>/"
 
+from annotation.api import urlpatterns as curation_urls
+
 urlpatterns = [
     path("auth/token/", obtain_auth_token, name="api-token"),
     path("projects/", v.ProjectListApi.as_view(), name="project-list"),
@@ -32,3 +34,4 @@ urlpatterns = [
     path("jobs/<int:pk>/retry/", v.JobRetryApi.as_view(), name="job-retry"),
     path("jobs/<int:pk>/files/", v.JobFilesApi.as_view(), name="job-files"),
 ]
+urlpatterns += curation_urls

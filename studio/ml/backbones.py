@@ -302,34 +302,45 @@ class Backbone:
             x = torch.from_numpy(np.stack([self.preprocess(i) for i in images])).to(self.device)
             return self.model(x.contiguous(memory_format=torch.channels_last)).float().cpu().numpy()
 
-    def embed(
-        self, images: Iterable[PILImage.Image | Callable[[], PILImage.Image]], batch_size: int = 32
-    ) -> np.ndarray:
-        """Embed images (or zero-argument loaders of them) in batches.
-
-        Decoding and preprocessing of the next batch run on a background thread while the
-        current batch goes through the network.
-        """
-        chunks = list(self.iter_embed(images, batch_size))
+    def embed(self, images: Iterable, batch_size: int = 32) -> np.ndarray:
+        """Embed images (or zero-argument loaders of them); any failure raises."""
+        chunks = [vectors for _, vectors in self.iter_embed(images, batch_size)]
         if not chunks:
             return np.zeros((0, self.dim), np.float32)
         return np.concatenate(chunks)
 
-    def iter_embed(self, images: Iterable, batch_size: int = 32) -> Iterator[np.ndarray]:
+    def iter_embed(
+        self,
+        images: Iterable[PILImage.Image | Callable[[], PILImage.Image]],
+        batch_size: int = 32,
+        failures: list[tuple[int, str]] | None = None,
+    ) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Yield (input positions, vectors) batch by batch.
+
+        Decoding and preprocessing of the next batch run on a background thread while the
+        current batch goes through the network. With a ``failures`` list, an image that
+        cannot be loaded is recorded there as (position, reason) and skipped; without
+        one, the error is raised.
+        """
         batches: queue.Queue = queue.Queue(maxsize=2)
         done = object()
 
         def produce() -> None:
             try:
-                batch = []
-                for item in images:
-                    img = item() if callable(item) else item
-                    batch.append(self.preprocess(img))
-                    if len(batch) == batch_size:
-                        batches.put(np.stack(batch))
-                        batch = []
-                if batch:
-                    batches.put(np.stack(batch))
+                positions, arrays = [], []
+                for position, item in enumerate(images):
+                    try:
+                        arrays.append(self.preprocess(item() if callable(item) else item))
+                        positions.append(position)
+                    except Exception as exc:
+                        if failures is None:
+                            raise
+                        failures.append((position, f"{type(exc).__name__}: {exc}"))
+                    if len(arrays) == batch_size:
+                        batches.put((positions, np.stack(arrays)))
+                        positions, arrays = [], []
+                if arrays:
+                    batches.put((positions, np.stack(arrays)))
                 batches.put(done)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
                 batches.put(exc)
@@ -339,7 +350,8 @@ class Backbone:
         while (item := batches.get()) is not done:
             if isinstance(item, BaseException):
                 raise item
-            yield self.embed_arrays(item)
+            positions, batch = item
+            yield positions, self.embed_arrays(batch)
         thread.join()
 
 

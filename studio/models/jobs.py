@@ -12,6 +12,7 @@ from .projects import Project
 class Job(models.Model):
     class Kind(models.TextChoices):
         INGEST = "ingest", "Ingest upload"
+        EMBED = "embed", "Embed images"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -52,6 +52,7 @@ ENDPOINTS = [
     ("get", "/api/v1/projects/{slug}/datasets/{dataset}/versions/", None, VIEW),
     ("post", "/api/v1/projects/{slug}/datasets/{dataset}/versions/", {"note": "n"}, CONTRIBUTE),
     ("get", "/api/v1/projects/{slug}/datasets/{dataset}/versions/1/", None, VIEW),
+    ("post", "/api/v1/projects/{slug}/datasets/{dataset}/versions/1/embed/", {}, CONTRIBUTE),
     ("get", "/api/v1/projects/{slug}/images/", None, VIEW),
     ("get", "/api/v1/projects/{slug}/images/{image}/", None, VIEW),
     ("post", "/api/v1/projects/{slug}/images/metadata/", "metadata", CONTRIBUTE),

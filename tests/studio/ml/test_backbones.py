@@ -132,3 +132,19 @@ def test_pickled_code_and_non_torch_files_are_refused(tmp_path):
 def test_unknown_backbone_is_a_clear_error():
     with pytest.raises(WeightsError, match="Unknown backbone 'alexnet'"):
         load_backbone("alexnet")
+
+
+def test_unreadable_images_are_reported_and_skipped_not_fatal(lite0):
+    def broken():
+        raise OSError("image file is truncated")
+
+    failures: list = []
+    out = list(
+        lite0.iter_embed(
+            [photo("coffee"), broken, photo("camera")], batch_size=2, failures=failures
+        )
+    )
+    positions = [p for ps, _ in out for p in ps]
+    assert positions == [0, 2] and failures == [(1, "OSError: image file is truncated")]
+    with pytest.raises(OSError):
+        lite0.embed([broken])

@@ -1,0 +1,204 @@
+"""The embed job, vector storage in shards, and nearest-neighbour search.
+
+Vectors are written as float32 ``.npy`` shards on the storage backend, one per batch,
+and indexed by ``ImageEmbedding`` rows (image → shard, row). A shard and its rows commit
+together, so a killed job resumes by skipping the images that already have a vector;
+re-embedding an image with the same backbone and weights is skipped the same way.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import uuid
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from PIL import Image as PILImage
+
+from annotation.models import EmbeddingShard, EmbeddingSpace, ImageEmbedding
+from studio.errors import ApplicationError
+from studio.ml import backbones
+from studio.models import DatasetVersion, Image, Job
+from studio.permissions import Capability, require
+from studio.services.jobs import JobContext, job_create, job_enqueue, register
+
+log = logging.getLogger(__name__)
+
+BATCH = 128
+
+
+def weights_id(name: str) -> str:
+    """Return the SHA-256 of the official weights a backbone would load; raise if unusable."""
+    try:
+        path = backbones.resolve_weights(
+            name, settings.STUDIO["WEIGHTS_DIR"], settings.STUDIO.get("WEIGHTS_SHA256")
+        )
+    except backbones.WeightsError as exc:
+        raise ApplicationError(str(exc))
+    return backbones.file_sha256(path)
+
+
+def embedding_job_start(*, actor, version: DatasetVersion, backbone: str) -> Job:
+    """Queue a job that embeds every image of a dataset version with a backbone.
+
+    Fails at once, with the file and folder to fix, when the backbone's weights are missing.
+    """
+    project = version.dataset.project
+    require(actor, project, Capability.CONTRIBUTE)
+    if backbone not in backbones.SPECS:
+        raise ApplicationError(
+            f"Unknown backbone {backbone!r}; choose one of {', '.join(backbones.SPECS)}."
+        )
+    weights = weights_id(backbone)
+    with transaction.atomic():
+        job = job_create(
+            project=project,
+            kind=Job.Kind.EMBED,
+            params={"version": version.pk, "backbone": backbone, "weights": weights},
+            created_by=actor,
+        )
+        job_enqueue(job)
+    return job
+
+
+def _loader(image: Image):
+    def load() -> PILImage.Image:
+        with default_storage.open(image.file.name, "rb") as fh:
+            data = fh.read()
+        img = PILImage.open(io.BytesIO(data))
+        img.load()
+        return img
+
+    return load
+
+
+@register(Job.Kind.EMBED)
+def embed_run(job: Job, ctx: JobContext) -> dict:
+    """Embed the version's images that have no vector in this space yet."""
+    version = DatasetVersion.objects.filter(
+        pk=job.params["version"], dataset__project=job.project
+    ).first()
+    if version is None:
+        raise ApplicationError("The dataset version was deleted.")
+    name, weights = job.params["backbone"], job.params["weights"]
+    if weights_id(name) != weights:
+        raise ApplicationError(
+            f"The {name} weights file changed since the job was queued; start it again."
+        )
+    spec = backbones.spec_for(name)
+    space, _ = EmbeddingSpace.objects.get_or_create(
+        project=job.project, backbone=name, weights=weights, defaults={"dim": spec.dim}
+    )
+    version_ids = list(version.items.values_list("image_id", flat=True))
+    have = set(
+        ImageEmbedding.objects.filter(space=space, image_id__in=version_ids).values_list(
+            "image_id", flat=True
+        )
+    )
+    todo = list(Image.objects.filter(pk__in=set(version_ids) - have).order_by("pk"))
+    total, skipped = len(version_ids), len(have)
+    failed: list[dict] = list(job.checkpoint.get("failed", []))
+    if todo:
+        model = backbones.load_backbone(
+            name,
+            weights_dir=settings.STUDIO["WEIGHTS_DIR"],
+            pinned=settings.STUDIO.get("WEIGHTS_SHA256"),
+            device=backbones.best_device(),
+        )
+        done = skipped
+        for start in range(0, len(todo), BATCH):
+            batch = todo[start : start + BATCH]
+            ctx.progress(done, total, f"Embedding image {done + 1} of {total} with {spec.label}")
+            failures: list[tuple[int, str]] = []
+            positions, chunks = [], []
+            for pos, vectors in model.iter_embed(
+                [_loader(i) for i in batch], batch_size=32, failures=failures
+            ):
+                positions += pos
+                chunks.append(vectors)
+            failed += [
+                {"image": batch[p].pk, "name": batch[p].original_name, "reason": r[:200]}
+                for p, r in failures
+            ]
+            done += len(batch)
+            _write_shard(
+                job, ctx, space, [batch[p] for p in positions], chunks, failed, done, total
+            )
+    return {
+        "space": space.pk,
+        "backbone": name,
+        "embedded": total - skipped - len(failed),
+        "skipped": skipped,
+        "failed": failed[:100],
+    }
+
+
+def _write_shard(job, ctx, space, images, chunks, failed, done, total) -> None:
+    """Store one shard file, then its rows and the checkpoint in one transaction."""
+    if images:
+        matrix = np.concatenate(chunks).astype(np.float32, copy=False)
+        buf = io.BytesIO()
+        np.save(buf, matrix, allow_pickle=False)
+        path = default_storage.save(
+            f"projects/{space.project_id}/embeddings/{space.pk}/{uuid.uuid4().hex}.npy",
+            ContentFile(buf.getvalue()),
+        )
+    with transaction.atomic():
+        if images:
+            shard = EmbeddingShard.objects.create(space=space, file=path, count=len(images))
+            ImageEmbedding.objects.bulk_create(
+                [
+                    ImageEmbedding(space=space, image=img, shard=shard, row=r)
+                    for r, img in enumerate(images)
+                ],
+                ignore_conflicts=True,
+            )
+        ctx.save_checkpoint(
+            {"failed": failed}, done=done, total=total, message=f"Embedded {done} of {total}"
+        )
+
+
+def vectors_for(
+    space: EmbeddingSpace, image_ids: list[int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (image ids, float32 vectors [N, D]) for the space, optionally for some images."""
+    rows = ImageEmbedding.objects.filter(space=space)
+    if image_ids is not None:
+        rows = rows.filter(image_id__in=image_ids)
+    by_shard: dict[int, list[tuple[int, int]]] = {}
+    for image_id, shard_id, row in rows.values_list("image_id", "shard_id", "row"):
+        by_shard.setdefault(shard_id, []).append((image_id, row))
+    ids, parts = [], []
+    for shard in EmbeddingShard.objects.filter(pk__in=by_shard):
+        with default_storage.open(shard.file.name, "rb") as fh:
+            matrix = np.load(io.BytesIO(fh.read()), allow_pickle=False)
+        picks = by_shard[shard.pk]
+        ids += [i for i, _ in picks]
+        parts.append(matrix[[r for _, r in picks]])
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros((0, space.dim), np.float32)
+    return np.asarray(ids, np.int64), np.concatenate(parts)
+
+
+def similar_images(*, space: EmbeddingSpace, image: Image, k: int = 12) -> list[tuple[int, float]]:
+    """Return up to k (image id, cosine similarity) nearest to the image, itself excluded."""
+    import faiss
+
+    ids, vectors = vectors_for(space)
+    where = np.nonzero(ids == image.pk)[0]
+    if len(where) == 0:
+        raise ApplicationError(
+            f"This image has no {space.backbone} embedding yet; embed its dataset first."
+        )
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    scores, found = index.search(vectors[where[:1]], min(k + 1, len(ids)))
+    return [
+        (int(ids[j]), float(s))
+        for s, j in zip(scores[0], found[0], strict=True)
+        if j >= 0 and ids[j] != image.pk
+    ][:k]

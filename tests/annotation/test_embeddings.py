@@ -1,0 +1,189 @@
+"""The embed job and nearest neighbours (annotation/services/embeddings.py)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image as PILImage
+
+from annotation.models import EmbeddingShard, ImageEmbedding
+from annotation.services import embeddings as svc
+from studio.errors import ApplicationError, Forbidden
+from studio.models import DatasetVersion
+from studio.services.ingest import upload_create
+from studio.services.jobs import JobContext, _claim, job_run, jobs_sweep
+from tests.factories import upload
+
+PHOTOS = ["astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "moon", "page"]
+
+
+def jpeg(arr, size=None) -> bytes:
+    img = PILImage.fromarray(arr).convert("RGB")
+    if size:
+        img = img.resize(size)
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+@pytest.fixture
+def version(team, dataset):
+    files = [upload(f"{n}.jpg", jpeg(getattr(skimage.data, n)())) for n in PHOTOS]
+    files.append(upload("chelsea-small.jpg", jpeg(skimage.data.chelsea(), (225, 150))))
+    job = upload_create(actor=team["lead"], project=team["project"], dataset=dataset, files=files)
+    job_run(job_id=job.pk)
+    return DatasetVersion.objects.get(dataset=dataset)
+
+
+def test_embed_job_stores_unit_vectors_in_shards_and_finds_near_duplicates(team, version):
+    job = svc.embedding_job_start(
+        actor=team["reviewer"], version=version, backbone="efficientnet_lite0"
+    )
+    job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error
+    assert job.result["embedded"] == 9 and job.result["skipped"] == 0 and job.result["failed"] == []
+    space_id = job.result["space"]
+    assert ImageEmbedding.objects.filter(space_id=space_id).count() == 9
+    space = ImageEmbedding.objects.filter(space_id=space_id).first().space
+    ids, vectors = svc.vectors_for(space)
+    assert vectors.shape == (9, 1280) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+
+    images = {i.original_name: i for i in version.dataset.images.all()}
+    nearest = svc.similar_images(space=space, image=images["chelsea.jpg"], k=3)
+    assert nearest[0][0] == images["chelsea-small.jpg"].pk and nearest[0][1] > 0.9
+    assert all(s <= nearest[0][1] for _, s in nearest)
+
+
+def test_unchanged_images_are_not_embedded_twice(team, dataset, version):
+    first = svc.embedding_job_start(
+        actor=team["lead"], version=version, backbone="efficientnet_lite0"
+    )
+    job_run(job_id=first.pk)
+    extra = upload_create(
+        actor=team["lead"],
+        project=team["project"],
+        dataset=dataset,
+        files=[upload("grass.jpg", jpeg(skimage.data.grass()))],
+    )
+    job_run(job_id=extra.pk)
+    v2 = DatasetVersion.objects.get(dataset=dataset, number=2)
+    second = svc.embedding_job_start(actor=team["lead"], version=v2, backbone="efficientnet_lite0")
+    job_run(job_id=second.pk)
+    second.refresh_from_db()
+    assert second.result["skipped"] == 9 and second.result["embedded"] == 1
+    assert EmbeddingShard.objects.count() == 2
+
+
+class WorkerKilled(BaseException):
+    pass
+
+
+def test_killed_embed_job_resumes_without_repeating_batches(team, version, monkeypatch, settings):
+    monkeypatch.setattr(svc, "BATCH", 4)
+    settings.STUDIO = {**settings.STUDIO, "JOB_STALE_AFTER_S": 0}
+    job = svc.embedding_job_start(
+        actor=team["lead"], version=version, backbone="efficientnet_lite0"
+    )
+    job = _claim(job.pk)
+
+    class Dying(JobContext):
+        calls = 0
+
+        def save_checkpoint(self, *a, **kw):
+            Dying.calls += 1
+            if Dying.calls == 2:
+                raise WorkerKilled()
+            super().save_checkpoint(*a, **kw)
+
+    with pytest.raises(WorkerKilled):
+        svc.embed_run(job, Dying(job))
+    assert ImageEmbedding.objects.count() == 4
+    assert jobs_sweep() == [job.pk]
+    job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == "succeeded" and job.result["skipped"] == 4 and job.result["embedded"] == 5
+    assert ImageEmbedding.objects.count() == 9
+
+
+def test_missing_weights_and_permissions_are_clear_errors(team, version, settings, tmp_path):
+    settings.STUDIO = {**settings.STUDIO, "WEIGHTS_DIR": tmp_path}
+    with pytest.raises(ApplicationError, match="resnet50-11ad3fa6.pth in the weights folder"):
+        svc.embedding_job_start(actor=team["lead"], version=version, backbone="resnet50")
+    with pytest.raises(ApplicationError, match="Unknown backbone"):
+        svc.embedding_job_start(actor=team["lead"], version=version, backbone="alexnet")
+    with pytest.raises(Forbidden):
+        svc.embedding_job_start(
+            actor=team["annotator"], version=version, backbone="efficientnet_lite0"
+        )
+
+
+def test_similar_needs_an_embedding_first(team, version):
+    job = svc.embedding_job_start(
+        actor=team["lead"], version=version, backbone="efficientnet_lite0"
+    )
+    job_run(job_id=job.pk)
+    space = ImageEmbedding.objects.first().space
+    extra = upload_create(
+        actor=team["lead"],
+        project=team["project"],
+        dataset=version.dataset,
+        files=[upload("grass.jpg", jpeg(skimage.data.grass()))],
+    )
+    job_run(job_id=extra.pk)
+    grass = version.dataset.images.get(original_name="grass.jpg")
+    with pytest.raises(ApplicationError, match="no efficientnet_lite0 embedding yet"):
+        svc.similar_images(space=space, image=grass)
+
+
+def test_embed_and_similar_through_the_api(api, team, version):
+    c = api(team["reviewer"])
+    base = f"/api/v1/projects/{team['project'].slug}"
+    r = c.post(
+        f"{base}/datasets/{version.dataset_id}/versions/{version.number}/embed/", {}, format="json"
+    )
+    assert r.status_code == 202, r.content
+    job_run(job_id=r.json()["id"])
+    images = {i.original_name: i.pk for i in version.dataset.images.all()}
+    r = c.get(f"{base}/images/{images['chelsea.jpg']}/similar/?k=2")
+    assert r.status_code == 200
+    assert [row["image"] for row in r.json()][0] == images["chelsea-small.jpg"]
+    assert len(r.json()) == 2
+    r = api(team["viewer"]).post(
+        f"{base}/datasets/{version.dataset_id}/versions/1/embed/", {}, format="json"
+    )
+    assert r.status_code == 403
+    r = api(team["outsider"]).get(f"{base}/images/{images['chelsea.jpg']}/similar/")
+    assert r.status_code == 404
+    r = c.post(
+        f"{base}/datasets/{version.dataset_id}/versions/1/embed/",
+        {"backbone": "alexnet"},
+        format="json",
+    )
+    assert r.status_code == 400
+
+
+def test_embed_button_and_more_like_this_on_the_image_page(client, team, version):
+    client.force_login(team["lead"])
+    slug = team["project"].slug
+    images = {i.original_name: i.pk for i in version.dataset.images.all()}
+    page = client.get(f"/p/{slug}/images/{images['chelsea.jpg']}/").content.decode()
+    assert "No embeddings yet" in page
+    r = client.post(
+        f"/p/{slug}/datasets/{version.dataset_id}/versions/1/embed/",
+        {"backbone": "efficientnet_lite0"},
+    )
+    assert r.status_code == 302 and r["Location"].startswith("/jobs/")
+    job_run(job_id=int(r["Location"].split("/")[2]))
+    page = client.get(f"/p/{slug}/images/{images['chelsea.jpg']}/").content.decode()
+    first = page.index('id="similar"')
+    assert page.index(f"/p/{slug}/images/{images['chelsea-small.jpg']}/", first) > first
+    r = client.post(
+        f"/p/{slug}/datasets/{version.dataset_id}/versions/1/embed/",
+        {"backbone": "resnet50"},
+        follow=True,
+    )
+    assert b"resnet50-11ad3fa6.pth" in r.content
