@@ -1,11 +1,11 @@
 from django.urls import path
 from rest_framework.authtoken.views import obtain_auth_token
 
+from annotation.api import urlpatterns as curation_urls
+
 from . import views as v
 
 P = "projects/<slug:slug>/"
-
-from annotation.api import urlpatterns as curation_urls
 
 urlpatterns = [
     path("auth/token/", obtain_auth_token, name="api-token"),
