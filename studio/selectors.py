@@ -6,9 +6,10 @@ A lookup outside the user's projects raises ``NotFound``, exactly like a missing
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, Max, Q, QuerySet
 
 from .errors import ApplicationError, NotFound
 from .models import (
@@ -85,7 +86,9 @@ def problem_statement_get(*, user, project: Project) -> ProblemStatement | None:
 def dataset_list(*, user, project: Project) -> QuerySet[Dataset]:
     return (
         Dataset.objects.filter(project=project, project__memberships__user=user)
-        .annotate(image_count=Count("members", distinct=True))
+        .annotate(
+            image_count=Count("members", distinct=True), latest_version=Max("versions__number")
+        )
         .order_by("name")
     )
 
@@ -132,9 +135,11 @@ def _metadata_q(field: str, value: str) -> Q:
     q = Q(**{f"metadata__{field}": value})
     for cast in (int, float):
         try:
-            q |= Q(**{f"metadata__{field}": cast(value)})
+            number = cast(value)
         except ValueError:
             continue
+        if math.isfinite(number):
+            q |= Q(**{f"metadata__{field}": number})
     if value.lower() in ("true", "false"):
         q |= Q(**{f"metadata__{field}": value.lower() == "true"})
     return q

@@ -211,7 +211,7 @@ STUDIO = {
     "INGEST_THREADS": env_int("STUDIO_INGEST_THREADS", min(4, os.cpu_count() or 1)),
     # Jobs.
     "JOB_MAX_ATTEMPTS": env_int("STUDIO_JOB_MAX_ATTEMPTS", 3),
-    "JOB_STALE_AFTER_S": env_int("STUDIO_JOB_STALE_AFTER_S", 120),
+    "JOB_STALE_AFTER_S": env_int("STUDIO_JOB_STALE_AFTER_S", 300),
     "JOB_SWEEP_INTERVAL_S": env_int("STUDIO_JOB_SWEEP_INTERVAL_S", 60),
     "JOB_HEARTBEAT_S": env_int("STUDIO_JOB_HEARTBEAT_S", 2),
 }

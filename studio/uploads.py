@@ -116,7 +116,8 @@ def process_image(data: bytes, limits: Limits) -> ProcessedImage:
         raise Rejected(
             f"image is {width}x{height} = {width * height:,} pixels; the limit is {limits.max_pixels:,}"
         )
-    fmt = img.format
+    # Multi-picture JPEGs (MPO, from many phones and cameras) are JPEGs with extra frames.
+    fmt = "JPEG" if img.format == "MPO" else img.format
     if fmt == "PNG":
         # Pillow checks PNG chunk CRCs only in verify(); a damaged IDAT can decode silently.
         try:
@@ -155,15 +156,34 @@ class ArchiveEntry:
 
 
 def is_zip(fileobj) -> bool:
+    """Return whether the upload is a zip archive: local-header magic first, then a readable directory.
+
+    ``zipfile.is_zipfile`` alone looks for an end-of-archive record anywhere near the end,
+    which a valid JPEG can carry in trailing bytes.
+    """
     pos = fileobj.tell()
     try:
+        fileobj.seek(0)
+        if fileobj.read(4) != b"PK\x03\x04":
+            return False
+        fileobj.seek(0)
         return zipfile.is_zipfile(fileobj)
     finally:
         fileobj.seek(pos)
 
 
+SUPPORTED_COMPRESSION = {
+    zipfile.ZIP_STORED,
+    zipfile.ZIP_DEFLATED,
+    zipfile.ZIP_BZIP2,
+    zipfile.ZIP_LZMA,
+}
+
+
 def _entry_problem(info: zipfile.ZipInfo, limits: Limits) -> str | None:
     name = info.filename
+    if not name.strip("/"):
+        return "entry has an empty name"
     parts = name.replace("\\", "/").split("/")
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         return "absolute path in archive"
@@ -174,6 +194,8 @@ def _entry_problem(info: zipfile.ZipInfo, limits: Limits) -> str | None:
         return "links are not allowed in archives"
     if info.flag_bits & 0x1:
         return "encrypted entries are not supported"
+    if info.compress_type not in SUPPORTED_COMPRESSION:
+        return f"compression method {info.compress_type} is not supported"
     if info.file_size > limits.max_file_bytes:
         return f"file is {info.file_size:,} bytes; the limit is {limits.max_file_bytes:,}"
     if info.compress_size and info.file_size / info.compress_size > limits.max_ratio:
@@ -190,9 +212,9 @@ def check_archive(fileobj, limits: Limits) -> list[ArchiveEntry]:
     try:
         with zipfile.ZipFile(fileobj) as zf:
             infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any structural failure means an unreadable archive
         raise Rejected(f"not a readable zip archive: {exc}")
-    files = [i for i in infos if not i.is_dir()]
+    files = [i for i in infos if not i.filename.endswith("/")]
     if len(files) > limits.max_entries:
         raise Rejected(f"archive has {len(files):,} files; the limit is {limits.max_entries:,}")
     total = sum(i.file_size for i in files)

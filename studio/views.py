@@ -202,10 +202,11 @@ def problem_edit(request: HttpRequest, project) -> HttpResponse:
     ):
 
         def rows(formset):
+            # Every filled row is kept, edited or not; blank extra rows and deleted ones are not.
             return [
                 {k: v for k, v in f.cleaned_data.items() if k != "DELETE"}
                 for f in formset.forms
-                if f.cleaned_data and not f.cleaned_data.get("DELETE") and f.has_changed()
+                if f.cleaned_data and not f.cleaned_data.get("DELETE")
             ]
 
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 from rest_framework import serializers
 
@@ -73,8 +72,10 @@ class MemberRoleSerializer(serializers.Serializer):
 
 
 class ObjectiveSerializer(serializers.ModelSerializer):
-    owner = serializers.PrimaryKeyRelatedField(
-        queryset=get_user_model().objects.all(), allow_null=True, required=False
+    # A plain id: resolved among the project's members by the view, so an unknown user and
+    # a non-member get the same answer and ids of other users cannot be probed.
+    owner = serializers.IntegerField(
+        source="owner_id", allow_null=True, required=False, help_text="User id of a project member."
     )
 
     class Meta:

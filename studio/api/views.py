@@ -126,6 +126,24 @@ class MemberDetailApi(ApiView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def _objective_fields(request, project, data: dict) -> dict:
+    """Turn the validated ``owner_id`` into a member user (or a clear error)."""
+    fields = dict(data)
+    if "owner_id" in fields:
+        owner_id = fields.pop("owner_id")
+        fields["owner"] = None
+        if owner_id is not None:
+            member = (
+                selectors.member_list(user=request.user, project=project)
+                .filter(user_id=owner_id)
+                .first()
+            )
+            if member is None:
+                raise ApplicationError("The objective's owner must be a member of the project.")
+            fields["owner"] = member.user
+    return fields
+
+
 class ObjectiveListApi(ApiView):
     @extend_schema(responses=s.ObjectiveSerializer(many=True))
     def get(self, request, slug):
@@ -135,6 +153,7 @@ class ObjectiveListApi(ApiView):
     @extend_schema(request=s.ObjectiveSerializer, responses={201: s.ObjectiveSerializer})
     def post(self, request, slug):
         data = _validated(s.ObjectiveSerializer, request.data)
+        data = _objective_fields(request, self.project(), data)
         try:
             objective = project_services.objective_create(
                 actor=request.user, project=self.project(), **data
@@ -158,6 +177,7 @@ class ObjectiveDetailApi(ApiView):
     def patch(self, request, slug, pk):
         objective = self.objective()
         data = _validated(s.ObjectiveSerializer, request.data, partial=True)
+        data = _objective_fields(request, self.project(), data)
         objective = project_services.objective_update(
             actor=request.user, objective=objective, **data
         )

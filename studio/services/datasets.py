@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import re
 from typing import Any
 
@@ -24,7 +25,7 @@ from studio.models import (
 )
 from studio.permissions import Capability, require
 
-METADATA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+METADATA_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 MAX_METADATA_BYTES = 20 * 1024 * 1024
 # Split ratios in percent; the remainder is the test split.
 TRAIN_PCT, VAL_PCT = 80, 10
@@ -143,14 +144,24 @@ def version_manifest(version: DatasetVersion) -> dict[str, Any]:
 
 
 def _coerce(value: str) -> Any:
-    """Turn CSV text into a number where it reads as one, so numeric slices can be binned."""
+    """Turn CSV text into a number where it reads as a finite one, so slices can be binned."""
     text = value.strip()
     for cast in (int, float):
         try:
-            return cast(text)
+            number = cast(text)
         except ValueError:
             continue
+        return number if math.isfinite(number) else text
     return text
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number Studio can store")
+
+
+def valid_metadata_key(key: str) -> bool:
+    """Letters, digits and single underscores: ``__`` would read as a query lookup."""
+    return bool(METADATA_KEY.fullmatch(key)) and "__" not in key
 
 
 def parse_metadata_file(*, content: bytes, filename: str) -> dict[str, dict[str, Any]]:
@@ -165,9 +176,11 @@ def parse_metadata_file(*, content: bytes, filename: str) -> dict[str, dict[str,
     rows: dict[str, dict[str, Any]] = {}
     if filename.lower().endswith(".json") or stripped.startswith(("{", "[")):
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
+            data = json.loads(text, parse_constant=_reject_constant)
+        except (json.JSONDecodeError, ValueError) as exc:
             raise ApplicationError(f"The JSON is not valid: {exc}.")
+        except RecursionError:
+            raise ApplicationError("The JSON is nested too deeply.")
         if isinstance(data, list):
             data = {
                 str(row.get("file_name", "")): {k: v for k, v in row.items() if k != "file_name"}
@@ -181,22 +194,28 @@ def parse_metadata_file(*, content: bytes, filename: str) -> dict[str, dict[str,
                 raise ApplicationError(f"Metadata for {name!r} must be an object of field: value.")
             rows[str(name)] = values
     else:
-        reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames or "file_name" not in reader.fieldnames:
-            raise ApplicationError("The CSV needs a header row with a 'file_name' column.")
-        for line, row in enumerate(reader, start=2):
-            name = (row.pop("file_name") or "").strip()
-            if not name:
-                raise ApplicationError(f"Line {line}: empty file_name.")
-            if None in row:
-                raise ApplicationError(f"Line {line}: more values than header columns.")
-            rows[name] = {k: _coerce(v) for k, v in row.items() if v not in (None, "")}
+        try:
+            reader = csv.DictReader(io.StringIO(text))
+            if not reader.fieldnames or "file_name" not in reader.fieldnames:
+                raise ApplicationError("The CSV needs a header row with a 'file_name' column.")
+            for line, row in enumerate(reader, start=2):
+                name = (row.pop("file_name") or "").strip()
+                if not name:
+                    raise ApplicationError(f"Line {line}: empty file_name.")
+                if None in row:
+                    raise ApplicationError(f"Line {line}: more values than header columns.")
+                rows[name] = {k: _coerce(v) for k, v in row.items() if v not in (None, "")}
+        except csv.Error as exc:
+            raise ApplicationError(f"The CSV is not valid: {exc}.")
     for name, values in rows.items():
         for key, value in values.items():
-            if not METADATA_KEY.match(str(key)):
+            if not valid_metadata_key(str(key)):
                 raise ApplicationError(
-                    f"{name}: field name {key!r} must be letters, digits and underscores."
+                    f"{name}: field name {key!r} must start with a letter and hold letters, "
+                    "digits and single underscores."
                 )
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ApplicationError(f"{name}: field {key!r} is not a finite number.")
             if isinstance(value, dict | list):
                 raise ApplicationError(
                     f"{name}: field {key!r} must be a single value, not {type(value).__name__}."

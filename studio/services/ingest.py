@@ -55,11 +55,23 @@ def _storage_names(project_id: int, sha: str, ext: str) -> tuple[str, str]:
 
 
 def _save_once(name: str, data: bytes) -> None:
-    """Write content-addressed bytes unless they are already there (a resumed job)."""
-    if not default_storage.exists(name):
-        saved = default_storage.save(name, ContentFile(data))
-        if saved != name:  # another writer won the race; keep theirs, drop our copy
-            default_storage.delete(saved)
+    """Write content-addressed bytes unless the same bytes are already there.
+
+    A file left half-written by a killed worker has the right name but other bytes: it
+    is replaced, so no row ever points at a truncated file.
+    """
+    if default_storage.exists(name):
+        with default_storage.open(name, "rb") as fh:
+            if fh.read() == data:
+                return
+        default_storage.delete(name)
+    saved = default_storage.save(name, ContentFile(data))
+    if saved != name:  # another writer won the race; keep theirs, drop our copy
+        default_storage.delete(saved)
+
+
+def staging_folder(project_id: int, batch: str) -> str:
+    return f"projects/{project_id}/staging/{batch}"
 
 
 def upload_create(*, actor, project: Project, dataset: Dataset, files: list) -> Job:
@@ -81,6 +93,16 @@ def upload_create(*, actor, project: Project, dataset: Dataset, files: list) -> 
             name = os.path.basename(upload.name or f"file-{index}")[:MAX_NAME]
             upload.seek(0)
             archive = is_zip(upload)
+            size = getattr(upload, "size", None) or 0
+            if not archive and size > limits.max_file_bytes:
+                # Not stored at all; the job reports it as rejected with the others.
+                reason = f"file is {size:,} bytes; the limit is {limits.max_file_bytes:,}"
+                staged.append({"name": name, "path": None, "archive": False, "problem": reason})
+                continue
+            if archive and size > limits.max_archive_bytes:
+                raise UploadRejected(
+                    f"{name}: archive is {size:,} bytes; the limit is {limits.max_archive_bytes:,}"
+                )
             if archive:
                 try:
                     entries = check_archive(upload, limits)
@@ -89,20 +111,24 @@ def upload_create(*, actor, project: Project, dataset: Dataset, files: list) -> 
                 upload.seek(0)
                 if not entries:
                     raise UploadRejected(f"{name}: the archive holds no files.")
-            path = default_storage.save(f"staging/{batch}/{index:05d}", upload)
+            path = default_storage.save(f"{staging_folder(project.pk, batch)}/{index:05d}", upload)
             staged.append({"name": name, "path": path, "archive": archive})
         with transaction.atomic():
             job = job_create(
                 project=project,
                 kind=Job.Kind.INGEST,
-                params={"dataset": dataset.pk, "staged": staged},
+                params={
+                    "dataset": dataset.pk,
+                    "staged": staged,
+                    "staging": staging_folder(project.pk, batch),
+                },
                 created_by=actor,
             )
             job_enqueue(job)
         return job
     except BaseException:
         # Includes a file whose bytes stopped arriving half-way through its save.
-        storage_delete_tree(f"staging/{batch}")
+        storage_delete_tree(staging_folder(project.pk, batch))
         raise
 
 
@@ -135,7 +161,7 @@ def _items(staged: list[dict], limits: Limits, stack: ExitStack) -> tuple[list[_
             fh.seek(0)
             archives[s_index] = stack.enter_context(zipfile.ZipFile(fh))
         else:
-            items.append(_Item(len(items), entry["name"], s_index, None, None))
+            items.append(_Item(len(items), entry["name"], s_index, None, entry.get("problem")))
     return items, archives
 
 
@@ -161,6 +187,9 @@ def _process(item: _Item, project_id: int, staged, archives, limits) -> Processe
         processed = process_image(data, limits)
     except Rejected as exc:
         return str(exc)
+    except Exception as exc:  # noqa: BLE001 - one odd file must not fail the whole upload
+        log.warning("ingest: %s could not be processed", item.name, exc_info=True)
+        return f"could not be processed: {type(exc).__name__}: {exc}"[:300]
     original, thumb = _storage_names(project_id, processed.sha256, processed.extension)
     _save_once(original, data)
     _save_once(thumb, processed.thumbnail)
@@ -172,7 +201,18 @@ def _chunks(items: list[_Item], start: int) -> Iterator[list[_Item]]:
         yield items[i : i + CHUNK]
 
 
-@register(Job.Kind.INGEST)
+def ingest_cleanup(job: Job) -> None:
+    """Delete the upload's staged files once the job has reached a final state."""
+    folder = job.params.get("staging")
+    if folder:
+        storage_delete_tree(folder)
+    else:
+        for entry in job.params.get("staged", []):
+            if entry["path"]:
+                default_storage.delete(entry["path"])
+
+
+@register(Job.Kind.INGEST, cleanup=ingest_cleanup)
 def ingest_run(job: Job, ctx: JobContext) -> dict:
     """Ingest the job's staged files, resuming after the last committed chunk."""
     dataset = Dataset.objects.filter(pk=job.params["dataset"], project=job.project).first()
@@ -181,6 +221,12 @@ def ingest_run(job: Job, ctx: JobContext) -> dict:
     staged = job.params["staged"]
     limits = Limits.from_settings()
     start = int(job.checkpoint.get("next", 0))
+    if "total" in job.checkpoint and start >= job.checkpoint["total"]:
+        return _finish_ingest(job, dataset)  # every chunk committed before the worker stopped
+    if not all(default_storage.exists(e["path"]) for e in staged if e["path"] is not None):
+        raise UploadRejected(
+            "The uploaded files were discarded when this job ended; upload them again."
+        )
     workers = max(1, settings.STUDIO["INGEST_THREADS"])
     with ExitStack() as stack:
         items, archives = _items(staged, limits, stack)
@@ -285,7 +331,10 @@ def _commit_chunk(
         dataset_add_images(dataset=dataset, image_ids=image_ids)
         done = chunk[-1].position + 1
         ctx.save_checkpoint(
-            {"next": done}, done=done, total=total, message=f"Processed {done} of {total} files"
+            {"next": done, "total": total},
+            done=done,
+            total=total,
+            message=f"Processed {done} of {total} files",
         )
 
 
@@ -318,8 +367,6 @@ def _finish_ingest(job: Job, dataset: Dataset) -> dict:
         version, created = dataset_version_create(
             dataset=dataset, actor=job.created_by, note=f"Ingest job {job.pk}", source_job=job
         )
-    for entry in job.params["staged"]:
-        default_storage.delete(entry["path"])
     return {
         **summary,
         "dataset": dataset.pk,

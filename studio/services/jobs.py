@@ -24,17 +24,24 @@ from studio.permissions import Capability, require
 log = logging.getLogger(__name__)
 
 HANDLERS: dict[str, Callable[[Job, JobContext], dict]] = {}
+CLEANUPS: dict[str, Callable[[Job], None]] = {}
 
 
 class JobCancelled(Exception):
     """Raised inside a job's service when a user asked to cancel it."""
 
 
-def register(kind: str):
-    """Register the service that runs jobs of this kind: ``fn(job, ctx) -> result dict``."""
+def register(kind: str, cleanup: Callable[[Job], None] | None = None):
+    """Register the service that runs jobs of this kind: ``fn(job, ctx) -> result dict``.
+
+    ``cleanup(job)``, if given, runs once the job is final (succeeded, failed for good or
+    cancelled): it removes what the job kept only for resuming, such as staged uploads.
+    """
 
     def wrap(fn):
         HANDLERS[kind] = fn
+        if cleanup is not None:
+            CLEANUPS[kind] = cleanup
         return fn
 
     return wrap
@@ -109,8 +116,27 @@ def job_enqueue(job: Job) -> None:
     transaction.on_commit(lambda: _send(job.pk, job.kind))
 
 
-def _finish(job_id: int, status: str, **fields) -> None:
-    Job.objects.filter(pk=job_id).update(status=status, finished_at=timezone.now(), **fields)
+def _cleanup(job: Job) -> None:
+    fn = CLEANUPS.get(job.kind)
+    if fn is None:
+        return
+    try:
+        fn(job)
+    except Exception:  # noqa: BLE001 - leftovers are logged, the job's outcome stands
+        log.exception("cleanup of job %s failed", job.pk)
+
+
+def _finish(job: Job, status: str, **fields) -> bool:
+    """Record a final state if this runner still owns the job; clean up; return whether it did.
+
+    The update is conditional on the status and attempt this runner claimed, so a stale
+    runner (one whose job was swept and re-claimed) cannot overwrite a newer outcome.
+    """
+    owned = Job.objects.filter(pk=job.pk, status=job.status, attempts=job.attempts)
+    if not owned.update(status=status, finished_at=timezone.now(), **fields):
+        return False
+    _cleanup(job)
+    return True
 
 
 def _claim(job_id: int) -> Job | None:
@@ -121,14 +147,14 @@ def _claim(job_id: int) -> Job | None:
         if job is None or job.status in Job.FINISHED:
             return None
         if job.cancel_requested:
-            _finish(job.pk, Job.Status.CANCELLED, message="Cancelled before it started.")
+            _finish(job, Job.Status.CANCELLED, message="Cancelled before it started.")
             return None
         now = timezone.now()
         if job.status == Job.Status.RUNNING and job.heartbeat_at and now - job.heartbeat_at < stale:
             return None  # a live worker holds it; this is a duplicate delivery
         if job.attempts >= job.max_attempts:
             _finish(
-                job.pk,
+                job,
                 Job.Status.FAILED,
                 error=job.error or f"Gave up after {job.attempts} attempts.",
             )
@@ -151,31 +177,25 @@ def job_run(*, job_id: int) -> None:
     try:
         result = handler(job, JobContext(job))
     except JobCancelled:
-        _finish(job.pk, Job.Status.CANCELLED, message="Cancelled by a user.")
+        _finish(job, Job.Status.CANCELLED, message="Cancelled by a user.")
     except ApplicationError as exc:
-        _finish(job.pk, Job.Status.FAILED, error=exc.message, message="Failed.")
+        _finish(job, Job.Status.FAILED, error=exc.message, message="Failed.")
     except SoftTimeLimitExceeded:
-        _finish(
-            job.pk, Job.Status.FAILED, error="The job ran past its time limit.", message="Failed."
-        )
+        _finish(job, Job.Status.FAILED, error="The job ran past its time limit.", message="Failed.")
     except Exception as exc:
         log.exception("job %s failed on attempt %s", job.pk, job.attempts)
         error = f"Internal error on attempt {job.attempts}: {type(exc).__name__}: {exc}"
         if job.attempts < job.max_attempts:
-            Job.objects.filter(pk=job.pk).update(
+            owned = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts)
+            if owned.update(
                 status=Job.Status.QUEUED, error=error, message="Retrying after an error."
-            )
-            job_enqueue(job)
+            ):
+                job_enqueue(job)
         else:
-            _finish(job.pk, Job.Status.FAILED, error=error, message="Failed.")
+            _finish(job, Job.Status.FAILED, error=error, message="Failed.")
     else:
         _finish(
-            job.pk,
-            Job.Status.SUCCEEDED,
-            progress=100,
-            result=result or {},
-            message="Done.",
-            error="",
+            job, Job.Status.SUCCEEDED, progress=100, result=result or {}, message="Done.", error=""
         )
 
 
@@ -194,12 +214,15 @@ def job_request_cancel(*, job: Job) -> Job:
         job = Job.objects.select_for_update().get(pk=job.pk)
         if job.status in Job.FINISHED:
             raise ApplicationError(f"The job has already {job.status}.")
-        if job.status == Job.Status.QUEUED:
+        cancelled_now = job.status == Job.Status.QUEUED
+        if cancelled_now:
             job.status = Job.Status.CANCELLED
             job.finished_at = timezone.now()
             job.message = "Cancelled before it started."
         job.cancel_requested = True
         job.save()
+    if cancelled_now:
+        _cleanup(job)
     return job
 
 

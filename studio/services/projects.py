@@ -54,12 +54,16 @@ def project_create(
     name = (name or "").strip()
     if not name:
         raise ApplicationError("A project needs a name.")
-    project = Project.objects.create(
-        name=name,
-        slug=_unique_slug(name, slug),
-        business_problem=business_problem or "",
-        created_by=owner,
-    )
+    try:
+        with transaction.atomic():
+            project = Project.objects.create(
+                name=name,
+                slug=_unique_slug(name, slug),
+                business_problem=business_problem or "",
+                created_by=owner,
+            )
+    except IntegrityError:  # another request took the slug between the check and the insert
+        raise Conflict("That project URL name was just taken; try again or choose another.")
     Membership.objects.create(project=project, user=owner, role=Role.LEAD)
     return project
 
@@ -108,14 +112,22 @@ def member_add(*, actor, project: Project, username: str, role: str) -> Membersh
         raise Conflict(f"{username} is already a member of this project.")
 
 
+def _lock_project(project: Project) -> None:
+    """Serialise membership changes of one project (two leads demoting each other at once)."""
+    Project.objects.select_for_update().filter(pk=project.pk).first()
+
+
 @transaction.atomic
 def member_update_role(*, actor, membership: Membership, role: str) -> Membership:
     """Change a member's role. Nobody changes their own role; a project keeps one lead."""
+    _lock_project(membership.project)
     require(actor, membership.project, Capability.MANAGE)
     if membership.user_id == actor.pk:
         raise Forbidden("You cannot change your own role; ask another lead.")
     if role not in Role.values:
         raise ApplicationError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.")
+    if membership.role == Role.LEAD and role != Role.LEAD and _lead_count(membership.project) <= 1:
+        raise ApplicationError("A project must keep at least one lead.")
     membership.role = role
     membership.save(update_fields=["role"])
     return membership
@@ -123,6 +135,7 @@ def member_update_role(*, actor, membership: Membership, role: str) -> Membershi
 
 @transaction.atomic
 def member_remove(*, actor, membership: Membership) -> None:
+    _lock_project(membership.project)
     require(actor, membership.project, Capability.MANAGE)
     if membership.user_id == actor.pk:
         raise Forbidden("You cannot remove yourself; ask another lead.")

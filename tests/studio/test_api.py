@@ -186,10 +186,19 @@ def test_job_cancel_and_versions_snapshot(api, team, dataset):
     ).json()
     r = c.post(f"/api/v1/jobs/{job['id']}/cancel/")
     assert r.json()["status"] == "cancelled"
+    # Cancelling discards the staged upload, so a retry ends with a clear error.
     r = c.post(f"/api/v1/jobs/{job['id']}/retry/")
     assert r.json()["status"] == "queued"
     job_run(job_id=job["id"])
-    assert Image.objects.count() == 1
+    failed = c.get(f"/api/v1/jobs/{job['id']}/").json()
+    assert failed["status"] == "failed" and "upload them again" in failed["error"]
+    assert Image.objects.count() == 0
+    job = c.post(
+        f"{base}/uploads/",
+        {"dataset": dataset.pk, "files": [upload("a.jpg", image_bytes(1))]},
+        format="multipart",
+    ).json()
+    job_run(job_id=job["id"])
     r = c.post(f"{base}/datasets/{dataset.pk}/versions/", {"note": "again"}, format="json")
     assert r.status_code == 200 and r.json()["number"] == 1  # nothing changed
 
@@ -211,3 +220,23 @@ def test_openapi_schema_and_offline_docs(client, lead):
 @pytest.mark.parametrize("path", ["/api/v1/projects/", "/api/v1/jobs/"])
 def test_anonymous_callers_are_refused(client, path):
     assert client.get(path).status_code in (401, 403)
+
+
+def test_dataset_latest_version_and_objective_owner_privacy(api, team, dataset):
+    c = api(team["lead"])
+    base = f"/api/v1/projects/{team['project'].slug}"
+    job = c.post(
+        f"{base}/uploads/",
+        {"dataset": dataset.pk, "files": [upload("a.jpg", image_bytes(1))]},
+        format="multipart",
+    ).json()
+    job_run(job_id=job["id"])
+    assert c.get(f"{base}/datasets/{dataset.pk}/").json()["latest_version"] == 1
+    body = {"title": "t", "kpi": "k", "target_value": 1}
+    outsider = c.post(
+        f"{base}/objectives/", {**body, "owner": team["outsider"].pk}, format="json"
+    ).json()
+    nobody = c.post(f"{base}/objectives/", {**body, "owner": 999_999}, format="json").json()
+    assert outsider == nobody and "must be a member" in nobody["error"]["message"]
+    r = c.post(f"{base}/objectives/", {**body, "owner": team["viewer"].pk}, format="json")
+    assert r.status_code == 201 and r.json()["owner"] == team["viewer"].pk

@@ -118,3 +118,38 @@ def test_bad_metadata_files_change_nothing(team, dataset, content, message):
             actor=team["lead"], project=team["project"], content=content, filename="m"
         )
     assert dataset.images.get().metadata == {}
+
+
+def test_non_finite_numbers_and_lookup_like_keys_in_metadata(team, dataset):
+    _ingest(team, dataset, [("a.jpg", 1)])
+    project = team["project"]
+    report = svc.image_metadata_bulk_set(
+        actor=team["lead"],
+        project=project,
+        content=b"file_name,score\na.jpg,nan\n",
+        filename="m.csv",
+    )
+    assert report["updated"] == 1 and dataset.images.get().metadata == {
+        "score": "nan"
+    }  # kept as text
+    for content, message in [
+        (b'{"a.jpg": {"score": NaN}}', "not valid"),
+        (b'{"a.jpg": {"score": 1e999}}', "not a finite number"),
+        (b'{"a.jpg": {"cam__model": "x"}}', "single underscores"),
+        (b'{"a.jpg": {"x__gt": 1}}', "single underscores"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b"file_name,big\na.jpg," + b"x" * 200_000 + b"\n", "CSV is not valid"),
+    ]:
+        with pytest.raises(ApplicationError, match=message):
+            svc.image_metadata_bulk_set(
+                actor=team["lead"], project=project, content=content, filename="m"
+            )
+    project.refresh_from_db()
+    for value in ("nan", "inf", "-Infinity"):
+        filters = selectors.metadata_filters_from_params(
+            project=project, params={"meta.score": value}
+        )
+        assert [
+            i.original_name
+            for i in selectors.image_list(user=team["lead"], project=project, metadata=filters)
+        ] == (["a.jpg"] if value == "nan" else [])

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import io
+import zipfile
 
 import pytest
 from django.core.files.storage import default_storage
+from PIL import Image as PILImage
 
 from studio.errors import Forbidden, NotFound, UploadRejected
 from studio.models import DatasetVersion, Image, IngestFile, Job
 from studio.services.ingest import CHUNK, ingest_run, upload_create
-from studio.services.jobs import JobContext, _claim, job_run, jobs_sweep
+from studio.services.jobs import JobContext, _claim, job_cancel, job_run, jobs_sweep
 from tests.factories import image_bytes, make_dataset, png_bomb, upload, zip_bytes
 
 
@@ -77,7 +79,7 @@ def test_zip_with_good_and_bad_files_reports_each_file(team, dataset, settings):
         assert default_storage.exists(image.file.name) and default_storage.exists(
             image.thumbnail.name
         )
-    assert len(stored) == 4 and not any(p.startswith("staging") for p in stored)
+    assert len(stored) == 4 and not any("/staging/" in p for p in stored)
     version = DatasetVersion.objects.get(dataset=dataset)
     assert version.number == 1 and version.image_count == 2 and version.source_job == job
 
@@ -203,7 +205,7 @@ def test_job_killed_mid_chunk_resumes_and_stores_everything_once(team, dataset, 
     with pytest.raises(WorkerKilled):
         ingest_run(job, DyingContext(job, die_at=3))
     job.refresh_from_db()
-    assert job.status == "running" and job.checkpoint == {"next": 2 * CHUNK}
+    assert job.status == "running" and job.checkpoint == {"next": 2 * CHUNK, "total": 100}
     assert IngestFile.objects.filter(job=job).count() == 2 * CHUNK
     # The third chunk's files reached storage before the kill; its rows did not.
     assert len(_stored_files(settings.MEDIA_ROOT / "projects")) > 4 * CHUNK
@@ -216,10 +218,7 @@ def test_job_killed_mid_chunk_resumes_and_stores_everything_once(team, dataset, 
     assert job.result["accepted"] == 90 and job.result["duplicate"] == 10
     assert Image.objects.filter(project=team["project"]).count() == 90
     assert len(_stored_files(settings.MEDIA_ROOT / "projects")) == 180  # original + thumbnail each
-    assert (
-        not (settings.MEDIA_ROOT / "staging").exists()
-        or _stored_files(settings.MEDIA_ROOT / "staging") == []
-    )
+    assert not [p for p in _stored_files(settings.MEDIA_ROOT) if "/staging/" in p]
 
 
 def test_upload_needs_contributor_role_and_membership(team, dataset):
@@ -244,3 +243,104 @@ def test_upload_needs_contributor_role_and_membership(team, dataset):
 def test_no_files_is_a_clear_error(team, dataset):
     with pytest.raises(UploadRejected, match="No files"):
         upload_create(actor=team["lead"], project=team["project"], dataset=dataset, files=[])
+
+
+def test_half_written_original_from_a_killed_worker_is_replaced_on_resume(
+    team, dataset, settings, monkeypatch
+):
+    """SIGKILL during a file write leaves the right name with wrong bytes; resume must not trust it."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import FileSystemStorage
+
+    settings.STUDIO = {**settings.STUDIO, "JOB_STALE_AFTER_S": 0, "INGEST_THREADS": 1}
+    data = image_bytes(7, (200, 200), "PNG")
+    job = upload_create(
+        actor=team["lead"], project=team["project"], dataset=dataset, files=[upload("a.png", data)]
+    )
+    real_save = FileSystemStorage.save
+
+    def dying_save(self, name, content, *args, **kwargs):
+        if "/images/" in name:
+            real_save(self, name, ContentFile(content.read()[:100]))
+            raise WorkerKilled()
+        return real_save(self, name, content, *args, **kwargs)
+
+    monkeypatch.setattr(FileSystemStorage, "save", dying_save)
+    claimed = _claim(job.pk)
+    with pytest.raises(WorkerKilled):
+        ingest_run(claimed, JobContext(claimed))
+    monkeypatch.setattr(FileSystemStorage, "save", real_save)
+    jobs_sweep()
+    job_run(job_id=job.pk)
+    image = Image.objects.get(project=team["project"])
+    with default_storage.open(image.file.name, "rb") as fh:
+        assert fh.read() == data
+
+
+def test_job_killed_after_its_last_chunk_finishes_on_resume(team, dataset, settings):
+    settings.STUDIO = {**settings.STUDIO, "JOB_STALE_AFTER_S": 0}
+    archive = zip_bytes({"a.jpg": image_bytes(1), "b.jpg": image_bytes(2)})
+    job = upload_create(
+        actor=team["lead"],
+        project=team["project"],
+        dataset=dataset,
+        files=[upload("b.zip", archive)],
+    )
+    claimed = _claim(job.pk)
+    ingest_run(
+        claimed, JobContext(claimed)
+    )  # the work is done; the worker dies before recording it
+    assert jobs_sweep() == [job.pk]
+    job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == "succeeded" and job.result["accepted"] == 2 and job.attempts == 2
+
+
+def test_final_states_discard_staged_uploads(team, dataset, settings):
+    cancelled = upload_create(
+        actor=team["lead"],
+        project=team["project"],
+        dataset=dataset,
+        files=[upload("a.jpg", image_bytes(1))],
+    )
+    job_cancel(actor=team["lead"], job=cancelled)
+    assert not [p for p in _stored_files(settings.MEDIA_ROOT) if "/staging/" in p]
+    done = ingest(team, dataset, [upload("b.jpg", image_bytes(2))])
+    assert done.status == "succeeded"
+    assert not [p for p in _stored_files(settings.MEDIA_ROOT) if "/staging/" in p]
+
+
+def test_oversized_loose_file_is_rejected_without_being_stored(team, dataset, settings):
+    settings.STUDIO = {**settings.STUDIO, "MAX_FILE_BYTES": 1000}
+    job = upload_create(
+        actor=team["lead"],
+        project=team["project"],
+        dataset=dataset,
+        files=[upload("huge.jpg", b"\xff" * 1_000_000)],
+    )
+    assert sum(p.stat().st_size for p in settings.MEDIA_ROOT.rglob("*") if p.is_file()) < 1_000_000
+    job_run(job_id=job.pk)
+    assert outcomes(Job.objects.get(pk=job.pk))["huge.jpg"] == (
+        "rejected",
+        "file is 1,000,000 bytes; the limit is 1,000",
+    )
+
+
+def test_damaged_and_multi_picture_members_are_per_file_results(team, dataset):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("good.jpg", image_bytes(1))
+        zf.writestr("bad.png", image_bytes(2, fmt="PNG"))
+    data = bytearray(buf.getvalue())
+    second = data.find(b"PK\x03\x04", 10)
+    data[second + 30 + len("bad.png")] = 0xFF  # corrupt the deflate stream of bad.png
+    a, b = PILImage.new("RGB", (32, 32), "red"), PILImage.new("RGB", (32, 32), "blue")
+    mpo = io.BytesIO()
+    a.save(mpo, "MPO", save_all=True, append_images=[b])
+    job = ingest(
+        team, dataset, [upload("set.zip", bytes(data)), upload("phone.jpg", mpo.getvalue())]
+    )
+    got = outcomes(job)
+    assert job.status == "succeeded"
+    assert got["set.zip/good.jpg"][0] == "accepted" and got["set.zip/bad.png"][0] == "rejected"
+    assert got["phone.jpg"][0] == "accepted"

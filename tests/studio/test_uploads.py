@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 from datetime import UTC, datetime
 
 import pytest
+from PIL import Image
 
-from studio.uploads import Limits, Rejected, check_archive, process_image
+from studio.uploads import Limits, Rejected, check_archive, is_zip, process_image
 from tests.factories import image_bytes, jpeg_with_exif, png_bomb, zip_bytes, zip_with_symlink
 
 LIMITS = Limits(
@@ -34,8 +36,6 @@ def test_recognises_images_by_content_not_name():
     with pytest.raises(Rejected, match="not a supported image"):
         process_image(b"<html><script>alert(1)</script></html>", LIMITS)
     gif = io.BytesIO()
-    from PIL import Image
-
     Image.new("RGB", (10, 10)).save(gif, "GIF")
     with pytest.raises(Rejected, match="not a supported image"):
         process_image(gif.getvalue(), LIMITS)
@@ -102,3 +102,40 @@ def test_whole_archive_limits_reject_the_upload():
         check_archive(io.BytesIO(big), tight)
     with pytest.raises(Rejected, match="not a readable zip"):
         check_archive(io.BytesIO(b"PK\x03\x04garbage"), LIMITS)
+
+
+def test_multi_picture_jpeg_is_a_jpeg():
+    a, b = Image.new("RGB", (32, 32), "red"), Image.new("RGB", (32, 32), "blue")
+    out = io.BytesIO()
+    a.save(out, "MPO", save_all=True, append_images=[b])
+    processed = process_image(out.getvalue(), LIMITS)
+    assert processed.format == "JPEG" and processed.extension == "jpg"
+
+
+def test_a_jpeg_with_zip_like_trailing_bytes_is_not_an_archive():
+    tricky = image_bytes(5) + zip_bytes({"x.txt": b"hi"})
+    assert not is_zip(io.BytesIO(tricky))
+    assert is_zip(io.BytesIO(zip_bytes({"x.jpg": image_bytes(1)})))
+    assert process_image(tricky, LIMITS).format == "JPEG"
+
+
+def _nameless_entry_zip() -> bytes:
+    """A zip whose only entry has an empty name (Python's zipfile cannot write one)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("x", b"abc")
+    d = bytearray(buf.getvalue())
+    cd = d.find(b"PK\x01\x02")
+    struct.pack_into("<H", d, cd + 28, 0)  # central directory: name length 0
+    del d[cd + 46 : cd + 47]  # and drop the one-byte name
+    eocd = d.find(b"PK\x05\x06")
+    struct.pack_into("<I", d, eocd + 12, struct.unpack_from("<I", d, eocd + 12)[0] - 1)
+    return bytes(d)
+
+
+def test_odd_archive_entries_are_rejected_per_entry():
+    assert _problems(_nameless_entry_zip()) == {"": "entry has an empty name"}
+    data = bytearray(zip_bytes({"odd.jpg": image_bytes(2)}, zipfile.ZIP_STORED))
+    struct.pack_into("<H", data, 8, 99)  # local header: compression method 99 (AES)
+    struct.pack_into("<H", data, data.rfind(b"PK\x01\x02") + 10, 99)
+    assert "compression method 99" in _problems(bytes(data))["odd.jpg"]

@@ -207,3 +207,40 @@ def test_admin_job_actions(client, team, dataset):
         f"/admin/studio/job/{job.pk}/change/",
     ]:
         assert client.get(url).status_code == 200, url
+
+
+def test_saving_the_problem_form_unchanged_keeps_criteria_and_approaches(signed_in, team):
+    from studio.services.projects import problem_statement_set
+
+    problem_statement_set(
+        actor=team["lead"],
+        project=team["project"],
+        task_type="detection",
+        criteria=[{"metric": "AP50", "threshold": 0.8, "comparison": "gte", "slice": ""}],
+        approaches=[{"name": "YOLO", "priority": 1, "status": "chosen"}],
+    )
+    c = signed_in("lead")
+    url = f"/p/{team['project'].slug}/problem/"
+    page = c.get(url)
+    form = page.context["form"]
+    data = {k: ("" if v is None else v) for k, v in form.initial.items()}
+    data["description"] = "Edited only the description"
+    for fs in (page.context["criteria"], page.context["approaches"]):
+        data.update(
+            {
+                f"{fs.prefix}-TOTAL_FORMS": str(len(fs.forms)),
+                f"{fs.prefix}-INITIAL_FORMS": str(fs.initial_form_count()),
+            }
+        )
+        for f in fs.forms:
+            for name, field in f.fields.items():
+                if name != "DELETE":
+                    value = f.initial.get(name, field.initial)
+                    data[f.add_prefix(name)] = "" if value is None else value
+    r = c.post(url, data)
+    assert r.status_code == 302, r.content[:500]
+    problem = ProblemStatement.objects.get(project=team["project"])
+    assert problem.description == "Edited only the description"
+    assert [c.metric for c in problem.criteria.all()] == ["AP50"] and [
+        a.name for a in problem.approaches.all()
+    ] == ["YOLO"]
