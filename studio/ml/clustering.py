@@ -1,7 +1,7 @@
 """Clustering, nearest neighbours, near-duplicates and outliers over embedding vectors.
 
-Functions on float32 arrays of L2-normalised vectors; FAISS does the heavy lifting
-(k-means and k-NN), scikit-learn provides HDBSCAN and the k suggestion's score. No Django.
+Functions on float32 arrays of L2-normalised vectors: FAISS for neighbour search,
+scikit-learn for k-means, HDBSCAN and the k suggestion's score. No Django.
 """
 
 from __future__ import annotations
@@ -33,9 +33,14 @@ def kmeans(
     iterations: int = 20,
     seed: int = 0,
     init: np.ndarray | None = None,
+    tol: float = 1e-4,
 ) -> KMeansResult:
-    """Lloyd's k-means (FAISS): ``init`` centroids, or k distinct points drawn with ``seed``."""
-    import faiss
+    """Lloyd's k-means from ``init`` centroids, or from k distinct points drawn with ``seed``.
+
+    scikit-learn's Lloyd implementation is used: on the CPUs measured it was about twice
+    as fast as FAISS's k-means for the same iterations (docs/benchmarks.md).
+    """
+    from sklearn.cluster import KMeans
 
     x = _as_f32(vectors)
     n = len(x)
@@ -45,17 +50,11 @@ def kmeans(
         raise ClusteringError(f"Cannot make {k} clusters from {n} images; ask for at most {n}.")
     if init is None:
         init = x[np.random.default_rng(seed).choice(n, size=k, replace=False)]
-    km = faiss.Kmeans(
-        x.shape[1],
-        k,
-        niter=iterations,
-        seed=seed,
-        max_points_per_centroid=n,
-        min_points_per_centroid=1,
+    model = KMeans(k, init=_as_f32(init), n_init=1, max_iter=iterations, tol=tol, algorithm="lloyd")
+    model.fit(x)
+    return KMeansResult(
+        model.labels_.astype(np.int64), model.cluster_centers_.astype(np.float32), float(model.inertia_)
     )
-    km.train(x, init_centroids=_as_f32(init))
-    distances, labels = km.index.search(x, 1)
-    return KMeansResult(labels[:, 0].astype(np.int64), km.centroids.copy(), float(distances.sum()))
 
 
 def suggest_k(
