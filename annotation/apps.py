@@ -8,4 +8,4 @@ class AnnotationConfig(AppConfig):
     name = "annotation"
 
     def ready(self) -> None:
-        from annotation.services import embeddings  # noqa: F401 - registers the embed job handler
+        from annotation.services import curation, embeddings  # noqa: F401 - register job handlers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from studio.models import Image, Project
@@ -56,3 +57,171 @@ class ImageEmbedding(models.Model):
 
     def __str__(self) -> str:
         return f"image {self.image_id} in {self.space}"
+
+
+class ClusterRun(models.Model):
+    """One clustering of a dataset version's embeddings; its clusters become slices."""
+
+    class Method(models.TextChoices):
+        KMEANS = "kmeans", "k-means"
+        HDBSCAN = "hdbscan", "HDBSCAN (density)"
+
+    version = models.ForeignKey(
+        "studio.DatasetVersion", on_delete=models.CASCADE, related_name="cluster_runs"
+    )
+    space = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, related_name="cluster_runs")
+    method = models.CharField(max_length=10, choices=Method.choices)
+    k = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Clusters asked for (k-means)."
+    )
+    params = models.JSONField(default=dict, blank=True)
+    job = models.OneToOneField(
+        "studio.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="cluster_run"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_method_display()} on {self.version}"
+
+
+class Cluster(models.Model):
+    run = models.ForeignKey(ClusterRun, on_delete=models.CASCADE, related_name="clusters")
+    label = models.IntegerField(help_text="Cluster number; -1 is HDBSCAN's unclustered bucket.")
+    name = models.CharField(max_length=100, blank=True, help_text="A name people give it.")
+    size = models.PositiveIntegerField()
+    representatives = models.JSONField(
+        default=list, help_text="Image ids nearest the centroid, best first."
+    )
+
+    class Meta:
+        ordering = ["run_id", "label"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "label"], name="cluster_unique_label")
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        if self.name:
+            return self.name
+        return "Unclustered" if self.label < 0 else f"Cluster {self.label + 1}"
+
+
+class ClusterMember(models.Model):
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="members")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="cluster_memberships")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "image"], name="cluster_member_unique")
+        ]
+
+
+class ImageQuality(models.Model):
+    """Per-image quality metrics; each one is a filter and a (binned) evaluation slice."""
+
+    image = models.OneToOneField(Image, on_delete=models.CASCADE, related_name="quality")
+    brightness = models.FloatField(help_text="Mean luma, 0–255.")
+    contrast = models.FloatField(help_text="Standard deviation of luma.")
+    sharpness = models.FloatField(help_text="Variance of the Laplacian of luma (low = blurry).")
+    colourfulness = models.FloatField(help_text="Hasler–Süsstrunk colourfulness.")
+    aspect_ratio = models.FloatField(help_text="Width / height.")
+    megapixels = models.FloatField()
+    uniqueness = models.FloatField(
+        null=True, blank=True, help_text="1 − cosine similarity to the nearest other image."
+    )
+    outlier_score = models.FloatField(
+        null=True, blank=True, help_text="Mean cosine distance to the 5 nearest images."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"quality of image {self.image_id}"
+
+
+class DuplicateGroup(models.Model):
+    """Images of a version whose embeddings are near-identical; one is kept, the rest dropped."""
+
+    version = models.ForeignKey(
+        "studio.DatasetVersion", on_delete=models.CASCADE, related_name="duplicate_groups"
+    )
+    space = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, related_name="+")
+    threshold = models.FloatField(
+        help_text="Cosine similarity at or above which images are grouped."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["version_id", "id"]
+
+    def __str__(self) -> str:
+        return f"duplicate group {self.pk} in {self.version}"
+
+
+class DuplicateMember(models.Model):
+    group = models.ForeignKey(DuplicateGroup, on_delete=models.CASCADE, related_name="members")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    keep = models.BooleanField(
+        default=False, help_text="The copy that stays; the others may be dropped."
+    )
+    similarity = models.FloatField(help_text="Cosine similarity to the kept image.")
+
+    class Meta:
+        ordering = ["group_id", "-keep", "-similarity"]
+        constraints = [
+            models.UniqueConstraint(fields=["group", "image"], name="duplicate_member_unique")
+        ]
+
+
+class EmbeddingMap(models.Model):
+    """2-D coordinates of a version's images for the embedding map."""
+
+    version = models.ForeignKey(
+        "studio.DatasetVersion", on_delete=models.CASCADE, related_name="maps"
+    )
+    space = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, related_name="+")
+    points = models.JSONField(help_text="[[image_id, x, y], ...]")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["version", "space"], name="map_unique")]
+
+    def __str__(self) -> str:
+        return f"map of {self.version}"
+
+
+class AnnotationQueue(models.Model):
+    """Images sent to annotation from a curation selection (the annotation stage works them)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotation_queues")
+    name = models.CharField(max_length=200)
+    version = models.ForeignKey(
+        "studio.DatasetVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    instructions = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class QueueItem(models.Model):
+    queue = models.ForeignKey(AnnotationQueue, on_delete=models.CASCADE, related_name="items")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["queue_id", "position"]
+        constraints = [models.UniqueConstraint(fields=["queue", "image"], name="queue_item_unique")]

@@ -53,7 +53,9 @@ def kmeans(
     model = KMeans(k, init=_as_f32(init), n_init=1, max_iter=iterations, tol=tol, algorithm="lloyd")
     model.fit(x)
     return KMeansResult(
-        model.labels_.astype(np.int64), model.cluster_centers_.astype(np.float32), float(model.inertia_)
+        model.labels_.astype(np.int64),
+        model.cluster_centers_.astype(np.float32),
+        float(model.inertia_),
     )
 
 

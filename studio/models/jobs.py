@@ -13,6 +13,8 @@ class Job(models.Model):
     class Kind(models.TextChoices):
         INGEST = "ingest", "Ingest upload"
         EMBED = "embed", "Embed images"
+        CLUSTER = "cluster", "Cluster images"
+        ANALYZE = "analyze", "Quality, duplicates and outliers"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

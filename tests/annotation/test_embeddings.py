@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 import skimage.data
-from PIL import Image as PILImage
 
 from annotation.models import EmbeddingShard, ImageEmbedding
 from annotation.services import embeddings as svc
@@ -15,27 +12,8 @@ from studio.errors import ApplicationError, Forbidden
 from studio.models import DatasetVersion
 from studio.services.ingest import upload_create
 from studio.services.jobs import JobContext, _claim, job_run, jobs_sweep
+from tests.annotation.conftest import jpeg
 from tests.factories import upload
-
-PHOTOS = ["astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "moon", "page"]
-
-
-def jpeg(arr, size=None) -> bytes:
-    img = PILImage.fromarray(arr).convert("RGB")
-    if size:
-        img = img.resize(size)
-    out = io.BytesIO()
-    img.save(out, "JPEG", quality=90)
-    return out.getvalue()
-
-
-@pytest.fixture
-def version(team, dataset):
-    files = [upload(f"{n}.jpg", jpeg(getattr(skimage.data, n)())) for n in PHOTOS]
-    files.append(upload("chelsea-small.jpg", jpeg(skimage.data.chelsea(), (225, 150))))
-    job = upload_create(actor=team["lead"], project=team["project"], dataset=dataset, files=files)
-    job_run(job_id=job.pk)
-    return DatasetVersion.objects.get(dataset=dataset)
 
 
 def test_embed_job_stores_unit_vectors_in_shards_and_finds_near_duplicates(team, version):

@@ -42,7 +42,9 @@ def test_kmeans_vs_sklearn(capsys):
         ours = cl.kmeans(x, K_CLUSTERS, iterations=ITERS, init=init, tol=0)
         studio_t.append(time.perf_counter() - t)
         t = time.perf_counter()
-        sk = KMeans(K_CLUSTERS, init=init, n_init=1, max_iter=ITERS, tol=0, algorithm="lloyd").fit(x)
+        sk = KMeans(K_CLUSTERS, init=init, n_init=1, max_iter=ITERS, tol=0, algorithm="lloyd").fit(
+            x
+        )
         sk_t.append(time.perf_counter() - t)
         ratios.append(ours.inertia / sk.inertia_)
         t = time.perf_counter()

@@ -1,0 +1,367 @@
+"""Curation jobs and actions: clusters, quality, duplicates, outliers, the map, selections.
+
+Jobs read a version's vectors from its newest embedding space; results are replaced as a
+whole by each run (so a retried job leaves one result, not two). Actions on a selection
+(a list of image ids, a cluster, or a filter resolved by the caller) make new dataset
+versions, set metadata or fill an annotation queue.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from django.core.files.storage import default_storage
+from django.db import transaction
+from PIL import Image as PILImage
+
+from annotation.models import (
+    AnnotationQueue,
+    Cluster,
+    ClusterMember,
+    ClusterRun,
+    DuplicateGroup,
+    DuplicateMember,
+    EmbeddingMap,
+    EmbeddingSpace,
+    ImageEmbedding,
+    ImageQuality,
+    QueueItem,
+)
+from annotation.services.embeddings import vectors_for
+from studio.errors import ApplicationError
+from studio.ml import clustering
+from studio.ml.quality import image_quality, project_2d
+from studio.models import Dataset, DatasetImage, DatasetVersion, Image, Job
+from studio.permissions import Capability, require
+from studio.services.datasets import dataset_version_create, valid_metadata_key
+from studio.services.jobs import JobContext, job_create, job_enqueue, register
+
+QUALITY_BATCH = 64
+
+
+def version_space(version: DatasetVersion, backbone: str | None = None) -> EmbeddingSpace:
+    """Return the newest embedding space holding vectors for this version's images."""
+    image_ids = version.items.values("image_id")
+    spaces = EmbeddingSpace.objects.filter(
+        project_id=version.dataset.project_id, vectors__image_id__in=image_ids
+    ).distinct()
+    if backbone:
+        spaces = spaces.filter(backbone=backbone)
+    space = spaces.order_by("-created_at").first()
+    if space is None:
+        raise ApplicationError(
+            f"Version {version.number} has no embeddings yet: embed it first, then cluster."
+        )
+    return space
+
+
+def _version_vectors(
+    version: DatasetVersion, space: EmbeddingSpace
+) -> tuple[np.ndarray, np.ndarray]:
+    return vectors_for(space, list(version.items.values_list("image_id", flat=True)))
+
+
+def cluster_job_start(
+    *,
+    actor,
+    version: DatasetVersion,
+    method: str = "kmeans",
+    k: int | None = None,
+    min_cluster_size: int = 5,
+) -> Job:
+    """Queue a clustering of the version; impossible requests are refused at once."""
+    project = version.dataset.project
+    require(actor, project, Capability.CONTRIBUTE)
+    if method not in ClusterRun.Method.values:
+        raise ApplicationError(f"Unknown clustering method {method!r}; use kmeans or hdbscan.")
+    space = version_space(version)
+    embedded = ImageEmbedding.objects.filter(
+        space=space, image_id__in=version.items.values("image_id")
+    ).count()
+    if method == "kmeans" and k is not None:
+        if k < 2:
+            raise ApplicationError("Ask for at least 2 clusters.")
+        if k > embedded:
+            raise ApplicationError(
+                f"Cannot make {k} clusters from {embedded} embedded images; ask for at most {embedded}."
+            )
+    if method == "hdbscan" and embedded < max(2, min_cluster_size):
+        raise ApplicationError(
+            f"HDBSCAN needs at least {max(2, min_cluster_size)} embedded images."
+        )
+    with transaction.atomic():
+        job = job_create(
+            project=project,
+            kind=Job.Kind.CLUSTER,
+            params={
+                "version": version.pk,
+                "space": space.pk,
+                "method": method,
+                "k": k,
+                "min_cluster_size": min_cluster_size,
+            },
+            created_by=actor,
+        )
+        job_enqueue(job)
+    return job
+
+
+@register(Job.Kind.CLUSTER)
+def cluster_run(job: Job, ctx: JobContext) -> dict:
+    """Cluster the version's vectors and store clusters with representatives and members."""
+    params = job.params
+    version = DatasetVersion.objects.get(pk=params["version"])
+    space = EmbeddingSpace.objects.get(pk=params["space"])
+    ids, vectors = _version_vectors(version, space)
+    ctx.progress(10, 100, f"Clustering {len(ids)} images", force=True)
+    try:
+        if params["method"] == "kmeans":
+            k = params.get("k") or clustering.suggest_k(vectors)
+            result = clustering.kmeans(vectors, k)
+            labels, centroids = result.labels, result.centroids
+        else:
+            k = None
+            labels = clustering.hdbscan(
+                vectors, min_cluster_size=params.get("min_cluster_size") or 5
+            )
+            centroids = None
+    except clustering.ClusteringError as exc:
+        raise ApplicationError(str(exc))
+    reps = clustering.representatives(vectors, labels, centroids)
+    with transaction.atomic():
+        ClusterRun.objects.filter(job=job).delete()  # a retried job replaces its own result
+        run = ClusterRun.objects.create(
+            version=version, space=space, method=params["method"], k=k, job=job,
+            params={"min_cluster_size": params.get("min_cluster_size")},
+        )  # fmt: skip
+        for label in np.unique(labels):
+            rows = np.nonzero(labels == label)[0]
+            cluster = Cluster.objects.create(
+                run=run,
+                label=int(label),
+                size=len(rows),
+                representatives=[int(ids[r]) for r in reps.get(int(label), rows[:6].tolist())],
+            )
+            ClusterMember.objects.bulk_create(
+                [ClusterMember(cluster=cluster, image_id=int(ids[r])) for r in rows],
+                batch_size=2000,
+            )
+    return {
+        "run": run.pk,
+        "clusters": int((np.unique(labels) >= 0).sum()),
+        "k": k,
+        "images": len(ids),
+    }
+
+
+def analyze_job_start(*, actor, version: DatasetVersion, threshold: float = 0.85) -> Job:
+    """Queue quality metrics for every image, plus duplicates, outliers and the map when embedded."""
+    project = version.dataset.project
+    require(actor, project, Capability.CONTRIBUTE)
+    if not 0.5 <= threshold <= 1.0:
+        raise ApplicationError(
+            "The near-duplicate threshold is a cosine similarity between 0.5 and 1."
+        )
+    with transaction.atomic():
+        job = job_create(
+            project=project,
+            kind=Job.Kind.ANALYZE,
+            params={"version": version.pk, "threshold": threshold},
+            created_by=actor,
+        )
+        job_enqueue(job)
+    return job
+
+
+def _load(image: Image) -> PILImage.Image:
+    with default_storage.open(image.file.name, "rb") as fh:
+        img = PILImage.open(io.BytesIO(fh.read()))
+        img.draft("RGB", (1024, 1024))
+        img.load()
+    return img
+
+
+@register(Job.Kind.ANALYZE)
+def analyze_run(job: Job, ctx: JobContext) -> dict:
+    """Compute missing quality rows (resumable by construction), then embedding-based results."""
+    version = DatasetVersion.objects.get(pk=job.params["version"])
+    ids = list(version.items.values_list("image_id", flat=True))
+    todo = list(Image.objects.filter(pk__in=ids, quality__isnull=True).order_by("pk"))
+    failed = []
+    done = len(ids) - len(todo)
+    for start in range(0, len(todo), QUALITY_BATCH):
+        batch = todo[start : start + QUALITY_BATCH]
+        ctx.progress(done, len(ids), f"Measuring image quality {done + 1} of {len(ids)}")
+        rows = []
+        for image in batch:
+            try:
+                rows.append(ImageQuality(image=image, **image_quality(_load(image))))
+            except Exception as exc:  # noqa: BLE001 - one unreadable file is reported, not fatal
+                failed.append(
+                    {"image": image.pk, "name": image.original_name, "reason": str(exc)[:200]}
+                )
+        ImageQuality.objects.bulk_create(rows, ignore_conflicts=True)
+        done += len(batch)
+    result = {"measured": len(todo) - len(failed), "failed": failed, "duplicate_groups": None}
+    try:
+        space = version_space(version)
+    except ApplicationError:
+        result["note"] = "Embed this version to find near-duplicates, outliers and the map."
+        return result
+    ctx.progress(90, 100, "Finding near-duplicates and outliers", force=True)
+    emb_ids, vectors = _version_vectors(version, space)
+    threshold = job.params["threshold"]
+    groups = clustering.near_duplicate_groups(vectors, threshold=threshold)
+    scores = clustering.outlier_scores(vectors)
+    sims, nn = clustering.knn(vectors, k=min(2, len(emb_ids)))
+    uniqueness = 1.0 - sims[:, 1] if sims.shape[1] > 1 else np.ones(len(emb_ids), np.float32)
+    coords = project_2d(vectors)
+    with transaction.atomic():
+        DuplicateGroup.objects.filter(version=version, space=space).delete()
+        for rows in groups:
+            group = DuplicateGroup.objects.create(version=version, space=space, threshold=threshold)
+            keep = rows[0]
+            DuplicateMember.objects.bulk_create(
+                [
+                    DuplicateMember(
+                        group=group, image_id=int(emb_ids[r]), keep=(r == keep),
+                        similarity=float(vectors[r] @ vectors[keep]),
+                    )
+                    for r in rows
+                ]
+            )  # fmt: skip
+        quality = {
+            q.image_id: q for q in ImageQuality.objects.filter(image_id__in=emb_ids.tolist())
+        }
+        for row, image_id in enumerate(emb_ids.tolist()):
+            if image_id in quality:
+                quality[image_id].uniqueness = float(uniqueness[row])
+                quality[image_id].outlier_score = float(scores[row])
+        ImageQuality.objects.bulk_update(
+            list(quality.values()), ["uniqueness", "outlier_score"], batch_size=1000
+        )
+        EmbeddingMap.objects.update_or_create(
+            version=version,
+            space=space,
+            defaults={
+                "points": [
+                    [int(i), round(float(x), 3), round(float(y), 3)]
+                    for i, (x, y) in zip(emb_ids, coords, strict=True)
+                ]
+            },
+        )
+    result["duplicate_groups"] = len(groups)
+    return result
+
+
+@transaction.atomic
+def cluster_rename(*, actor, cluster: Cluster, name: str) -> Cluster:
+    require(actor, cluster.run.version.dataset.project, Capability.CONTRIBUTE)
+    cluster.name = name.strip()[:100]
+    cluster.save(update_fields=["name"])
+    return cluster
+
+
+@transaction.atomic
+def duplicate_keep(*, actor, member: DuplicateMember) -> DuplicateMember:
+    """Make this copy the one that stays in its group."""
+    require(actor, member.group.version.dataset.project, Capability.CONTRIBUTE)
+    DuplicateMember.objects.filter(group=member.group).update(keep=False)
+    DuplicateMember.objects.filter(pk=member.pk).update(keep=True)
+    member.keep = True
+    return member
+
+
+def _selection(dataset: Dataset, image_ids: list[int]) -> list[int]:
+    """Keep only ids of images in the dataset's project; refuse an empty selection."""
+    ids = list(
+        Image.objects.filter(pk__in=image_ids, project_id=dataset.project_id).values_list(
+            "pk", flat=True
+        )
+    )
+    if not ids:
+        raise ApplicationError("The selection is empty: select some images first.")
+    return ids
+
+
+CURATION_ACTIONS = ("keep_only", "exclude", "drop_duplicates", "set_metadata", "queue")
+
+
+@transaction.atomic
+def curation_apply(
+    *,
+    actor,
+    dataset: Dataset,
+    image_ids: list[int],
+    action: str,
+    note: str = "",
+    field: str = "",
+    value: str = "",
+    queue_name: str = "",
+    version: DatasetVersion | None = None,
+) -> dict:
+    """Apply a curation action to a selection of images; return what changed.
+
+    keep_only / exclude: a new version holding only / everything but the selection;
+    drop_duplicates: a new version without the non-kept copies of the version's groups;
+    set_metadata: set ``field`` = ``value`` on the selection (a tag is a field too);
+    queue: an annotation queue with the selection, in order.
+    """
+    require(actor, dataset.project, Capability.CONTRIBUTE)
+    if action not in CURATION_ACTIONS:
+        raise ApplicationError(
+            f"Unknown action {action!r}; use one of {', '.join(CURATION_ACTIONS)}."
+        )
+    if action == "drop_duplicates":
+        if version is None:
+            raise ApplicationError("Choose the version whose duplicates to drop.")
+        image_ids = list(
+            DuplicateMember.objects.filter(group__version=version, keep=False).values_list(
+                "image_id", flat=True
+            )
+        )
+        if not image_ids:
+            raise ApplicationError("There are no duplicates to drop in this version.")
+        action = "exclude"
+    ids = _selection(dataset, image_ids)
+    if action in ("keep_only", "exclude"):
+        if action == "keep_only":
+            DatasetImage.objects.filter(dataset=dataset).exclude(image_id__in=ids).delete()
+            DatasetImage.objects.bulk_create(
+                [DatasetImage(dataset=dataset, image_id=i) for i in ids], ignore_conflicts=True
+            )
+        else:
+            DatasetImage.objects.filter(dataset=dataset, image_id__in=ids).delete()
+        if not DatasetImage.objects.filter(dataset=dataset).exists():
+            raise ApplicationError("That would leave the dataset empty; nothing was changed.")
+        default_note = (
+            f"{'Kept' if action == 'keep_only' else 'Excluded'} {len(ids)} selected images"
+        )
+        new, created = dataset_version_create(
+            dataset=dataset, actor=actor, note=note or default_note
+        )
+        return {"action": action, "images": len(ids), "version": new.number, "created": created}
+    if action == "set_metadata":
+        field = field.strip()
+        if not valid_metadata_key(field):
+            raise ApplicationError(
+                "The field name must start with a letter and hold letters, digits and single underscores."
+            )
+        images = list(Image.objects.filter(pk__in=ids))
+        for image in images:
+            image.metadata = {**image.metadata, field: value}
+        Image.objects.bulk_update(images, ["metadata"], batch_size=500)
+        project = dataset.project
+        if field not in project.metadata_fields:
+            project.metadata_fields = sorted([*project.metadata_fields, field])
+            project.save(update_fields=["metadata_fields"])
+        return {"action": action, "images": len(ids), "field": field}
+    queue = AnnotationQueue.objects.create(
+        project=dataset.project, name=(queue_name or f"{dataset.name}: {len(ids)} images")[:200],
+        version=version, created_by=actor,
+    )  # fmt: skip
+    QueueItem.objects.bulk_create(
+        [QueueItem(queue=queue, image_id=i, position=n) for n, i in enumerate(ids)]
+    )
+    return {"action": action, "images": len(ids), "queue": queue.pk}

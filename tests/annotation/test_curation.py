@@ -1,0 +1,155 @@
+"""Clusters, quality, duplicates, outliers, the map and curation actions (annotation/services/curation.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotation.models import (
+    AnnotationQueue,
+    Cluster,
+    ClusterRun,
+    DuplicateMember,
+    EmbeddingMap,
+    ImageQuality,
+)
+from annotation.services import curation as svc
+from studio import selectors
+from studio.errors import ApplicationError, Forbidden
+from studio.models import DatasetVersion, Job
+from studio.services.jobs import job_run
+
+
+def _run(job: Job) -> Job:
+    job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error
+    return job
+
+
+def names(version, ids):
+    by_id = dict(version.dataset.images.values_list("pk", "original_name"))
+    return sorted(by_id[i] for i in ids)
+
+
+def test_clustering_before_embedding_or_with_too_many_clusters_is_refused(team, version):
+    with pytest.raises(ApplicationError, match="no embeddings yet: embed it first"):
+        svc.cluster_job_start(actor=team["lead"], version=version)
+
+
+def test_kmeans_job_stores_clusters_with_representatives(team, embedded):
+    with pytest.raises(ApplicationError, match="Cannot make 50 clusters from 9 embedded images"):
+        svc.cluster_job_start(actor=team["lead"], version=embedded, k=50)
+    with pytest.raises(Forbidden):
+        svc.cluster_job_start(actor=team["viewer"], version=embedded, k=3)
+    job = _run(svc.cluster_job_start(actor=team["reviewer"], version=embedded, k=3))
+    run = ClusterRun.objects.get(job=job)
+    clusters = list(run.clusters.all())
+    assert len(clusters) == 3 and sum(c.size for c in clusters) == 9
+    for c in clusters:
+        members = set(c.members.values_list("image_id", flat=True))
+        assert set(c.representatives) <= members and len(members) == c.size
+    # The cat and its resized copy land together.
+    cat = next(
+        c
+        for c in clusters
+        if {"chelsea.jpg", "chelsea-small.jpg"}
+        & set(names(embedded, c.members.values_list("image_id", flat=True)))
+    )
+    assert {"chelsea.jpg", "chelsea-small.jpg"} <= set(
+        names(embedded, cat.members.values_list("image_id", flat=True))
+    )
+    svc.cluster_rename(actor=team["lead"], cluster=cat, name="Cats")
+    assert Cluster.objects.get(pk=cat.pk).display_name == "Cats"
+    suggested = _run(svc.cluster_job_start(actor=team["lead"], version=embedded))
+    assert suggested.result["k"] >= 2
+    density = _run(
+        svc.cluster_job_start(
+            actor=team["lead"], version=embedded, method="hdbscan", min_cluster_size=2
+        )
+    )
+    assert ClusterRun.objects.get(job=density).clusters.exists()
+
+
+def test_analyze_measures_quality_and_finds_duplicates_outliers_and_the_map(team, embedded):
+    job = _run(svc.analyze_job_start(actor=team["lead"], version=embedded))
+    assert job.result["measured"] == 9 and job.result["duplicate_groups"] == 1
+    members = DuplicateMember.objects.filter(group__version=embedded)
+    assert names(embedded, members.values_list("image_id", flat=True)) == [
+        "chelsea-small.jpg",
+        "chelsea.jpg",
+    ]
+    assert members.filter(keep=True).count() == 1
+    q = {i.original_name: i.quality for i in embedded.dataset.images.select_related("quality")}
+    assert q["chelsea-small.jpg"].uniqueness < 0.2 < q["page.jpg"].uniqueness
+    assert q["camera.jpg"].colourfulness < q["astronaut.jpg"].colourfulness
+    points = EmbeddingMap.objects.get(version=embedded).points
+    assert len(points) == 9 and all(len(p) == 3 for p in points)
+    again = _run(svc.analyze_job_start(actor=team["lead"], version=embedded))
+    assert (
+        again.result["measured"] == 0
+        and DuplicateMember.objects.filter(group__version=embedded).count() == 2
+    )
+
+
+def test_analyze_without_embeddings_still_measures_quality(team, version):
+    job = _run(svc.analyze_job_start(actor=team["lead"], version=version))
+    assert job.result["measured"] == 9 and "Embed this version" in job.result["note"]
+    assert ImageQuality.objects.count() == 9
+
+
+def test_curation_actions_make_versions_tags_and_queues(team, embedded):
+    _run(svc.analyze_job_start(actor=team["lead"], version=embedded))
+    dataset = embedded.dataset
+    ids = {i.original_name: i.pk for i in dataset.images.all()}
+    r = svc.curation_apply(
+        actor=team["lead"],
+        dataset=dataset,
+        image_ids=[],
+        action="drop_duplicates",
+        version=embedded,
+    )
+    dropped = DatasetVersion.objects.get(dataset=dataset, number=r["version"])
+    assert r["images"] == 1 and dropped.image_count == 8
+    r = svc.curation_apply(
+        actor=team["lead"],
+        dataset=dataset,
+        image_ids=[ids["coffee.jpg"], ids["rocket.jpg"]],
+        action="set_metadata",
+        field="tag",
+        value="review",
+    )
+    dataset.project.refresh_from_db()
+    tagged = selectors.image_list(
+        user=team["viewer"], project=dataset.project, metadata={"tag": "review"}
+    )
+    assert sorted(i.original_name for i in tagged) == ["coffee.jpg", "rocket.jpg"]
+    r = svc.curation_apply(
+        actor=team["lead"],
+        dataset=dataset,
+        image_ids=[ids["moon.jpg"], ids["page.jpg"], 999_999],
+        action="queue",
+        queue_name="Check these",
+    )
+    queue = AnnotationQueue.objects.get(pk=r["queue"])
+    assert queue.name == "Check these" and queue.items.count() == 2
+    r = svc.curation_apply(
+        actor=team["lead"],
+        dataset=dataset,
+        image_ids=[ids["coffee.jpg"], ids["rocket.jpg"]],
+        action="keep_only",
+    )
+    assert DatasetVersion.objects.get(dataset=dataset, number=r["version"]).image_count == 2
+    with pytest.raises(ApplicationError, match="empty"):
+        svc.curation_apply(
+            actor=team["lead"],
+            dataset=dataset,
+            image_ids=[ids["coffee.jpg"], ids["rocket.jpg"]],
+            action="exclude",
+        )
+    assert dataset.images.count() == 2  # the refused action changed nothing
+    with pytest.raises(ApplicationError, match="selection is empty"):
+        svc.curation_apply(actor=team["lead"], dataset=dataset, image_ids=[], action="exclude")
+    with pytest.raises(Forbidden):
+        svc.curation_apply(
+            actor=team["annotator"], dataset=dataset, image_ids=[ids["coffee.jpg"]], action="queue"
+        )
