@@ -8,10 +8,14 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from annotation import selectors as curation
+from annotation.models import Cluster, ClusterMember, ClusterRun, DuplicateGroup, DuplicateMember
+from annotation.services import curation as curation_services
 from annotation.services import embeddings as svc
+from annotation.services.curation import CURATION_ACTIONS
 from studio import selectors
-from studio.api.serializers import JobSerializer
-from studio.api.views import ApiView, _validated
+from studio.api.serializers import ImageSerializer, JobSerializer
+from studio.api.views import ApiView, _paginate, _validated
+from studio.errors import NotFound
 from studio.ml.backbones import DEFAULT_BACKBONE, SPECS
 
 
@@ -69,8 +73,214 @@ class SimilarImagesApi(ApiView):
         return Response(body)
 
 
+class ClusterJobSerializer(serializers.Serializer):
+    method = serializers.ChoiceField(choices=["kmeans", "hdbscan"], default="kmeans")
+    k = serializers.IntegerField(required=False, allow_null=True, min_value=2,
+                                 help_text="k-means clusters; omit to let Studio suggest k.")  # fmt: skip
+    min_cluster_size = serializers.IntegerField(required=False, default=5, min_value=2)
+
+
+class AnalyzeSerializer(serializers.Serializer):
+    threshold = serializers.FloatField(default=0.85, min_value=0.5, max_value=1.0,
+                                       help_text="Cosine similarity for near-duplicates.")  # fmt: skip
+
+
+class ClusterSerializer(serializers.ModelSerializer):
+    display_name = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Cluster
+        fields = ["id", "label", "name", "display_name", "size", "representatives"]
+        read_only_fields = ["id", "label", "size", "representatives"]
+
+
+class ClusterRunSerializer(serializers.ModelSerializer):
+    clusters = ClusterSerializer(many=True, read_only=True)
+    backbone = serializers.CharField(source="space.backbone", read_only=True)
+
+    class Meta:
+        model = ClusterRun
+        fields = ["id", "method", "k", "backbone", "job", "created_at", "clusters"]
+
+
+class DuplicateMemberSerializer(serializers.ModelSerializer):
+    name = serializers.CharField(source="image.original_name", read_only=True)
+
+    class Meta:
+        model = DuplicateMember
+        fields = ["id", "image", "name", "keep", "similarity"]
+
+
+class DuplicateGroupSerializer(serializers.ModelSerializer):
+    members = DuplicateMemberSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = DuplicateGroup
+        fields = ["id", "threshold", "members"]
+
+
+class CurateSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=list(CURATION_ACTIONS))
+    image_ids = serializers.ListField(child=serializers.IntegerField(), required=False, default=list,
+                                      help_text="The selection (e.g. from a lasso on the map).")  # fmt: skip
+    cluster = serializers.IntegerField(
+        required=False, help_text="Select a cluster's members instead."
+    )
+    version = serializers.IntegerField(
+        required=False, help_text="Version number (drop_duplicates, queue)."
+    )
+    note = serializers.CharField(required=False, allow_blank=True, default="")
+    field = serializers.CharField(required=False, allow_blank=True, default="")
+    value = serializers.CharField(required=False, allow_blank=True, default="")
+    queue_name = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class VersionApi(ApiView):
+    def version(self):
+        dataset = selectors.dataset_get(
+            user=self.request.user, project=self.project(), dataset_id=self.kwargs["pk"]
+        )
+        return selectors.version_get(
+            user=self.request.user, dataset=dataset, number=self.kwargs["number"]
+        )
+
+
+class ClusterVersionApi(VersionApi):
+    @extend_schema(request=ClusterJobSerializer, responses={202: JobSerializer})
+    def post(self, request, slug, pk, number):
+        data = _validated(ClusterJobSerializer, request.data)
+        job = curation_services.cluster_job_start(
+            actor=request.user, version=self.version(), **data
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class AnalyzeVersionApi(VersionApi):
+    @extend_schema(request=AnalyzeSerializer, responses={202: JobSerializer},
+                   description="Quality metrics for every image; with embeddings also "
+                   "near-duplicate groups, outlier and uniqueness scores and the 2-D map.")  # fmt: skip
+    def post(self, request, slug, pk, number):
+        data = _validated(AnalyzeSerializer, request.data)
+        job = curation_services.analyze_job_start(
+            actor=request.user, version=self.version(), **data
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ClustersApi(VersionApi):
+    @extend_schema(responses=ClusterRunSerializer)
+    def get(self, request, slug, pk, number):
+        run = curation.cluster_run_latest(user=request.user, version=self.version())
+        if run is None:
+            raise NotFound("This version has not been clustered yet.")
+        return Response(ClusterRunSerializer(run).data)
+
+
+class ClusterDetailApi(ApiView):
+    @extend_schema(request=ClusterSerializer, responses=ClusterSerializer)
+    def patch(self, request, slug, cluster_id):
+        cluster = curation.cluster_get(
+            user=request.user, project=self.project(), cluster_id=cluster_id
+        )
+        name = _validated(ClusterSerializer, request.data, partial=True).get("name", "")
+        return Response(
+            ClusterSerializer(
+                curation_services.cluster_rename(actor=request.user, cluster=cluster, name=name)
+            ).data
+        )
+
+
+class DuplicatesApi(VersionApi):
+    @extend_schema(responses=DuplicateGroupSerializer(many=True))
+    def get(self, request, slug, pk, number):
+        groups = curation.duplicate_groups(user=request.user, version=self.version())
+        return _paginate(self, request, groups, DuplicateGroupSerializer)
+
+
+class DuplicateKeepApi(ApiView):
+    @extend_schema(request=None, responses=DuplicateMemberSerializer)
+    def post(self, request, slug, member_id):
+        member = curation.duplicate_member_get(
+            user=request.user, project=self.project(), member_id=member_id
+        )
+        return Response(
+            DuplicateMemberSerializer(
+                curation_services.duplicate_keep(actor=request.user, member=member)
+            ).data
+        )
+
+
+class OutliersApi(VersionApi):
+    @extend_schema(
+        parameters=[OpenApiParameter("limit", int)], responses=ImageSerializer(many=True)
+    )
+    def get(self, request, slug, pk, number):
+        try:
+            limit = max(1, min(500, int(request.query_params.get("limit", 48))))
+        except ValueError:
+            limit = 48
+        return Response(
+            ImageSerializer(
+                curation.outliers(user=request.user, version=self.version(), limit=limit), many=True
+            ).data
+        )
+
+
+class MapApi(VersionApi):
+    @extend_schema(description="[[image id, x, y], ...] of the version's 2-D embedding map, "
+                   "and the latest clustering's label per image id.")  # fmt: skip
+    def get(self, request, slug, pk, number):
+        version = self.version()
+        emap = curation.embedding_map(user=request.user, version=version)
+        if emap is None:
+            raise NotFound("No map yet: embed the version, then analyze it.")
+        run = curation.cluster_run_latest(user=request.user, version=version)
+        labels = {}
+        if run is not None:
+            labels = dict(
+                ClusterMember.objects.filter(cluster__run=run).values_list(
+                    "image_id", "cluster__label"
+                )
+            )
+        return Response({"points": emap.points, "clusters": labels})
+
+
+class CurateApi(ApiView):
+    @extend_schema(request=CurateSerializer, responses={200: dict})
+    def post(self, request, slug, pk):
+        project = self.project()
+        data = _validated(CurateSerializer, request.data)
+        dataset = selectors.dataset_get(user=request.user, project=project, dataset_id=pk)
+        version = None
+        if data.get("version"):
+            version = selectors.version_get(
+                user=request.user, dataset=dataset, number=data["version"]
+            )
+        ids = data["image_ids"]
+        if data.get("cluster"):
+            cluster = curation.cluster_get(
+                user=request.user, project=project, cluster_id=data["cluster"]
+            )
+            ids = list(cluster.members.values_list("image_id", flat=True))
+        result = curation_services.curation_apply(
+            actor=request.user, dataset=dataset, image_ids=ids, action=data["action"], note=data["note"],
+            field=data["field"], value=data["value"], queue_name=data["queue_name"], version=version,
+        )  # fmt: skip
+        return Response(result)
+
+
 P = "projects/<slug:slug>/"
+V = P + "datasets/<int:pk>/versions/<int:number>/"
 urlpatterns = [
+    path(V + "cluster/", ClusterVersionApi.as_view(), name="version-cluster"),
+    path(V + "analyze/", AnalyzeVersionApi.as_view(), name="version-analyze"),
+    path(V + "clusters/", ClustersApi.as_view(), name="version-clusters"),
+    path(V + "duplicates/", DuplicatesApi.as_view(), name="version-duplicates"),
+    path(V + "outliers/", OutliersApi.as_view(), name="version-outliers"),
+    path(V + "map/", MapApi.as_view(), name="version-map"),
+    path(P + "clusters/<int:cluster_id>/", ClusterDetailApi.as_view(), name="cluster-detail"),
+    path(P + "duplicates/<int:member_id>/keep/", DuplicateKeepApi.as_view(), name="duplicate-keep"),
+    path(P + "datasets/<int:pk>/curate/", CurateApi.as_view(), name="dataset-curate"),
     path(
         P + "datasets/<int:pk>/versions/<int:number>/embed/",
         EmbedVersionApi.as_view(),

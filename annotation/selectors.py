@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
-from annotation.models import EmbeddingSpace
-from studio.errors import NotFound
-from studio.models import Project
+from annotation.models import (
+    Cluster,
+    ClusterRun,
+    DuplicateGroup,
+    DuplicateMember,
+    EmbeddingMap,
+    EmbeddingSpace,
+)
+from studio.errors import ApplicationError, NotFound
+from studio.models import DatasetVersion, Image, Project
 
 
 def embedding_space_list(*, user, project: Project) -> QuerySet[EmbeddingSpace]:
@@ -24,3 +31,107 @@ def embedding_space_get(*, user, project: Project, backbone: str | None = None) 
     if space is None:
         raise NotFound("No embeddings yet: embed a dataset version first.")
     return space
+
+
+QUALITY_METRICS = (
+    "brightness", "contrast", "sharpness", "colourfulness", "aspect_ratio", "megapixels",
+    "uniqueness", "outlier_score",
+)  # fmt: skip
+
+
+def cluster_run_latest(*, user, version: DatasetVersion) -> ClusterRun | None:
+    """Return the version's newest clustering with its clusters, or None."""
+    return (
+        ClusterRun.objects.filter(
+            version=version, version__dataset__project__memberships__user=user
+        )
+        .prefetch_related("clusters")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def cluster_get(*, user, project: Project, cluster_id: int) -> Cluster:
+    cluster = (
+        Cluster.objects.filter(
+            pk=cluster_id,
+            run__version__dataset__project=project,
+            run__version__dataset__project__memberships__user=user,
+        )
+        .select_related("run__version__dataset__project")
+        .first()
+    )
+    if cluster is None:
+        raise NotFound("Cluster not found.")
+    return cluster
+
+
+def duplicate_groups(*, user, version: DatasetVersion) -> QuerySet[DuplicateGroup]:
+    return (
+        DuplicateGroup.objects.filter(
+            version=version, version__dataset__project__memberships__user=user
+        )
+        .prefetch_related(
+            Prefetch("members", queryset=DuplicateMember.objects.select_related("image"))
+        )
+        .order_by("id")
+    )
+
+
+def duplicate_member_get(*, user, project: Project, member_id: int) -> DuplicateMember:
+    member = (
+        DuplicateMember.objects.filter(
+            pk=member_id,
+            group__version__dataset__project=project,
+            group__version__dataset__project__memberships__user=user,
+        )
+        .select_related("group__version__dataset__project")
+        .first()
+    )
+    if member is None:
+        raise NotFound("Duplicate not found.")
+    return member
+
+
+def outliers(*, user, version: DatasetVersion, limit: int = 48) -> QuerySet[Image]:
+    """Return the version's images by descending outlier score (scored images only)."""
+    return (
+        Image.objects.filter(
+            pk__in=version.items.values("image_id"),
+            project__memberships__user=user,
+            quality__outlier_score__isnull=False,
+        )
+        .select_related("quality")
+        .order_by("-quality__outlier_score")[:limit]
+    )
+
+
+def embedding_map(*, user, version: DatasetVersion) -> EmbeddingMap | None:
+    return (
+        EmbeddingMap.objects.filter(
+            version=version, version__dataset__project__memberships__user=user
+        )
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def quality_filters_from_params(params) -> dict[str, float]:
+    """Pick ``quality.<metric>_min`` / ``_max`` bounds from query parameters."""
+    bounds = {}
+    for key, value in params.items():
+        if not key.startswith("quality.") or value in ("", None):
+            continue
+        name = key[len("quality.") :]
+        metric, _, side = name.rpartition("_")
+        if metric not in QUALITY_METRICS or side not in ("min", "max"):
+            raise ApplicationError(
+                f"Unknown quality filter {key!r}; use quality.<metric>_min or _max with one of "
+                + ", ".join(QUALITY_METRICS)
+                + "."
+            )
+        try:
+            bounds[f"quality__{metric}__{'gte' if side == 'min' else 'lte'}"] = float(value)
+        except ValueError:
+            raise ApplicationError(f"{key} must be a number.")
+    return bounds

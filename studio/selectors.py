@@ -153,8 +153,11 @@ def image_list(
     version: DatasetVersion | None = None,
     split: str | None = None,
     metadata: Mapping[str, str] | None = None,
+    quality: Mapping[str, float] | None = None,
+    cluster_id: int | None = None,
 ) -> QuerySet[Image]:
-    """Return images of a project, optionally within a dataset or version, filtered by metadata."""
+    """Return images of a project, optionally within a dataset or version, filtered by
+    metadata, quality-metric bounds (``quality__sharpness__lte``...) or a cluster."""
     qs = Image.objects.filter(project=project, project__memberships__user=user)
     if version is not None:
         items = version.items.filter(split=split) if split else version.items.all()
@@ -163,6 +166,10 @@ def image_list(
         qs = qs.filter(pk__in=dataset.members.values("image_id"))
     for field, value in (metadata or {}).items():
         qs = qs.filter(_metadata_q(field, value))
+    if quality:
+        qs = qs.filter(**quality)
+    if cluster_id is not None:
+        qs = qs.filter(cluster_memberships__cluster_id=cluster_id)
     return qs.order_by("id")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from studio.models import (
@@ -151,7 +152,19 @@ class VersionCreateSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
 
 
+class QualitySerializer(serializers.Serializer):
+    brightness = serializers.FloatField()
+    contrast = serializers.FloatField()
+    sharpness = serializers.FloatField()
+    colourfulness = serializers.FloatField()
+    aspect_ratio = serializers.FloatField()
+    megapixels = serializers.FloatField()
+    uniqueness = serializers.FloatField(allow_null=True)
+    outlier_score = serializers.FloatField(allow_null=True)
+
+
 class ImageSerializer(serializers.ModelSerializer):
+    quality = serializers.SerializerMethodField()
     file_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
 
@@ -167,10 +180,16 @@ class ImageSerializer(serializers.ModelSerializer):
             "byte_size",
             "captured_at",
             "metadata",
+            "quality",
             "file_url",
             "thumbnail_url",
             "created_at",
         ]
+
+    @extend_schema_field(QualitySerializer(allow_null=True))
+    def get_quality(self, obj: Image) -> dict | None:
+        quality = getattr(obj, "quality", None)
+        return QualitySerializer(quality).data if quality is not None else None
 
     def get_file_url(self, obj: Image) -> str:
         return reverse("studio:image_file", args=[obj.pk, "original"])

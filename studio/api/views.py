@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from annotation.selectors import quality_filters_from_params
 from studio import selectors
 from studio.errors import ApplicationError, NotFound
 from studio.models import Objective
@@ -275,6 +276,13 @@ IMAGE_FILTERS = [
     OpenApiParameter("dataset", int, description="Only images in this dataset's working set."),
     OpenApiParameter("version", int, description="With dataset: only images in this version."),
     OpenApiParameter("split", str, enum=["train", "val", "test"], description="With version."),
+    OpenApiParameter("cluster", int, description="Only members of this cluster."),
+    OpenApiParameter(
+        "quality.<metric>_min",
+        float,
+        description="Lower bound on a quality metric (also _max): "
+        "brightness, contrast, sharpness, colourfulness, aspect_ratio, megapixels, uniqueness, outlier_score.",
+    ),
     OpenApiParameter(
         "meta.<field>",
         str,
@@ -305,7 +313,9 @@ class ImageListApi(ApiView):
             version=version,
             split=params.get("split") or None,
             metadata=selectors.metadata_filters_from_params(project=project, params=params),
-        )
+            quality=quality_filters_from_params(params),
+            cluster_id=_int(params, "cluster") if params.get("cluster") else None,
+        ).select_related("quality")
         return _paginate(self, request, images, s.ImageSerializer)
 
 

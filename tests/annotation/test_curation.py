@@ -153,3 +153,70 @@ def test_curation_actions_make_versions_tags_and_queues(team, embedded):
         svc.curation_apply(
             actor=team["annotator"], dataset=dataset, image_ids=[ids["coffee.jpg"]], action="queue"
         )
+
+
+def test_curation_through_the_api(api, team, embedded):
+    c = api(team["reviewer"])
+    base = f"/api/v1/projects/{team['project'].slug}"
+    v = f"{base}/datasets/{embedded.dataset_id}/versions/{embedded.number}"
+    assert c.get(f"{v}/clusters/").status_code == 404
+    r = c.post(f"{v}/cluster/", {"method": "kmeans", "k": 3}, format="json")
+    assert r.status_code == 202
+    job_run(job_id=r.json()["id"])
+    run = c.get(f"{v}/clusters/").json()
+    assert len(run["clusters"]) == 3 and run["backbone"] == "efficientnet_lite0"
+    first = run["clusters"][0]
+    assert (
+        c.patch(f"{base}/clusters/{first['id']}/", {"name": "Mixed"}, format="json").json()[
+            "display_name"
+        ]
+        == "Mixed"
+    )
+    members = c.get(f"{base}/images/?cluster={first['id']}").json()
+    assert members["count"] == first["size"]
+    assert (
+        c.post(f"{v}/cluster/", {"k": 99}, format="json")
+        .json()["error"]["message"]
+        .startswith("Cannot make 99 clusters")
+    )
+
+    r = c.post(f"{v}/analyze/", {}, format="json")
+    job_run(job_id=r.json()["id"])
+    groups = c.get(f"{v}/duplicates/").json()["results"]
+    assert len(groups) == 1 and len(groups[0]["members"]) == 2
+    other = next(m for m in groups[0]["members"] if not m["keep"])
+    assert c.post(f"{base}/duplicates/{other['id']}/keep/").json()["keep"] is True
+    outliers = c.get(f"{v}/outliers/?limit=3").json()
+    assert (
+        len(outliers) == 3
+        and outliers[0]["quality"]["outlier_score"] >= outliers[-1]["quality"]["outlier_score"]
+    )
+    blurry = c.get(f"{base}/images/?quality.sharpness_max=1e9&quality.brightness_min=0").json()
+    assert blurry["count"] == 9
+    assert c.get(f"{base}/images/?quality.nonsense_min=1").status_code == 400
+    emap = c.get(f"{v}/map/").json()
+    assert len(emap["points"]) == 9 and len(emap["clusters"]) == 9
+
+    r = c.post(
+        f"{base}/datasets/{embedded.dataset_id}/curate/",
+        {"action": "queue", "cluster": first["id"], "queue_name": "Look"},
+        format="json",
+    )
+    assert r.status_code == 200 and r.json()["images"] == first["size"]
+    r = c.post(
+        f"{base}/datasets/{embedded.dataset_id}/curate/",
+        {"action": "exclude", "image_ids": [outliers[0]["id"]]},
+        format="json",
+    )
+    assert r.json()["version"] == 2
+    assert (
+        api(team["viewer"])
+        .post(
+            f"{base}/datasets/{embedded.dataset_id}/curate/",
+            {"action": "exclude", "image_ids": [1]},
+            format="json",
+        )
+        .status_code
+        == 403
+    )
+    assert api(team["outsider"]).get(f"{v}/map/").status_code == 404
