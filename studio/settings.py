@@ -126,7 +126,19 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+
+
+def _plotly_js_dir() -> list[tuple[str, str]]:
+    """plotly.js ships inside the plotly package: serve it from there, no CDN, no copy."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    return [("vendor/plotly", str(Path(spec.submodule_search_locations[0]) / "package_data"))]
+
+
+STATICFILES_DIRS = [BASE_DIR / "static", *_plotly_js_dir()]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "staticfiles"))
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 # Media is never served directly: every file goes through an authorised view.

@@ -10,5 +10,6 @@ urlpatterns = [
     path("api/v1/", include("studio.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("annotation.urls")),
     path("", include("studio.ui_urls")),
 ]

@@ -315,9 +315,11 @@ def dataset_detail(request: HttpRequest, project, dataset_id: int) -> HttpRespon
         meta = selectors.metadata_filters_from_params(project=project, params=request.GET)
     except ApplicationError as exc:
         meta, error = {}, exc.message
+    cluster_id = _int_or_none(request.GET.get("cluster"))
     images = selectors.image_list(
-        user=user, project=project, dataset=dataset, version=version, split=split, metadata=meta
-    )
+        user=user, project=project, dataset=dataset, version=version, split=split, metadata=meta,
+        cluster_id=cluster_id,
+    )  # fmt: skip
     page = Paginator(images, GRID_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)

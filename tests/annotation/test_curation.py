@@ -220,3 +220,72 @@ def test_curation_through_the_api(api, team, embedded):
         == 403
     )
     assert api(team["outsider"]).get(f"{v}/map/").status_code == 404
+
+
+def test_curation_pages_drive_the_whole_flow(client, team, embedded):
+    client.force_login(team["lead"])
+    slug, ds = team["project"].slug, embedded.dataset_id
+    page = client.get(f"/p/{slug}/datasets/{ds}/curate/").content.decode()
+    assert "No map yet" in page and "Not clustered yet" in page
+    r = client.post(
+        f"/p/{slug}/datasets/{ds}/curate/run/analyze/", {"version": 1, "threshold": "0.85"}
+    )
+    job_run(job_id=int(r["Location"].split("/")[2]))
+    r = client.post(
+        f"/p/{slug}/datasets/{ds}/curate/run/cluster/",
+        {"version": 1, "method": "kmeans", "k": "3", "min_cluster_size": "5"},
+    )
+    job_run(job_id=int(r["Location"].split("/")[2]))
+    r = client.post(
+        f"/p/{slug}/datasets/{ds}/curate/run/cluster/",
+        {"version": 1, "method": "kmeans", "k": "500"},
+        follow=True,
+    )
+    assert b"Cannot make 500 clusters" in r.content
+    page = client.get(
+        f"/p/{slug}/datasets/{ds}/curate/?version=1&colour=quality:sharpness"
+    ).content.decode()
+    assert 'id="map-figure"' in page and "Sharpness" in page and "hist-brightness" in page
+    assert '<script id="map-figure" type="application/json">{"data"' in page
+    assert page.count('class="select-cluster"') == 3
+    cluster = ClusterRun.objects.get(version=embedded).clusters.first()
+    client.post(
+        f"/p/{slug}/datasets/{ds}/curate/clusters/{cluster.pk}/", {"name": "Odd ones", "version": 1}
+    )
+    assert "Odd ones" in client.get(f"/p/{slug}/datasets/{ds}/curate/").content.decode()
+    grid = client.get(f"/p/{slug}/datasets/{ds}/?cluster={cluster.pk}").content.decode()
+    assert f"{cluster.size} image" in grid
+
+    dup_page = client.get(f"/p/{slug}/datasets/{ds}/duplicates/?version=1").content.decode()
+    assert "chelsea-small.jpg" in dup_page and "Keep this one" in dup_page
+    member = DuplicateMember.objects.get(group__version=embedded, keep=False)
+    client.post(f"/p/{slug}/datasets/{ds}/duplicates/{member.pk}/keep/", {"version": 1})
+    assert DuplicateMember.objects.get(pk=member.pk).keep
+    r = client.post(
+        f"/p/{slug}/datasets/{ds}/curate/apply/",
+        {"version": 1, "action": "drop_duplicates"},
+        follow=True,
+    )
+    assert b"Version 2 made" in r.content
+    assert (
+        "outlier"
+        in client.get(f"/p/{slug}/datasets/{ds}/outliers/?version=1").content.decode().lower()
+    )
+    r = client.post(
+        f"/p/{slug}/datasets/{ds}/curate/apply/",
+        {
+            "version": 2,
+            "action": "set_metadata",
+            "field": "tag",
+            "value": "seen",
+            "cluster": cluster.pk,
+        },
+        follow=True,
+    )
+    assert b"Set tag on" in r.content
+    r = client.post(
+        f"/p/{slug}/datasets/{ds}/curate/apply/",
+        {"version": 2, "action": "queue", "image_ids": "x,y"},
+        follow=True,
+    )
+    assert b"could not be read" in r.content

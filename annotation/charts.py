@@ -1,0 +1,87 @@
+"""Plotly figures for curation pages, built as plain dicts from selector output (no I/O)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+PALETTE = [
+    "#3559e0", "#e0533a", "#12805c", "#b54708", "#7a5af8", "#0ba5ec", "#dd2590", "#667085",
+    "#66c61c", "#f79009", "#155eef", "#875bf7", "#ee46bc", "#2e90fa", "#16b364", "#e62e05",
+]  # fmt: skip
+
+
+def _numeric(values: Sequence) -> bool:
+    seen = [v for v in values if v is not None]
+    return bool(seen) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in seen)
+
+
+def map_figure(
+    points: Sequence[Sequence],
+    colour: Mapping[int, object],
+    colour_name: str,
+    names: Mapping[int, str],
+    thumbs: Mapping[int, str],
+) -> dict:
+    """Scatter of [image id, x, y] points coloured by a category or a number per image id."""
+    layout = {
+        "dragmode": "lasso",
+        "hovermode": "closest",
+        "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+        "xaxis": {"visible": False},
+        "yaxis": {"visible": False, "scaleanchor": "x"},
+        "legend": {"title": {"text": colour_name}},
+        "height": 560,
+    }
+
+    def trace(rows, **extra):
+        return {
+            "type": "scattergl" if len(points) > 5000 else "scatter",
+            "mode": "markers",
+            "x": [r[1] for r in rows],
+            "y": [r[2] for r in rows],
+            "customdata": [[r[0], thumbs.get(r[0], ""), names.get(r[0], "")] for r in rows],
+            "hovertemplate": "%{customdata[2]}<extra></extra>",
+            **extra,
+        }
+
+    values = [colour.get(p[0]) for p in points]
+    if _numeric(values):
+        finite = [v if v is not None and math.isfinite(v) else None for v in values]
+        return {
+            "data": [trace(points, marker={"color": finite, "colorscale": "Viridis", "showscale": True,
+                                           "colorbar": {"title": {"text": colour_name}}, "size": 8})],
+            "layout": {**layout, "showlegend": False},
+        }  # fmt: skip
+    groups: dict[str, list] = {}
+    for p, v in zip(points, values, strict=True):
+        groups.setdefault("—" if v is None else str(v), []).append(p)
+    data = [
+        trace(
+            rows,
+            name=f"{label} ({len(rows)})",
+            marker={"color": PALETTE[i % len(PALETTE)], "size": 8},
+        )
+        for i, (label, rows) in enumerate(sorted(groups.items()))
+    ]
+    return {"data": data, "layout": layout}
+
+
+def histogram_figure(metric: str, values: Sequence[float], label: str) -> dict:
+    """A small histogram of one quality metric."""
+    return {
+        "data": [
+            {
+                "type": "histogram",
+                "x": [v for v in values if v is not None],
+                "nbinsx": 30,
+                "marker": {"color": "#3559e0"},
+            }
+        ],  # fmt: skip
+        "layout": {
+            "title": {"text": label, "font": {"size": 13}},
+            "margin": {"l": 35, "r": 10, "t": 30, "b": 30},
+            "height": 200,
+            "bargap": 0.05,
+        },
+    }

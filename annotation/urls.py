@@ -1,0 +1,16 @@
+from django.urls import path
+
+from . import views as v
+
+app_name = "annotation"
+D = "p/<slug:slug>/datasets/<int:dataset_id>/"
+
+urlpatterns = [
+    path(D + "curate/", v.curate, name="curate"),
+    path(D + "curate/run/<str:kind>/", v.run_job, name="run_job"),
+    path(D + "curate/apply/", v.apply, name="apply"),
+    path(D + "curate/clusters/<int:cluster_id>/", v.cluster_rename, name="cluster_rename"),
+    path(D + "duplicates/", v.duplicates, name="duplicates"),
+    path(D + "duplicates/<int:member_id>/keep/", v.duplicate_keep, name="duplicate_keep"),
+    path(D + "outliers/", v.outliers, name="outliers"),
+]

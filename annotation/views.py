@@ -1,0 +1,279 @@
+"""Curation pages: the map and clusters, duplicate groups, outliers, and the actions."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from annotation import charts
+from annotation import selectors as curation
+from annotation.models import ClusterMember, ImageQuality
+from annotation.services import curation as curation_services
+from annotation.services import embeddings as embedding_services
+from studio import selectors
+from studio.errors import ApplicationError
+from studio.ml.backbones import DEFAULT_BACKBONE, SPECS
+from studio.views import member_view
+
+QUALITY_LABELS = {
+    "brightness": "Brightness (mean luma)",
+    "contrast": "Contrast (luma std)",
+    "sharpness": "Sharpness (Laplacian variance)",
+    "colourfulness": "Colourfulness",
+    "aspect_ratio": "Aspect ratio (w/h)",
+    "megapixels": "Megapixels",
+    "uniqueness": "Uniqueness (1 − nearest similarity)",
+    "outlier_score": "Outlier score",
+}
+
+
+def _version(request, project, dataset_id: int):
+    dataset = selectors.dataset_get(user=request.user, project=project, dataset_id=dataset_id)
+    versions = list(selectors.version_list(user=request.user, dataset=dataset))
+    if not versions:
+        return dataset, versions, None
+    number = request.GET.get("version") or request.POST.get("version")
+    try:
+        number = int(number) if number else versions[0].number
+    except ValueError:
+        number = versions[0].number
+    return (
+        dataset,
+        versions,
+        selectors.version_get(user=request.user, dataset=dataset, number=number),
+    )
+
+
+def _colour_values(
+    request, project, version, run, image_ids: list[int], colour: str
+) -> tuple[dict, str]:
+    if colour.startswith("meta:"):
+        field = colour[5:]
+        if field in project.metadata_fields:
+            rows = selectors.image_list(
+                user=request.user, project=project, version=version
+            ).values_list("pk", "metadata")
+            return {pk: meta.get(field) for pk, meta in rows}, field
+    if colour.startswith("quality:") and colour[8:] in QUALITY_LABELS:
+        metric = colour[8:]
+        rows = ImageQuality.objects.filter(image_id__in=image_ids).values_list("image_id", metric)
+        return dict(rows), QUALITY_LABELS[metric]
+    if run is not None:
+        names = {c.pk: c.display_name for c in run.clusters.all()}
+        rows = ClusterMember.objects.filter(cluster__run=run).values_list("image_id", "cluster_id")
+        return {image: names[cluster] for image, cluster in rows}, "cluster"
+    return {}, "—"
+
+
+@require_GET
+@member_view
+def curate(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
+    dataset, versions, version = _version(request, project, dataset_id)
+    context = {"project": project, "dataset": dataset, "versions": versions, "version": version}
+    if version is None:
+        return render(request, "annotation/curate.html", context)
+    run = curation.cluster_run_latest(user=request.user, version=version)
+    emap = curation.embedding_map(user=request.user, version=version)
+    colour = request.GET.get("colour", "cluster")
+    figure = None
+    if emap is not None:
+        ids = [p[0] for p in emap.points]
+        values, colour_name = _colour_values(request, project, version, run, ids, colour)
+        names = dict(
+            selectors.image_list(user=request.user, project=project, version=version).values_list(
+                "pk", "original_name"
+            )
+        )
+        thumbs = {i: reverse("studio:image_file", args=[i, "thumb"]) for i in ids}
+        figure = charts.map_figure(emap.points, values, colour_name, names, thumbs)
+    metrics = ImageQuality.objects.filter(image_id__in=version.items.values("image_id"))
+    histograms = []
+    if metrics.exists():
+        for metric, label in QUALITY_LABELS.items():
+            values = list(metrics.values_list(metric, flat=True))
+            if any(v is not None for v in values):
+                histograms.append(
+                    {
+                        "id": f"hist-{metric}",
+                        "figure": charts.histogram_figure(metric, values, label),
+                    }
+                )
+    clusters = []
+    if run is not None:
+        reps = {i for c in run.clusters.all() for i in c.representatives}
+        by_id = selectors.image_list(user=request.user, project=project).in_bulk(list(reps))
+        clusters = [
+            (c, [by_id[i] for i in c.representatives if i in by_id]) for c in run.clusters.all()
+        ]
+    context.update(
+        {
+            "run": run,
+            "clusters": clusters,
+            "figure": figure,
+            "histograms": histograms,
+            "colour": colour,
+            "colour_options": [("cluster", "Cluster")]
+            + [(f"meta:{f}", f"Metadata: {f}") for f in project.metadata_fields]
+            + [(f"quality:{m}", f"Quality: {label}") for m, label in QUALITY_LABELS.items()],
+            "backbones": [(name, spec.label) for name, spec in SPECS.items()],
+            "default_backbone": DEFAULT_BACKBONE,
+            "duplicate_count": curation.duplicate_groups(
+                user=request.user, version=version
+            ).count(),
+            "actions": [
+                ("keep_only", "Make a new version with only these"),
+                ("exclude", "Make a new version without these"),
+                ("set_metadata", "Set a metadata field (tag) on these"),
+                ("queue", "Send to an annotation queue"),
+            ],
+        }
+    )
+    return render(request, "annotation/curate.html", context)
+
+
+def _back(project, dataset, version, anchor: str = "") -> HttpResponse:
+    url = reverse("annotation:curate", args=[project.slug, dataset.pk])
+    return redirect(f"{url}?version={version.number}{anchor}" if version else url)
+
+
+@require_POST
+@member_view
+def run_job(request: HttpRequest, project, dataset_id: int, kind: str) -> HttpResponse:
+    """Start an embed, analyze or cluster job for the version; go to its progress page."""
+    dataset, _, version = _version(request, project, dataset_id)
+    post = request.POST
+    try:
+        if version is None:
+            raise ApplicationError("Upload images first: the dataset has no version yet.")
+        if kind == "embed":
+            job = embedding_services.embedding_job_start(
+                actor=request.user,
+                version=version,
+                backbone=post.get("backbone") or DEFAULT_BACKBONE,
+            )
+        elif kind == "analyze":
+            job = curation_services.analyze_job_start(
+                actor=request.user, version=version, threshold=float(post.get("threshold") or 0.85)
+            )
+        elif kind == "cluster":
+            k = int(post["k"]) if post.get("k") else None
+            job = curation_services.cluster_job_start(
+                actor=request.user, version=version, method=post.get("method") or "kmeans", k=k,
+                min_cluster_size=int(post.get("min_cluster_size") or 5),
+            )  # fmt: skip
+        else:
+            raise ApplicationError("Unknown job.")
+    except ValueError:
+        messages.error(request, "Numbers only, please: k, minimum cluster size and threshold.")
+        return _back(project, dataset, version)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return _back(project, dataset, version)
+    return redirect("studio:job_detail", job_id=job.pk)
+
+
+@require_POST
+@member_view
+def apply(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
+    """Apply a curation action to the selection (lasso ids or a cluster)."""
+    dataset, _, version = _version(request, project, dataset_id)
+    post = request.POST
+    try:
+        ids = [int(i) for i in post.get("image_ids", "").split(",") if i.strip()]
+        if post.get("cluster"):
+            cluster = curation.cluster_get(
+                user=request.user, project=project, cluster_id=int(post["cluster"])
+            )
+            ids = list(cluster.members.values_list("image_id", flat=True))
+        result = curation_services.curation_apply(
+            actor=request.user, dataset=dataset, image_ids=ids, action=post.get("action", ""),
+            note=post.get("note", ""), field=post.get("field", ""), value=post.get("value", ""),
+            queue_name=post.get("queue_name", ""), version=version,
+        )  # fmt: skip
+    except ValueError:
+        messages.error(request, "The selection could not be read; select images again.")
+        return _back(project, dataset, version)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return _back(project, dataset, version)
+    if "version" in result:
+        messages.success(
+            request, f"Version {result['version']} made ({result['images']} images selected)."
+        )
+        return redirect(
+            f"{reverse('annotation:curate', args=[project.slug, dataset.pk])}?version={result['version']}"
+        )
+    if "queue" in result:
+        messages.success(request, f"Annotation queue made with {result['images']} images.")
+    else:
+        messages.success(
+            request,
+            f"Set {result['field']} on {result['images']} images; filter on it from the dataset page.",
+        )
+    return _back(project, dataset, version)
+
+
+@require_POST
+@member_view
+def cluster_rename(request: HttpRequest, project, dataset_id: int, cluster_id: int) -> HttpResponse:
+    dataset, _, version = _version(request, project, dataset_id)
+    cluster = curation.cluster_get(user=request.user, project=project, cluster_id=cluster_id)
+    try:
+        curation_services.cluster_rename(
+            actor=request.user, cluster=cluster, name=request.POST.get("name", "")
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return _back(project, dataset, version, "#clusters")
+
+
+@require_GET
+@member_view
+def duplicates(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
+    dataset, versions, version = _version(request, project, dataset_id)
+    groups = curation.duplicate_groups(user=request.user, version=version) if version else []
+    return render(
+        request,
+        "annotation/duplicates.html",
+        {
+            "project": project,
+            "dataset": dataset,
+            "versions": versions,
+            "version": version,
+            "groups": groups,
+        },
+    )
+
+
+@require_POST
+@member_view
+def duplicate_keep(request: HttpRequest, project, dataset_id: int, member_id: int) -> HttpResponse:
+    dataset, _, version = _version(request, project, dataset_id)
+    member = curation.duplicate_member_get(user=request.user, project=project, member_id=member_id)
+    try:
+        curation_services.duplicate_keep(actor=request.user, member=member)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    url = reverse("annotation:duplicates", args=[project.slug, dataset.pk])
+    return redirect(f"{url}?version={version.number}")
+
+
+@require_GET
+@member_view
+def outliers(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
+    dataset, versions, version = _version(request, project, dataset_id)
+    images = curation.outliers(user=request.user, version=version, limit=96) if version else []
+    return render(
+        request,
+        "annotation/outliers.html",
+        {
+            "project": project,
+            "dataset": dataset,
+            "versions": versions,
+            "version": version,
+            "images": images,
+        },
+    )
