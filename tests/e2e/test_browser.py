@@ -2,48 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
-from django.db import connections
 
 from studio.models import Image, Job, Objective
+from tests.e2e.conftest import SCREENSHOTS
 from tests.factories import PASSWORD, image_bytes, make_user, zip_bytes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker]
-
-SCREENSHOTS = Path(
-    os.environ.get(
-        "STUDIO_SCREENSHOTS", Path(__file__).resolve().parents[2] / "var" / "screenshots"
-    )
-)
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-
-
-@pytest.fixture
-def browser():
-    # Playwright's sync API runs an event loop in this thread; the ORM calls in the test
-    # body are still synchronous, so Django's async guard must stand aside here.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert executable, (
-        "chromium is required for browser tests (scripts/ensure-chromium installs it)"
-    )
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-        # ORM calls made while Playwright's loop runs get their own connection; close it
-        # here, in that context, or the test database cannot be dropped at the end.
-        connections.close_all()
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 def test_new_user_creates_project_uploads_zip_and_sees_thumbnails(
