@@ -5,10 +5,19 @@ from __future__ import annotations
 from django.urls import path, reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from annotation import selectors as curation
-from annotation.models import Cluster, ClusterMember, ClusterRun, DuplicateGroup, DuplicateMember
+from annotation.models import (
+    BackboneCheckpoint,
+    Cluster,
+    ClusterMember,
+    ClusterRun,
+    DuplicateGroup,
+    DuplicateMember,
+)
+from annotation.services import checkpoints as checkpoint_services
 from annotation.services import curation as curation_services
 from annotation.services import embeddings as svc
 from annotation.services.curation import CURATION_ACTIONS
@@ -21,6 +30,46 @@ from studio.ml.backbones import DEFAULT_BACKBONE, SPECS
 
 class EmbedSerializer(serializers.Serializer):
     backbone = serializers.ChoiceField(choices=list(SPECS), default=DEFAULT_BACKBONE)
+    checkpoint = serializers.IntegerField(
+        required=False, help_text="Use this uploaded checkpoint instead."
+    )
+
+
+class CheckpointSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BackboneCheckpoint
+        fields = ["id", "name", "architecture", "sha256", "byte_size", "created_at"]
+
+
+class CheckpointUploadSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    architecture = serializers.ChoiceField(choices=list(SPECS))
+    file = serializers.FileField(
+        help_text="A torch state dict (weights only) of that architecture."
+    )
+
+
+class CheckpointListApi(ApiView):
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    @extend_schema(responses=CheckpointSerializer(many=True))
+    def get(self, request, slug):
+        return _paginate(
+            self,
+            request,
+            curation.checkpoint_list(user=request.user, project=self.project()),
+            CheckpointSerializer,
+        )
+
+    @extend_schema(request={"multipart/form-data": CheckpointUploadSerializer}, responses={201: CheckpointSerializer},
+                   description="Checked by loading it into the architecture before it is stored.")  # fmt: skip
+    def post(self, request, slug):
+        data = _validated(CheckpointUploadSerializer, request.data)
+        checkpoint = checkpoint_services.checkpoint_upload(
+            actor=request.user, project=self.project(), name=data["name"],
+            architecture=data["architecture"], upload=data["file"],
+        )  # fmt: skip
+        return Response(CheckpointSerializer(checkpoint).data, status=status.HTTP_201_CREATED)
 
 
 class SimilarSerializer(serializers.Serializer):
@@ -37,8 +86,13 @@ class EmbedVersionApi(ApiView):
         data = _validated(EmbedSerializer, request.data)
         dataset = selectors.dataset_get(user=request.user, project=self.project(), dataset_id=pk)
         version = selectors.version_get(user=request.user, dataset=dataset, number=number)
+        checkpoint = None
+        if data.get("checkpoint"):
+            checkpoint = curation.checkpoint_get(
+                user=request.user, project=self.project(), checkpoint_id=data["checkpoint"]
+            )
         job = svc.embedding_job_start(
-            actor=request.user, version=version, backbone=data["backbone"]
+            actor=request.user, version=version, backbone=data["backbone"], checkpoint=checkpoint
         )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
@@ -281,6 +335,7 @@ urlpatterns = [
     path(P + "clusters/<int:cluster_id>/", ClusterDetailApi.as_view(), name="cluster-detail"),
     path(P + "duplicates/<int:member_id>/keep/", DuplicateKeepApi.as_view(), name="duplicate-keep"),
     path(P + "datasets/<int:pk>/curate/", CurateApi.as_view(), name="dataset-curate"),
+    path(P + "checkpoints/", CheckpointListApi.as_view(), name="checkpoint-list"),
     path(
         P + "datasets/<int:pk>/versions/<int:number>/embed/",
         EmbedVersionApi.as_view(),

@@ -225,3 +225,32 @@ class QueueItem(models.Model):
     class Meta:
         ordering = ["queue_id", "position"]
         constraints = [models.UniqueConstraint(fields=["queue", "image"], name="queue_item_unique")]
+
+
+class BackboneCheckpoint(models.Model):
+    """A user's weights for one of the backbone architectures, checked before it is stored."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="checkpoints")
+    name = models.CharField(
+        max_length=100, help_text="A name people recognise, e.g. 'ResNet-50 fine-tuned on parcels'."
+    )
+    architecture = models.CharField(
+        max_length=40, help_text="One of the backbone names, e.g. resnet50."
+    )
+    file = models.FileField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    byte_size = models.PositiveBigIntegerField()
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "sha256"], name="checkpoint_unique_content"),
+            models.UniqueConstraint(fields=["project", "name"], name="checkpoint_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.architecture})"

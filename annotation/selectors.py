@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Prefetch, QuerySet
 
 from annotation.models import (
+    BackboneCheckpoint,
     Cluster,
     ClusterRun,
     DuplicateGroup,
@@ -135,3 +136,16 @@ def quality_filters_from_params(params) -> dict[str, float]:
         except ValueError:
             raise ApplicationError(f"{key} must be a number.")
     return bounds
+
+
+def checkpoint_list(*, user, project: Project) -> QuerySet[BackboneCheckpoint]:
+    return BackboneCheckpoint.objects.filter(
+        project=project, project__memberships__user=user
+    ).order_by("name")
+
+
+def checkpoint_get(*, user, project: Project, checkpoint_id: int) -> BackboneCheckpoint:
+    checkpoint = checkpoint_list(user=user, project=project).filter(pk=checkpoint_id).first()
+    if checkpoint is None:
+        raise NotFound("Checkpoint not found.")
+    return checkpoint

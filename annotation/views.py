@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation import charts
 from annotation import selectors as curation
 from annotation.models import ClusterMember, ImageQuality
+from annotation.services import checkpoints as checkpoint_services
 from annotation.services import curation as curation_services
 from annotation.services import embeddings as embedding_services
 from studio import selectors
@@ -118,7 +119,12 @@ def curate(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
             "colour_options": [("cluster", "Cluster")]
             + [(f"meta:{f}", f"Metadata: {f}") for f in project.metadata_fields]
             + [(f"quality:{m}", f"Quality: {label}") for m, label in QUALITY_LABELS.items()],
-            "backbones": [(name, spec.label) for name, spec in SPECS.items()],
+            "backbones": [(name, spec.label) for name, spec in SPECS.items()]
+            + [
+                (f"ckpt:{c.pk}", f"Checkpoint: {c.name} ({c.architecture})")
+                for c in curation.checkpoint_list(user=request.user, project=project)
+            ],
+            "architectures": [(name, spec.label) for name, spec in SPECS.items()],
             "default_backbone": DEFAULT_BACKBONE,
             "duplicate_count": curation.duplicate_groups(
                 user=request.user, version=version
@@ -277,3 +283,25 @@ def outliers(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
             "images": images,
         },
     )
+
+
+@require_POST
+@member_view
+def checkpoint_upload(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
+    """Upload a backbone checkpoint; it is checked against its architecture before it is kept."""
+    dataset, _, version = _version(request, project, dataset_id)
+    upload = request.FILES.get("file")
+    try:
+        if upload is None:
+            raise ApplicationError("Choose a checkpoint file.")
+        checkpoint = checkpoint_services.checkpoint_upload(
+            actor=request.user, project=project, name=request.POST.get("name", ""),
+            architecture=request.POST.get("architecture", ""), upload=upload,
+        )  # fmt: skip
+    except ApplicationError as exc:
+        messages.error(request, f"Checkpoint not kept: {exc.message}")
+    else:
+        messages.success(
+            request, f"Checkpoint “{checkpoint.name}” checked and kept; pick it under Embed with."
+        )
+    return _back(project, dataset, version)

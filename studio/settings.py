@@ -108,8 +108,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
+    # One file per test run, so two runs (say, tests and benchmarks) never share it.
     DATABASES["default"]["TEST"] = {
-        "NAME": os.environ.get("STUDIO_TEST_SQLITE", str(VAR_DIR / "test-studio.sqlite3"))
+        "NAME": os.environ.get(
+            "STUDIO_TEST_SQLITE", str(VAR_DIR / f"test-studio-{os.getpid()}.sqlite3")
+        )
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -219,6 +222,7 @@ STUDIO = {
     "MAX_ARCHIVE_BYTES": env_int("STUDIO_MAX_ARCHIVE_BYTES", 4 * 1024**3),
     "MAX_COMPRESSION_RATIO": env_int("STUDIO_MAX_COMPRESSION_RATIO", 200),
     "THUMBNAIL_SIZE": env_int("STUDIO_THUMBNAIL_SIZE", 256),
+    "MAX_CHECKPOINT_BYTES": env_int("STUDIO_MAX_CHECKPOINT_BYTES", 2 * 1024**3),
     # Decoding threads per ingest job (Pillow releases the GIL while decoding).
     "INGEST_THREADS": env_int("STUDIO_INGEST_THREADS", min(4, os.cpu_count() or 1)),
     # Jobs.

@@ -42,27 +42,68 @@ def weights_id(name: str) -> str:
     return backbones.file_sha256(path)
 
 
-def embedding_job_start(*, actor, version: DatasetVersion, backbone: str) -> Job:
+def embedding_job_start(*, actor, version: DatasetVersion, backbone: str, checkpoint=None) -> Job:
     """Queue a job that embeds every image of a dataset version with a backbone.
 
-    Fails at once, with the file and folder to fix, when the backbone's weights are missing.
+    ``checkpoint`` (a BackboneCheckpoint of the project) replaces the official weights.
+    Fails at once, with the file and folder to fix, when official weights are missing.
     """
     project = version.dataset.project
     require(actor, project, Capability.CONTRIBUTE)
-    if backbone not in backbones.SPECS:
+    if checkpoint is not None:
+        if checkpoint.project_id != project.pk:
+            raise ApplicationError("That checkpoint belongs to another project.")
+        backbone, weights = checkpoint.architecture, checkpoint.sha256
+    elif backbone not in backbones.SPECS:
         raise ApplicationError(
             f"Unknown backbone {backbone!r}; choose one of {', '.join(backbones.SPECS)}."
         )
-    weights = weights_id(backbone)
+    else:
+        weights = weights_id(backbone)
     with transaction.atomic():
         job = job_create(
             project=project,
             kind=Job.Kind.EMBED,
-            params={"version": version.pk, "backbone": backbone, "weights": weights},
+            params={
+                "version": version.pk,
+                "backbone": backbone,
+                "weights": weights,
+                "checkpoint": checkpoint.pk if checkpoint is not None else None,
+            },
             created_by=actor,
         )
         job_enqueue(job)
     return job
+
+
+def _load_model(job: Job):
+    """Load the job's backbone: a project checkpoint, or the official weights (re-checked)."""
+    name, weights = job.params["backbone"], job.params["weights"]
+    device = backbones.best_device()
+    if job.params.get("checkpoint"):
+        from annotation.models import BackboneCheckpoint
+        from annotation.services.checkpoints import local_copy
+
+        checkpoint = BackboneCheckpoint.objects.filter(
+            pk=job.params["checkpoint"], project=job.project
+        ).first()
+        if checkpoint is None:
+            raise ApplicationError("The checkpoint was deleted since the job was queued.")
+        with local_copy(checkpoint.file.name) as path:
+            try:
+                return backbones.load_backbone(name, checkpoint=path, device=device)
+            except backbones.WeightsError as exc:
+                raise ApplicationError(str(exc))
+    if weights_id(name) != weights:
+        raise ApplicationError(
+            f"The {name} weights file changed since the job was queued; start it again."
+        )
+    return backbones.load_backbone(
+        name,
+        weights_dir=settings.STUDIO["WEIGHTS_DIR"],
+        pinned=settings.STUDIO.get("WEIGHTS_SHA256"),
+        device=device,
+    )
 
 
 def _loader(image: Image):
@@ -85,10 +126,6 @@ def embed_run(job: Job, ctx: JobContext) -> dict:
     if version is None:
         raise ApplicationError("The dataset version was deleted.")
     name, weights = job.params["backbone"], job.params["weights"]
-    if weights_id(name) != weights:
-        raise ApplicationError(
-            f"The {name} weights file changed since the job was queued; start it again."
-        )
     spec = backbones.spec_for(name)
     space, _ = EmbeddingSpace.objects.get_or_create(
         project=job.project, backbone=name, weights=weights, defaults={"dim": spec.dim}
@@ -103,12 +140,7 @@ def embed_run(job: Job, ctx: JobContext) -> dict:
     total, skipped = len(version_ids), len(have)
     failed: list[dict] = list(job.checkpoint.get("failed", []))
     if todo:
-        model = backbones.load_backbone(
-            name,
-            weights_dir=settings.STUDIO["WEIGHTS_DIR"],
-            pinned=settings.STUDIO.get("WEIGHTS_SHA256"),
-            device=backbones.best_device(),
-        )
+        model = _load_model(job)
         done = skipped
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]

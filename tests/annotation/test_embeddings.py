@@ -165,3 +165,96 @@ def test_embed_button_and_more_like_this_on_the_image_page(client, team, version
         follow=True,
     )
     assert b"resnet50-11ad3fa6.pth" in r.content
+
+
+def test_checkpoint_upload_is_checked_before_it_is_kept_and_embeds(
+    api, team, version, settings, tmp_path
+):
+    import torch
+
+    from annotation.models import BackboneCheckpoint
+    from studio.ml.backbones import build_model
+
+    c = api(team["reviewer"])
+    base = f"/api/v1/projects/{team['project'].slug}"
+    model = build_model("resnet18")
+    model.fc = torch.nn.Linear(512, 4)  # fine-tuned for 4 classes
+    good = tmp_path / "parcels.pt"
+    torch.save(model.state_dict(), good)
+    wrong = tmp_path / "wrong.pt"
+    torch.save(build_model("resnet18").state_dict(), wrong)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"definitely not torch")
+
+    def post(path, arch, name):
+        with open(path, "rb") as fh:
+            return c.post(
+                f"{base}/checkpoints/",
+                {"name": name, "architecture": arch, "file": fh},
+                format="multipart",
+            )
+
+    r = post(wrong, "resnet50", "Wrong")
+    assert r.status_code == 400 and "not a ResNet-50" in r.json()["error"]["message"]
+    r = post(junk, "resnet18", "Junk")
+    assert (
+        r.status_code == 400 and "not a readable torch weights file" in r.json()["error"]["message"]
+    )
+    assert not BackboneCheckpoint.objects.exists()
+    assert not list((settings.MEDIA_ROOT / "projects").rglob("*.pt"))
+    r = post(good, "resnet18", "Parcels")
+    assert r.status_code == 201, r.content
+    assert post(good, "resnet18", "Again").status_code == 409
+    r = c.post(
+        f"{base}/datasets/{version.dataset_id}/versions/1/embed/",
+        {"checkpoint": r.json()["id"]},
+        format="json",
+    )
+    job_run(job_id=r.json()["id"])
+    from studio.models import Job
+
+    job = Job.objects.get(pk=r.json()["id"])
+    assert (
+        job.status == "succeeded"
+        and job.result["backbone"] == "resnet18"
+        and job.result["embedded"] == 9
+    )
+    space = ImageEmbedding.objects.filter(space_id=job.result["space"]).first().space
+    assert space.dim == 512 and space.weights == BackboneCheckpoint.objects.get().sha256
+
+
+def test_checkpoint_upload_page(client, team, version, tmp_path):
+    import torch
+
+    from studio.ml.backbones import build_model
+
+    client.force_login(team["lead"])
+    url = f"/p/{team['project'].slug}/datasets/{version.dataset_id}/curate/checkpoints/"
+    r = client.post(
+        url,
+        {
+            "name": "Bad",
+            "architecture": "vit_b_16",
+            "file": upload("bad.pt", b"nope"),
+            "version": 1,
+        },
+        follow=True,
+    )
+    assert (
+        "Checkpoint not kept" in r.content.decode()
+        and "bad.pt is not a readable torch weights file" in r.content.decode()
+    )
+    path = tmp_path / "r18.pt"
+    torch.save(build_model("resnet18").state_dict(), path)
+    r = client.post(
+        url,
+        {
+            "name": "Mine",
+            "architecture": "resnet18",
+            "file": upload("r18.pt", path.read_bytes()),
+            "version": 1,
+        },
+        follow=True,
+    )
+    page = r.content.decode()
+    assert "checked and kept" in page and "Checkpoint: Mine (resnet18)" in page

@@ -38,7 +38,9 @@ def test_embedding_job_vs_bare_forward(capsys):
     archive = _photo_zip(N)
     backbone = load_backbone("efficientnet_lite0")
     with zipfile.ZipFile(io.BytesIO(archive)) as zf:
-        batch = np.stack([backbone.preprocess(PILImage.open(io.BytesIO(zf.read(i)))) for i in zf.infolist()])
+        batch = np.stack(
+            [backbone.preprocess(PILImage.open(io.BytesIO(zf.read(i)))) for i in zf.infolist()]
+        )
     backbone.embed_arrays(batch[:32])  # warm-up, as the job's first batch is not special either
     bare, job_times = [], []
     for r in range(ROUNDS):
@@ -50,14 +52,19 @@ def test_embedding_job_vs_bare_forward(capsys):
         user = make_user(f"embed{r}")
         project = make_project(user, f"Embed bench {r}")
         dataset = make_dataset(project, user)
-        ingest = upload_create(actor=user, project=project, dataset=dataset, files=[upload("p.zip", archive)])
+        ingest = upload_create(
+            actor=user, project=project, dataset=dataset, files=[upload("p.zip", archive)]
+        )
         job_run(job_id=ingest.pk)
         version = DatasetVersion.objects.get(dataset=dataset)
         t = time.perf_counter()
         job = embedding_job_start(actor=user, version=version, backbone="efficientnet_lite0")
         job_run(job_id=job.pk)
         job_times.append(time.perf_counter() - t)
-        assert ImageEmbedding.objects.filter(image__in=Image.objects.filter(project=project)).count() == N
+        assert (
+            ImageEmbedding.objects.filter(image__in=Image.objects.filter(project=project)).count()
+            == N
+        )
     b, j = statistics.median(bare), statistics.median(job_times)
     with capsys.disabled():
         print(f"\nembedding {N} 640x480 JPEGs with EfficientNet-Lite0 on CPU, median of {ROUNDS}: "

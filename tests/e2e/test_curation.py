@@ -23,6 +23,7 @@ def _sign_in(page, url, username):
 
 
 def _lasso_everything(page):
+    page.evaluate("document.getElementById('map').scrollIntoView({block: 'center'})")
     box = page.locator("#map .nsewdrag").first.bounding_box()
     x0, y0, x1, y1 = (
         box["x"] + 3,
@@ -53,10 +54,12 @@ def test_lasso_selection_becomes_a_version_and_a_queue(live_server, browser, tea
     assert page.locator("#map .scatterlayer .point").count() == 9
     assert page.locator("#histograms .plot-container").count() >= 6
 
+    # Plotly's drag layer takes the events: bring the map into view and move onto a point
+    # in steps, as a person's mouse would.
+    page.evaluate("document.getElementById('map').scrollIntoView({block: 'center'})")
     point = page.locator("#map .scatterlayer .point").first.bounding_box()
-    page.mouse.move(
-        point["x"] + point["width"] / 2, point["y"] + point["height"] / 2
-    )  # plotly's drag layer takes the events
+    page.mouse.move(point["x"] - 25, point["y"] - 25)
+    page.mouse.move(point["x"] + point["width"] / 2, point["y"] + point["height"] / 2, steps=10)
     page.locator("#preview:not([hidden]) img").wait_for()
 
     _lasso_everything(page)
