@@ -24,7 +24,7 @@ from annotation.services.curation import CURATION_ACTIONS
 from studio import selectors
 from studio.api.serializers import ImageSerializer, JobSerializer
 from studio.api.views import ApiView, _paginate, _validated
-from studio.errors import NotFound
+from studio.errors import ApplicationError, NotFound
 from studio.ml.backbones import DEFAULT_BACKBONE, SPECS
 
 
@@ -180,8 +180,14 @@ class CurateSerializer(serializers.Serializer):
     cluster = serializers.IntegerField(
         required=False, help_text="Select a cluster's members instead."
     )
+    filter = serializers.DictField(
+        child=serializers.CharField(allow_blank=True),
+        required=False,
+        help_text="Select by filter on the version: meta.<field>, quality.<metric>_min/_max, "
+        "split, cluster.",
+    )
     version = serializers.IntegerField(
-        required=False, help_text="Version number (drop_duplicates, queue)."
+        required=False, help_text="Version number (filters, drop_duplicates, queue)."
     )
     note = serializers.CharField(required=False, allow_blank=True, default="")
     field = serializers.CharField(required=False, allow_blank=True, default="")
@@ -311,6 +317,12 @@ class CurateApi(ApiView):
                 user=request.user, dataset=dataset, number=data["version"]
             )
         ids = data["image_ids"]
+        if data.get("filter"):
+            if version is None:
+                raise ApplicationError("A filter selects within a version: give its number.")
+            ids = curation_services.selection_from_filter(
+                user=request.user, project=project, version=version, params=data["filter"]
+            )
         if data.get("cluster"):
             cluster = curation.cluster_get(
                 user=request.user, project=project, cluster_id=data["cluster"]

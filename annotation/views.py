@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -155,10 +155,20 @@ def run_job(request: HttpRequest, project, dataset_id: int, kind: str) -> HttpRe
         if version is None:
             raise ApplicationError("Upload images first: the dataset has no version yet.")
         if kind == "embed":
+            choice = post.get("backbone") or DEFAULT_BACKBONE
+            checkpoint = None
+            if choice.startswith("ckpt:"):
+                checkpoint = curation.checkpoint_get(
+                    user=request.user, project=project, checkpoint_id=int(choice[5:])
+                )
+                choice = checkpoint.architecture
+            then = ["analyze", "cluster"] if post.get("then") == "all" else None
             job = embedding_services.embedding_job_start(
                 actor=request.user,
                 version=version,
-                backbone=post.get("backbone") or DEFAULT_BACKBONE,
+                backbone=choice,
+                checkpoint=checkpoint,
+                then=then,
             )
         elif kind == "analyze":
             job = curation_services.analyze_job_start(
@@ -189,6 +199,15 @@ def apply(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
     post = request.POST
     try:
         ids = [int(i) for i in post.get("image_ids", "").split(",") if i.strip()]
+        if post.get("filter"):
+            if version is None:
+                raise ApplicationError("Choose a version to filter.")
+            ids = curation_services.selection_from_filter(
+                user=request.user,
+                project=project,
+                version=version,
+                params=QueryDict(post["filter"]),
+            )
         if post.get("cluster"):
             cluster = curation.cluster_get(
                 user=request.user, project=project, cluster_id=int(post["cluster"])

@@ -333,6 +333,11 @@ def dataset_detail(request: HttpRequest, project, dataset_id: int) -> HttpRespon
         "filter_error": error,
         "page": page,
         "query": query.urlencode(),
+        "filter_active": any(
+            k.startswith(("meta.", "quality.")) or k in ("split", "cluster")
+            for k, v in query.items()
+            if v
+        ),
         "backbones": [(name, spec.label) for name, spec in SPECS.items()],
         "metadata_form": MetadataForm(),
         "snapshot_form": SnapshotForm(),

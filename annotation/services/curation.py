@@ -365,3 +365,29 @@ def curation_apply(
         [QueueItem(queue=queue, image_id=i, position=n) for n, i in enumerate(ids)]
     )
     return {"action": action, "images": len(ids), "queue": queue.pk}
+
+
+def selection_from_filter(*, user, project, version: DatasetVersion, params) -> list[int]:
+    """Resolve a filter (``meta.<field>``, ``quality.<metric>_min|_max``, ``split``, ``cluster``)
+    on a version into image ids, through the same selectors the pages and the API use."""
+    from annotation.selectors import quality_filters_from_params
+    from studio import selectors
+
+    cluster = params.get("cluster")
+    try:
+        cluster_id = int(cluster) if cluster not in (None, "") else None
+    except (TypeError, ValueError):
+        raise ApplicationError("cluster must be an integer.")
+    split = params.get("split") or None
+    if split not in (None, "train", "val", "test"):
+        raise ApplicationError("split must be train, val or test.")
+    images = selectors.image_list(
+        user=user,
+        project=project,
+        version=version,
+        split=split,
+        metadata=selectors.metadata_filters_from_params(project=project, params=params),
+        quality=quality_filters_from_params(params),
+        cluster_id=cluster_id,
+    )
+    return list(images.values_list("pk", flat=True))

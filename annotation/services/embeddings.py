@@ -42,12 +42,18 @@ def weights_id(name: str) -> str:
     return backbones.file_sha256(path)
 
 
-def embedding_job_start(*, actor, version: DatasetVersion, backbone: str, checkpoint=None) -> Job:
+def embedding_job_start(
+    *, actor, version: DatasetVersion, backbone: str, checkpoint=None, then: list[str] | None = None
+) -> Job:
     """Queue a job that embeds every image of a dataset version with a backbone.
 
     ``checkpoint`` (a BackboneCheckpoint of the project) replaces the official weights.
-    Fails at once, with the file and folder to fix, when official weights are missing.
+    ``then`` lists jobs to queue once the embeddings exist ("analyze", "cluster"): the
+    one-click curation. Fails at once, with the file and folder to fix, when official
+    weights are missing.
     """
+    if any(kind not in ("analyze", "cluster") for kind in then or []):
+        raise ApplicationError("Only analyze and cluster can follow an embedding job.")
     project = version.dataset.project
     require(actor, project, Capability.CONTRIBUTE)
     if checkpoint is not None:
@@ -69,6 +75,7 @@ def embedding_job_start(*, actor, version: DatasetVersion, backbone: str, checkp
                 "backbone": backbone,
                 "weights": weights,
                 "checkpoint": checkpoint.pk if checkpoint is not None else None,
+                "then": list(then or []),
             },
             created_by=actor,
         )
@@ -160,13 +167,29 @@ def embed_run(job: Job, ctx: JobContext) -> dict:
             _write_shard(
                 job, ctx, space, [batch[p] for p in positions], chunks, failed, done, total
             )
+    follow_ups = _start_follow_ups(job)
     return {
         "space": space.pk,
         "backbone": name,
         "embedded": total - skipped - len(failed),
         "skipped": skipped,
         "failed": failed[:100],
+        "follow_ups": follow_ups,
     }
+
+
+def _start_follow_ups(job: Job) -> list[int]:
+    """Queue the jobs a one-click curation asked for once the embeddings exist."""
+    from annotation.services import curation
+
+    started = []
+    version = DatasetVersion.objects.get(pk=job.params["version"])
+    for kind in job.params.get("then", []):
+        if kind == "analyze":
+            started.append(curation.analyze_job_start(actor=job.created_by, version=version).pk)
+        elif kind == "cluster":
+            started.append(curation.cluster_job_start(actor=job.created_by, version=version).pk)
+    return started
 
 
 def _write_shard(job, ctx, space, images, chunks, failed, done, total) -> None:
@@ -216,19 +239,40 @@ def vectors_for(
     return np.asarray(ids, np.int64), np.concatenate(parts)
 
 
-def similar_images(*, space: EmbeddingSpace, image: Image, k: int = 12) -> list[tuple[int, float]]:
-    """Return up to k (image id, cosine similarity) nearest to the image, itself excluded."""
+_INDEX_CACHE: dict[tuple[int, str], tuple[np.ndarray, object]] = {}
+
+
+def space_index(space: EmbeddingSpace):
+    """Return (image ids, FAISS inner-product index) for a space, cached per process.
+
+    The key includes the newest shard, so new embeddings are picked up; only the latest
+    index per space is kept. Shards are only ever added to a space, never changed.
+    """
     import faiss
 
-    ids, vectors = vectors_for(space)
+    # Shard files have random names, so the newest one identifies the space's contents.
+    latest = space.shards.order_by("-pk").values_list("file", flat=True).first() or ""
+    key = (space.pk, latest)
+    if key not in _INDEX_CACHE:
+        ids, vectors = vectors_for(space)
+        index = faiss.IndexFlatIP(space.dim)
+        index.add(vectors)
+        for old in [k for k in _INDEX_CACHE if k[0] == space.pk]:
+            del _INDEX_CACHE[old]
+        _INDEX_CACHE[key] = (ids, index)
+    return _INDEX_CACHE[key]
+
+
+def similar_images(*, space: EmbeddingSpace, image: Image, k: int = 12) -> list[tuple[int, float]]:
+    """Return up to k (image id, cosine similarity) nearest to the image, itself excluded."""
+    ids, index = space_index(space)
     where = np.nonzero(ids == image.pk)[0]
     if len(where) == 0:
         raise ApplicationError(
             f"This image has no {space.backbone} embedding yet; embed its dataset first."
         )
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors)
-    scores, found = index.search(vectors[where[:1]], min(k + 1, len(ids)))
+    query = index.reconstruct(int(where[0])).reshape(1, -1)
+    scores, found = index.search(query, min(k + 1, len(ids)))
     return [
         (int(ids[j]), float(s))
         for s, j in zip(scores[0], found[0], strict=True)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 
 from annotation.models import (
     AnnotationQueue,
@@ -17,6 +20,7 @@ from studio import selectors
 from studio.errors import ApplicationError, Forbidden
 from studio.models import DatasetVersion, Job
 from studio.services.jobs import job_run
+from tests.factories import upload
 
 
 def _run(job: Job) -> Job:
@@ -289,3 +293,85 @@ def test_curation_pages_drive_the_whole_flow(client, team, embedded):
         follow=True,
     )
     assert b"could not be read" in r.content
+
+
+def test_one_click_embeds_then_analyzes_and_clusters(client, team, version, tmp_path):
+    import torch
+
+    from annotation.models import BackboneCheckpoint
+    from studio.ml.backbones import build_model
+
+    client.force_login(team["lead"])
+    url = f"/p/{team['project'].slug}/datasets/{version.dataset_id}/curate/run/embed/"
+    r = client.post(url, {"version": 1, "backbone": "efficientnet_lite0", "then": "all"})
+    embed = Job.objects.get(pk=int(r["Location"].split("/")[2]))
+    job_run(job_id=embed.pk)
+    embed.refresh_from_db()
+    follow = Job.objects.filter(pk__in=embed.result["follow_ups"]).order_by("pk")
+    assert [j.kind for j in follow] == ["analyze", "cluster"]
+    for job in follow:
+        _run(job)
+    assert (
+        ClusterRun.objects.filter(version=version).exists()
+        and EmbeddingMap.objects.filter(version=version).exists()
+    )
+
+    path = tmp_path / "r18.pt"
+    torch.save(build_model("resnet18").state_dict(), path)
+    checkpoint = BackboneCheckpoint.objects.create(
+        project=team["project"], name="Mine", architecture="resnet18", sha256="0" * 64, byte_size=1,
+        file=default_storage.save("projects/ck.pt", File(path.open("rb"))),
+    )  # fmt: skip
+    r = client.post(url, {"version": 1, "backbone": f"ckpt:{checkpoint.pk}"})
+    job = _run(Job.objects.get(pk=int(r["Location"].split("/")[2])))
+    assert job.result["backbone"] == "resnet18" and job.result["embedded"] == 9
+
+
+def test_images_that_fail_to_decode_are_listed_not_fatal(team, version):
+    from annotation.services.embeddings import embedding_job_start
+
+    broken = version.dataset.images.get(original_name="coins.jpg")
+    default_storage.delete(broken.file.name)
+    default_storage.save(broken.file.name, ContentFile(b"\xff\xd8 not really a jpeg"))
+    job = _run(
+        embedding_job_start(actor=team["lead"], version=version, backbone="efficientnet_lite0")
+    )
+    assert job.result["embedded"] == 8 and [f["name"] for f in job.result["failed"]] == [
+        "coins.jpg"
+    ]
+    analyzed = _run(svc.analyze_job_start(actor=team["lead"], version=version))
+    assert analyzed.result["measured"] == 8 and analyzed.result["failed"][0]["name"] == "coins.jpg"
+
+
+def test_a_filter_is_a_selection_too(api, client, team, version):
+    dataset = version.dataset
+    c = api(team["lead"])
+    base = f"/api/v1/projects/{team['project'].slug}"
+    csv = upload(
+        "m.csv", b"file_name,kind\ncoffee.jpg,food\nchelsea.jpg,pet\nchelsea-small.jpg,pet\n"
+    )
+    c.post(f"{base}/images/metadata/", {"file": csv}, format="multipart")
+    r = c.post(
+        f"{base}/datasets/{dataset.pk}/curate/",
+        {"action": "queue", "version": 1, "filter": {"meta.kind": "pet"}},
+        format="json",
+    )
+    assert r.status_code == 200 and r.json()["images"] == 2
+    r = c.post(
+        f"{base}/datasets/{dataset.pk}/curate/",
+        {"action": "queue", "filter": {"meta.kind": "pet"}},
+        format="json",
+    )
+    assert r.status_code == 400 and "give its number" in r.json()["error"]["message"]
+    client.force_login(team["lead"])
+    page = client.get(
+        f"/p/{team['project'].slug}/datasets/{dataset.pk}/?version=1&meta.kind=pet"
+    ).content.decode()
+    assert "Act on these 2 images" in page
+    r = client.post(
+        f"/p/{team['project'].slug}/datasets/{dataset.pk}/curate/apply/",
+        {"version": 1, "filter": "version=1&meta.kind=pet", "action": "exclude"},
+        follow=True,
+    )
+    assert b"Version 2 made" in r.content
+    assert DatasetVersion.objects.get(dataset=dataset, number=2).image_count == 7
