@@ -25,11 +25,11 @@ from studio import selectors
 from studio.api.serializers import ImageSerializer, JobSerializer
 from studio.api.views import ApiView, _paginate, _validated
 from studio.errors import ApplicationError, NotFound
-from studio.ml.backbones import DEFAULT_BACKBONE, SPECS
+from studio.ml.backbones import BACKBONE_CHOICES, DEFAULT_BACKBONE, SPECS
 
 
 class EmbedSerializer(serializers.Serializer):
-    backbone = serializers.ChoiceField(choices=list(SPECS), default=DEFAULT_BACKBONE)
+    backbone = serializers.ChoiceField(choices=BACKBONE_CHOICES, default=DEFAULT_BACKBONE)
     checkpoint = serializers.IntegerField(
         required=False, help_text="Use this uploaded checkpoint instead."
     )
@@ -43,7 +43,7 @@ class CheckpointSerializer(serializers.ModelSerializer):
 
 class CheckpointUploadSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    architecture = serializers.ChoiceField(choices=list(SPECS))
+    architecture = serializers.ChoiceField(choices=BACKBONE_CHOICES)
     file = serializers.FileField(
         help_text="A torch state dict (weights only) of that architecture."
     )
@@ -173,6 +173,16 @@ class DuplicateGroupSerializer(serializers.ModelSerializer):
         fields = ["id", "threshold", "members"]
 
 
+class MapSerializer(serializers.Serializer):
+    points = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField()),
+        help_text="[[image id, x, y], ...]",
+    )
+    clusters = serializers.DictField(
+        child=serializers.IntegerField(), help_text="image id → cluster label"
+    )
+
+
 class CurateSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=list(CURATION_ACTIONS))
     image_ids = serializers.ListField(child=serializers.IntegerField(), required=False, default=list,
@@ -287,8 +297,10 @@ class OutliersApi(VersionApi):
 
 
 class MapApi(VersionApi):
-    @extend_schema(description="[[image id, x, y], ...] of the version's 2-D embedding map, "
-                   "and the latest clustering's label per image id.")  # fmt: skip
+    @extend_schema(
+        description="The version's 2-D embedding map and the latest clustering's label per image id.",
+        responses=MapSerializer,
+    )
     def get(self, request, slug, pk, number):
         version = self.version()
         emap = curation.embedding_map(user=request.user, version=version)

@@ -194,6 +194,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"BackboneEnum": "studio.ml.backbones.BACKBONE_CHOICES"},
 }
 
 # Celery (read by studio/celery.py through the CELERY_ namespace). Redis when

@@ -148,6 +148,19 @@ class DatasetVersionSerializer(serializers.ModelSerializer):
         fields = ["number", "manifest_hash", "image_count", "note", "source_job", "created_at"]
 
 
+class ManifestEntrySerializer(serializers.Serializer):
+    image = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    split = serializers.ChoiceField(choices=["train", "val", "test"])
+
+
+class VersionManifestSerializer(DatasetVersionSerializer):
+    manifest = ManifestEntrySerializer(many=True)
+
+    class Meta(DatasetVersionSerializer.Meta):
+        fields = [*DatasetVersionSerializer.Meta.fields, "manifest"]
+
+
 class VersionCreateSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
 

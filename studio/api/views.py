@@ -263,7 +263,10 @@ class VersionListApi(ApiView):
 
 
 class VersionDetailApi(ApiView):
-    @extend_schema(description="The version's manifest: image ids, content hashes and splits.")
+    @extend_schema(
+        description="The version's manifest: image ids, content hashes and splits.",
+        responses=s.VersionManifestSerializer,
+    )
     def get(self, request, slug, pk, number):
         dataset = selectors.dataset_get(user=request.user, project=self.project(), dataset_id=pk)
         version = selectors.version_get(user=request.user, dataset=dataset, number=number)

@@ -62,6 +62,7 @@ SPECS: dict[str, BackboneSpec] = {
     )
 }  # fmt: skip
 DEFAULT_BACKBONE = "efficientnet_lite0"
+BACKBONE_CHOICES = [(name, spec.label) for name, spec in SPECS.items()]
 
 
 def spec_for(name: str) -> BackboneSpec:

@@ -95,7 +95,7 @@ def job_create(*, project: Project, kind: str, params: dict, created_by) -> Job:
 
 
 # Kinds whose work belongs on a CUDA worker (training, heavy inference) once they exist.
-GPU_KINDS: frozenset[str] = frozenset()
+GPU_KINDS: frozenset[str] = frozenset({Job.Kind.EMBED})
 
 
 def _send(job_id: int, kind: str) -> None:

@@ -240,3 +240,15 @@ def test_dataset_latest_version_and_objective_owner_privacy(api, team, dataset):
     assert outsider == nobody and "must be a member" in nobody["error"]["message"]
     r = c.post(f"{base}/objectives/", {**body, "owner": team["viewer"].pk}, format="json")
     assert r.status_code == 201 and r.json()["owner"] == team["viewer"].pk
+
+
+def test_openapi_schema_validates_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    out = tmp_path / "schema.yml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
+    text = out.read_text()
+    assert (
+        "/api/v1/projects/{slug}/datasets/{id}/versions/{number}/map/" in text
+        and "BackboneEnum" in text
+    )

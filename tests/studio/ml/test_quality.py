@@ -35,3 +35,16 @@ def test_projection_keeps_groups_apart():
         2,
         2,
     )
+
+
+def test_sharpness_finds_the_blurred_generated_scenes():
+    from studio.ml.scenes import render_scene
+
+    by_blur: dict[str, list[float]] = {}
+    for seed in range(27):
+        scene = render_scene(seed)
+        by_blur.setdefault(scene.metadata["blur"], []).append(
+            image_quality(Image.fromarray(scene.image))["sharpness"]
+        )
+    medians = {k: float(np.median(v)) for k, v in by_blur.items()}
+    assert medians["high"] < medians["low"] < medians["none"]
