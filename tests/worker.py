@@ -83,11 +83,9 @@ class Worker:
         self.proc.wait(timeout=30)
         time.sleep(0.2)
 
-    def logs(self) -> str:
-        return "\n".join(
-            p.read_text(errors="replace")[-3000:]
-            for p in sorted(self.tmp_path.glob("worker-*.log"))
-        )
+    def logs(self, tail: int | None = 3000) -> str:
+        texts = [p.read_text(errors="replace") for p in sorted(self.tmp_path.glob("worker-*.log"))]
+        return "\n".join(t[-tail:] if tail else t for t in texts)
 
 
 def start_worker(tmp_path: Path) -> Worker:

@@ -82,3 +82,29 @@ def test_worker_killed_mid_ingest_resumes_after_restart_storing_each_image_once(
     assert list(job.files.values_list("position", flat=True)) == list(range(total))
     assert Image.objects.filter(project=project).count() == unique
     assert len(_files(settings.MEDIA_ROOT)) == 2 * unique  # each original and thumbnail once
+
+
+def test_worker_embeds_on_the_gpu_queue_and_follows_up(worker, settings):
+    """The one-click curation through a real worker: embed (gpu queue), then analyze and cluster."""
+    import skimage.data
+
+    from annotation.models import ClusterRun, EmbeddingMap
+    from annotation.services.embeddings import embedding_job_start
+    from studio.models import DatasetVersion
+    from tests.annotation.conftest import jpeg
+
+    user = make_user("curator")
+    project = make_project(user)
+    dataset = make_dataset(project, user)
+    photos = ["astronaut", "camera", "coffee", "chelsea", "rocket", "coins"]
+    files = [upload(f"{n}.jpg", jpeg(getattr(skimage.data, n)())) for n in photos]
+    ingest = upload_create(actor=user, project=project, dataset=dataset, files=files)
+    wait_for(lambda: _job(ingest.pk).status == "succeeded", 90, "the ingest", worker)
+    version = DatasetVersion.objects.get(dataset=dataset)
+    job = embedding_job_start(
+        actor=user, version=version, backbone="efficientnet_lite0", then=["analyze", "cluster"]
+    )
+    wait_for(lambda: ClusterRun.objects.filter(version=version).exists() and EmbeddingMap.objects.filter(version=version).exists(),
+             180, "embed, analyze and cluster", worker)  # fmt: skip
+    assert _job(job.pk).result["embedded"] == 6
+    assert "studio.tasks.run_gpu_job" in worker.logs(tail=None)  # routed to the gpu queue
