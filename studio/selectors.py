@@ -215,3 +215,15 @@ def ingest_summary(*, job: Job) -> dict[str, int]:
         IngestFile.objects.filter(job=job).values_list("outcome").annotate(n=Count("id")).order_by()
     )
     return {outcome: counts.get(outcome, 0) for outcome in IngestFile.Outcome.values}
+
+
+def version_of_job(*, user, job: Job) -> DatasetVersion | None:
+    """Return the dataset version a curation job worked on, if it names one the user may see."""
+    version_id = (job.params or {}).get("version")
+    if not version_id:
+        return None
+    return (
+        DatasetVersion.objects.filter(pk=version_id, dataset__project__memberships__user=user)
+        .select_related("dataset")
+        .first()
+    )

@@ -493,6 +493,15 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
         "can_retry": job.status in (Job.Status.FAILED, Job.Status.CANCELLED)
         and can(request.user, job.project, Capability.CONTRIBUTE),
         "dataset_id": job.params.get("dataset"),
+        "is_ingest": job.kind == Job.Kind.INGEST,
+        "version": selectors.version_of_job(user=request.user, job=job),
+        "result_rows": [
+            (key.replace("_", " "), value)
+            for key, value in (job.result or {}).items()
+            if key not in ("failed", "space", "run", "follow_ups")
+            and not isinstance(value, dict | list)
+        ],
+        "failed_files": (job.result or {}).get("failed") or [],
     }
     template = "studio/job_detail.html"
     if request.htmx and request.GET.get("fragment") == "status":

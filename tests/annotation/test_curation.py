@@ -375,3 +375,15 @@ def test_a_filter_is_a_selection_too(api, client, team, version):
     )
     assert b"Version 2 made" in r.content
     assert DatasetVersion.objects.get(dataset=dataset, number=2).image_count == 7
+
+
+def test_curation_job_pages_show_their_results(client, team, version):
+    from annotation.services.embeddings import embedding_job_start
+
+    job = _run(
+        embedding_job_start(actor=team["lead"], version=version, backbone="efficientnet_lite0")
+    )
+    client.force_login(team["viewer"])
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "embedded" in page and "accepted" not in page and 'id="files"' not in page
+    assert f"/datasets/{version.dataset_id}/curate/?version=1" in page
