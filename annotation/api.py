@@ -185,8 +185,10 @@ class MapSerializer(serializers.Serializer):
 
 class CurateSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=list(CURATION_ACTIONS))
-    image_ids = serializers.ListField(child=serializers.IntegerField(), required=False, default=list,
-                                      help_text="The selection (e.g. from a lasso on the map).")  # fmt: skip
+    image_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False, default=list,
+        max_length=200_000, help_text="The selection (e.g. from a lasso on the map).",
+    )  # fmt: skip
     cluster = serializers.IntegerField(
         required=False, help_text="Select a cluster's members instead."
     )
@@ -280,20 +282,23 @@ class DuplicateKeepApi(ApiView):
         )
 
 
+class OutlierSerializer(serializers.Serializer):
+    image = ImageSerializer()
+    outlier_score = serializers.FloatField()
+    uniqueness = serializers.FloatField()
+
+
 class OutliersApi(VersionApi):
     @extend_schema(
-        parameters=[OpenApiParameter("limit", int)], responses=ImageSerializer(many=True)
+        parameters=[OpenApiParameter("limit", int)], responses=OutlierSerializer(many=True)
     )
     def get(self, request, slug, pk, number):
         try:
             limit = max(1, min(500, int(request.query_params.get("limit", 48))))
         except ValueError:
             limit = 48
-        return Response(
-            ImageSerializer(
-                curation.outliers(user=request.user, version=self.version(), limit=limit), many=True
-            ).data
-        )
+        rows = curation.outliers(user=request.user, version=self.version(), limit=limit)
+        return Response(OutlierSerializer(rows, many=True).data)
 
 
 class MapApi(VersionApi):

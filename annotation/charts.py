@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from html import escape
 
 PALETTE = [
     "#3559e0", "#e0533a", "#12805c", "#b54708", "#7a5af8", "#0ba5ec", "#dd2590", "#667085",
@@ -30,7 +31,7 @@ def map_figure(
         "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
         "xaxis": {"visible": False},
         "yaxis": {"visible": False, "scaleanchor": "x"},
-        "legend": {"title": {"text": colour_name}},
+        "legend": {"title": {"text": escape(colour_name)}},
         "height": 560,
     }
 
@@ -40,7 +41,12 @@ def map_figure(
             "mode": "markers",
             "x": [r[1] for r in rows],
             "y": [r[2] for r in rows],
-            "customdata": [[r[0], thumbs.get(r[0], ""), names.get(r[0], "")] for r in rows],
+            # Plotly renders a subset of HTML in text; user strings are escaped first.
+            # [id, thumbnail, escaped name for plotly's hover, raw name for the page's own DOM]
+            "customdata": [
+                [r[0], thumbs.get(r[0], ""), escape(names.get(r[0], "")), names.get(r[0], "")]
+                for r in rows
+            ],
             "hovertemplate": "%{customdata[2]}<extra></extra>",
             **extra,
         }
@@ -50,12 +56,12 @@ def map_figure(
         finite = [v if v is not None and math.isfinite(v) else None for v in values]
         return {
             "data": [trace(points, marker={"color": finite, "colorscale": "Viridis", "showscale": True,
-                                           "colorbar": {"title": {"text": colour_name}}, "size": 8})],
+                                           "colorbar": {"title": {"text": escape(colour_name)}}, "size": 8})],
             "layout": {**layout, "showlegend": False},
         }  # fmt: skip
     groups: dict[str, list] = {}
     for p, v in zip(points, values, strict=True):
-        groups.setdefault("—" if v is None else str(v), []).append(p)
+        groups.setdefault("—" if v is None else escape(str(v)), []).append(p)
     data = [
         trace(
             rows,
@@ -79,7 +85,7 @@ def histogram_figure(metric: str, values: Sequence[float], label: str) -> dict:
             }
         ],  # fmt: skip
         "layout": {
-            "title": {"text": label, "font": {"size": 13}},
+            "title": {"text": escape(label), "font": {"size": 13}},
             "margin": {"l": 35, "r": 10, "t": 30, "b": 30},
             "height": 200,
             "bargap": 0.05,

@@ -123,7 +123,7 @@ class ClusterMember(models.Model):
 
 
 class ImageQuality(models.Model):
-    """Per-image quality metrics; each one is a filter and a (binned) evaluation slice."""
+    """Per-image pixel metrics; each one is a filter and a (binned) evaluation slice."""
 
     image = models.OneToOneField(Image, on_delete=models.CASCADE, related_name="quality")
     brightness = models.FloatField(help_text="Mean luma, 0–255.")
@@ -132,12 +132,6 @@ class ImageQuality(models.Model):
     colourfulness = models.FloatField(help_text="Hasler–Süsstrunk colourfulness.")
     aspect_ratio = models.FloatField(help_text="Width / height.")
     megapixels = models.FloatField()
-    uniqueness = models.FloatField(
-        null=True, blank=True, help_text="1 − cosine similarity to the nearest other image."
-    )
-    outlier_score = models.FloatField(
-        null=True, blank=True, help_text="Mean cosine distance to the 5 nearest images."
-    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -254,3 +248,24 @@ class BackboneCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.architecture})"
+
+
+class VersionImageScore(models.Model):
+    """Scores that depend on the other images of a version, so they belong to (version, image)."""
+
+    version = models.ForeignKey(
+        "studio.DatasetVersion", on_delete=models.CASCADE, related_name="image_scores"
+    )
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="version_scores")
+    space = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, related_name="+")
+    uniqueness = models.FloatField(help_text="1 − cosine similarity to the nearest other image.")
+    outlier_score = models.FloatField(help_text="Mean cosine distance to the 5 nearest images.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "image"], name="version_score_unique")
+        ]
+        indexes = [models.Index(fields=["version", "-outlier_score"])]
+
+    def __str__(self) -> str:
+        return f"scores of image {self.image_id} in {self.version}"

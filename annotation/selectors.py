@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.db.models import Prefetch, QuerySet
 
 from annotation.models import (
@@ -12,9 +14,10 @@ from annotation.models import (
     DuplicateMember,
     EmbeddingMap,
     EmbeddingSpace,
+    VersionImageScore,
 )
 from studio.errors import ApplicationError, NotFound
-from studio.models import DatasetVersion, Image, Project
+from studio.models import DatasetVersion, Project
 
 
 def embedding_space_list(*, user, project: Project) -> QuerySet[EmbeddingSpace]:
@@ -34,6 +37,7 @@ def embedding_space_get(*, user, project: Project, backbone: str | None = None) 
     return space
 
 
+VERSION_SCORES = ("uniqueness", "outlier_score")
 QUALITY_METRICS = (
     "brightness", "contrast", "sharpness", "colourfulness", "aspect_ratio", "megapixels",
     "uniqueness", "outlier_score",
@@ -94,16 +98,14 @@ def duplicate_member_get(*, user, project: Project, member_id: int) -> Duplicate
     return member
 
 
-def outliers(*, user, version: DatasetVersion, limit: int = 48) -> QuerySet[Image]:
-    """Return the version's images by descending outlier score (scored images only)."""
+def outliers(*, user, version: DatasetVersion, limit: int = 48) -> QuerySet[VersionImageScore]:
+    """Return the version's image scores by descending outlier score, with their images."""
     return (
-        Image.objects.filter(
-            pk__in=version.items.values("image_id"),
-            project__memberships__user=user,
-            quality__outlier_score__isnull=False,
+        VersionImageScore.objects.filter(
+            version=version, version__dataset__project__memberships__user=user
         )
-        .select_related("quality")
-        .order_by("-quality__outlier_score")[:limit]
+        .select_related("image__quality")
+        .order_by("-outlier_score", "image_id")[:limit]
     )
 
 
@@ -118,7 +120,11 @@ def embedding_map(*, user, version: DatasetVersion) -> EmbeddingMap | None:
 
 
 def quality_filters_from_params(params) -> dict[str, float]:
-    """Pick ``quality.<metric>_min`` / ``_max`` bounds from query parameters."""
+    """Pick ``quality.<metric>_min`` / ``_max`` bounds from query parameters.
+
+    Pixel metrics filter on ``quality__<metric>``; uniqueness and outlier_score belong to a
+    version and filter on ``version_scores__<metric>`` (the caller passes the version).
+    """
     bounds = {}
     for key, value in params.items():
         if not key.startswith("quality.") or value in ("", None):
@@ -132,9 +138,13 @@ def quality_filters_from_params(params) -> dict[str, float]:
                 + "."
             )
         try:
-            bounds[f"quality__{metric}__{'gte' if side == 'min' else 'lte'}"] = float(value)
+            number = float(value)
         except ValueError:
             raise ApplicationError(f"{key} must be a number.")
+        if not math.isfinite(number):
+            raise ApplicationError(f"{key} must be a finite number.")
+        relation = "version_scores" if metric in VERSION_SCORES else "quality"
+        bounds[f"{relation}__{metric}__{'gte' if side == 'min' else 'lte'}"] = number
     return bounds
 
 

@@ -10,12 +10,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotation import charts
 from annotation import selectors as curation
-from annotation.models import ClusterMember, ImageQuality
+from annotation.models import ClusterMember, ImageQuality, VersionImageScore
+from annotation.selectors import VERSION_SCORES
 from annotation.services import checkpoints as checkpoint_services
 from annotation.services import curation as curation_services
 from annotation.services import embeddings as embedding_services
 from studio import selectors
-from studio.errors import ApplicationError
+from studio.errors import ApplicationError, NotFound
 from studio.ml.backbones import DEFAULT_BACKBONE, SPECS
 from studio.views import member_view
 
@@ -48,6 +49,17 @@ def _version(request, project, dataset_id: int):
     )
 
 
+def _metric_values(version, metric: str, image_ids=None) -> dict[int, float]:
+    """Image id → value of a pixel metric, or of a score the version's analysis computed."""
+    if metric in VERSION_SCORES:
+        rows = VersionImageScore.objects.filter(version=version)
+    else:
+        rows = ImageQuality.objects.filter(image_id__in=version.items.values("image_id"))
+    if image_ids is not None:
+        rows = rows.filter(image_id__in=image_ids)
+    return dict(rows.values_list("image_id", metric))
+
+
 def _colour_values(
     request, project, version, run, image_ids: list[int], colour: str
 ) -> tuple[dict, str]:
@@ -60,8 +72,7 @@ def _colour_values(
             return {pk: meta.get(field) for pk, meta in rows}, field
     if colour.startswith("quality:") and colour[8:] in QUALITY_LABELS:
         metric = colour[8:]
-        rows = ImageQuality.objects.filter(image_id__in=image_ids).values_list("image_id", metric)
-        return dict(rows), QUALITY_LABELS[metric]
+        return _metric_values(version, metric, image_ids), QUALITY_LABELS[metric]
     if run is not None:
         names = {c.pk: c.display_name for c in run.clusters.all()}
         rows = ClusterMember.objects.filter(cluster__run=run).values_list("image_id", "cluster_id")
@@ -90,18 +101,13 @@ def curate(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
         )
         thumbs = {i: reverse("studio:image_file", args=[i, "thumb"]) for i in ids}
         figure = charts.map_figure(emap.points, values, colour_name, names, thumbs)
-    metrics = ImageQuality.objects.filter(image_id__in=version.items.values("image_id"))
     histograms = []
-    if metrics.exists():
-        for metric, label in QUALITY_LABELS.items():
-            values = list(metrics.values_list(metric, flat=True))
-            if any(v is not None for v in values):
-                histograms.append(
-                    {
-                        "id": f"hist-{metric}",
-                        "figure": charts.histogram_figure(metric, values, label),
-                    }
-                )
+    for metric, label in QUALITY_LABELS.items():
+        values = list(_metric_values(version, metric).values())
+        if values:
+            histograms.append(
+                {"id": f"hist-{metric}", "figure": charts.histogram_figure(metric, values, label)}
+            )
     clusters = []
     if run is not None:
         reps = {i for c in run.clusters.all() for i in c.representatives}
@@ -185,6 +191,8 @@ def run_job(request: HttpRequest, project, dataset_id: int, kind: str) -> HttpRe
     except ValueError:
         messages.error(request, "Numbers only, please: k, minimum cluster size and threshold.")
         return _back(project, dataset, version)
+    except NotFound:
+        raise
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return _back(project, dataset, version)
@@ -199,6 +207,8 @@ def apply(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
     post = request.POST
     try:
         ids = [int(i) for i in post.get("image_ids", "").split(",") if i.strip()]
+        if any(not 0 < i < 2**63 for i in ids):
+            raise ValueError("id out of range")
         if post.get("filter"):
             if version is None:
                 raise ApplicationError("Choose a version to filter.")
@@ -221,6 +231,8 @@ def apply(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
     except ValueError:
         messages.error(request, "The selection could not be read; select images again.")
         return _back(project, dataset, version)
+    except NotFound:
+        raise
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return _back(project, dataset, version)
@@ -278,6 +290,8 @@ def duplicates(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
 def duplicate_keep(request: HttpRequest, project, dataset_id: int, member_id: int) -> HttpResponse:
     dataset, _, version = _version(request, project, dataset_id)
     member = curation.duplicate_member_get(user=request.user, project=project, member_id=member_id)
+    if version is None or member.group.version.dataset_id != dataset.pk:
+        raise NotFound("Duplicate not found.")
     try:
         curation_services.duplicate_keep(actor=request.user, member=member)
     except ApplicationError as exc:

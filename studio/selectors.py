@@ -167,7 +167,15 @@ def image_list(
     for field, value in (metadata or {}).items():
         qs = qs.filter(_metadata_q(field, value))
     if quality:
-        qs = qs.filter(**quality)
+        per_version = {k: v for k, v in quality.items() if k.startswith("version_scores__")}
+        if per_version:
+            if version is None:
+                raise ApplicationError(
+                    "uniqueness and outlier_score filters need a dataset version."
+                )
+            # One filter() call, so the bounds and the version apply to the same score row.
+            qs = qs.filter(version_scores__version=version, **per_version)
+        qs = qs.filter(**{k: v for k, v in quality.items() if k not in per_version})
     if cluster_id is not None:
         qs = qs.filter(cluster_memberships__cluster_id=cluster_id)
     return qs.order_by("id")

@@ -13,6 +13,7 @@ import io
 import numpy as np
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Count
 from PIL import Image as PILImage
 
 from annotation.models import (
@@ -27,6 +28,7 @@ from annotation.models import (
     ImageEmbedding,
     ImageQuality,
     QueueItem,
+    VersionImageScore,
 )
 from annotation.services.embeddings import vectors_for
 from studio.errors import ApplicationError
@@ -40,15 +42,26 @@ from studio.services.jobs import JobContext, job_create, job_enqueue, register
 QUALITY_BATCH = 64
 
 
-def version_space(version: DatasetVersion, backbone: str | None = None) -> EmbeddingSpace:
-    """Return the newest embedding space holding vectors for this version's images."""
+def version_space(
+    version: DatasetVersion, backbone: str | None = None, space_id: int | None = None
+) -> EmbeddingSpace:
+    """Return the embedding space to use for a version.
+
+    ``space_id`` names it (the follow-ups of an embed job use the space just filled);
+    otherwise the space covering most of the version's images wins, the newest on a tie.
+    """
     image_ids = version.items.values("image_id")
-    spaces = EmbeddingSpace.objects.filter(
-        project_id=version.dataset.project_id, vectors__image_id__in=image_ids
-    ).distinct()
+    spaces = EmbeddingSpace.objects.filter(project_id=version.dataset.project_id)
+    if space_id is not None:
+        spaces = spaces.filter(pk=space_id)
     if backbone:
         spaces = spaces.filter(backbone=backbone)
-    space = spaces.order_by("-created_at").first()
+    space = (
+        spaces.filter(vectors__image_id__in=image_ids)
+        .annotate(covered=Count("vectors"))
+        .order_by("-covered", "-created_at", "-pk")
+        .first()
+    )
     if space is None:
         raise ApplicationError(
             f"Version {version.number} has no embeddings yet: embed it first, then cluster."
@@ -69,13 +82,16 @@ def cluster_job_start(
     method: str = "kmeans",
     k: int | None = None,
     min_cluster_size: int = 5,
+    space_id: int | None = None,
 ) -> Job:
     """Queue a clustering of the version; impossible requests are refused at once."""
     project = version.dataset.project
     require(actor, project, Capability.CONTRIBUTE)
     if method not in ClusterRun.Method.values:
         raise ApplicationError(f"Unknown clustering method {method!r}; use kmeans or hdbscan.")
-    space = version_space(version)
+    if min_cluster_size < 2:
+        raise ApplicationError("The minimum cluster size is at least 2.")
+    space = version_space(version, space_id=space_id)
     embedded = ImageEmbedding.objects.filter(
         space=space, image_id__in=version.items.values("image_id")
     ).count()
@@ -155,7 +171,9 @@ def cluster_run(job: Job, ctx: JobContext) -> dict:
     }
 
 
-def analyze_job_start(*, actor, version: DatasetVersion, threshold: float = 0.85) -> Job:
+def analyze_job_start(
+    *, actor, version: DatasetVersion, threshold: float = 0.85, space_id: int | None = None
+) -> Job:
     """Queue quality metrics for every image, plus duplicates, outliers and the map when embedded."""
     project = version.dataset.project
     require(actor, project, Capability.CONTRIBUTE)
@@ -167,7 +185,7 @@ def analyze_job_start(*, actor, version: DatasetVersion, threshold: float = 0.85
         job = job_create(
             project=project,
             kind=Job.Kind.ANALYZE,
-            params={"version": version.pk, "threshold": threshold},
+            params={"version": version.pk, "threshold": threshold, "space": space_id},
             created_by=actor,
         )
         job_enqueue(job)
@@ -205,20 +223,23 @@ def analyze_run(job: Job, ctx: JobContext) -> dict:
         done += len(batch)
     result = {"measured": len(todo) - len(failed), "failed": failed, "duplicate_groups": None}
     try:
-        space = version_space(version)
+        space = version_space(version, space_id=job.params.get("space"))
     except ApplicationError:
         result["note"] = "Embed this version to find near-duplicates, outliers and the map."
         return result
-    ctx.progress(90, 100, "Finding near-duplicates and outliers", force=True)
     emb_ids, vectors = _version_vectors(version, space)
+    ctx.progress(60, 100, f"Finding neighbours of {len(emb_ids)} images", force=True)
+    # One neighbour search serves near-duplicates, outlier scores and uniqueness.
+    neighbours = clustering.knn(vectors, k=min(11, len(emb_ids)), exact=len(emb_ids) < 50_000)
     threshold = job.params["threshold"]
-    groups = clustering.near_duplicate_groups(vectors, threshold=threshold)
-    scores = clustering.outlier_scores(vectors)
-    sims, nn = clustering.knn(vectors, k=min(2, len(emb_ids)))
-    uniqueness = 1.0 - sims[:, 1] if sims.shape[1] > 1 else np.ones(len(emb_ids), np.float32)
+    groups = clustering.near_duplicate_groups(vectors, threshold=threshold, neighbours=neighbours)
+    scores = clustering.outlier_scores(vectors, neighbours=neighbours)
+    uniqueness = clustering.uniqueness(neighbours, len(emb_ids))
+    ctx.progress(80, 100, "Drawing the map", force=True)
     coords = project_2d(vectors)
     with transaction.atomic():
-        DuplicateGroup.objects.filter(version=version, space=space).delete()
+        # Groups and scores describe this version as analysed now, whatever space made them.
+        DuplicateGroup.objects.filter(version=version).delete()
         for rows in groups:
             group = DuplicateGroup.objects.create(version=version, space=space, threshold=threshold)
             keep = rows[0]
@@ -231,16 +252,18 @@ def analyze_run(job: Job, ctx: JobContext) -> dict:
                     for r in rows
                 ]
             )  # fmt: skip
-        quality = {
-            q.image_id: q for q in ImageQuality.objects.filter(image_id__in=emb_ids.tolist())
-        }
-        for row, image_id in enumerate(emb_ids.tolist()):
-            if image_id in quality:
-                quality[image_id].uniqueness = float(uniqueness[row])
-                quality[image_id].outlier_score = float(scores[row])
-        ImageQuality.objects.bulk_update(
-            list(quality.values()), ["uniqueness", "outlier_score"], batch_size=1000
-        )
+        VersionImageScore.objects.filter(version=version).delete()
+        VersionImageScore.objects.bulk_create(
+            [
+                VersionImageScore(
+                    version=version, image_id=int(i), space=space,
+                    uniqueness=float(uniqueness[r]), outlier_score=float(scores[r]),
+                )
+                for r, i in enumerate(emb_ids.tolist())
+            ],
+            batch_size=2000,
+        )  # fmt: skip
+        EmbeddingMap.objects.filter(version=version).exclude(space=space).delete()
         EmbeddingMap.objects.update_or_create(
             version=version,
             space=space,
@@ -373,6 +396,14 @@ def selection_from_filter(*, user, project, version: DatasetVersion, params) -> 
     from annotation.selectors import quality_filters_from_params
     from studio import selectors
 
+    unknown = [
+        k for k in params
+        if not (k.startswith(("meta.", "quality.")) or k in ("split", "cluster", "version", "page"))
+    ]  # fmt: skip
+    if unknown:
+        raise ApplicationError(
+            f"Unknown filter {unknown[0]!r}: use meta.<field>, quality.<metric>_min/_max, split or cluster."
+        )
     cluster = params.get("cluster")
     try:
         cluster_id = int(cluster) if cluster not in (None, "") else None

@@ -143,12 +143,15 @@ def embed_run(job: Job, ctx: JobContext) -> dict:
             "image_id", flat=True
         )
     )
-    todo = list(Image.objects.filter(pk__in=set(version_ids) - have).order_by("pk"))
-    total, skipped = len(version_ids), len(have)
     failed: list[dict] = list(job.checkpoint.get("failed", []))
+    tried = {f["image"] for f in failed}  # unreadable in an earlier attempt of this job
+    todo = list(Image.objects.filter(pk__in=set(version_ids) - have - tried).order_by("pk"))
+    total = len(version_ids)
+    # Images embedded before this job began; kept in the checkpoint so a resume counts right.
+    skipped = int(job.checkpoint.get("skipped", len(have)))
     if todo:
         model = _load_model(job)
-        done = skipped
+        done = total - len(todo)
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]
             ctx.progress(done, total, f"Embedding image {done + 1} of {total} with {spec.label}")
@@ -165,34 +168,58 @@ def embed_run(job: Job, ctx: JobContext) -> dict:
             ]
             done += len(batch)
             _write_shard(
-                job, ctx, space, [batch[p] for p in positions], chunks, failed, done, total
+                job, ctx, space, [batch[p] for p in positions], chunks, failed, skipped, done, total
             )
-    follow_ups = _start_follow_ups(job)
-    return {
+    embedded = ImageEmbedding.objects.filter(space=space, image_id__in=version_ids).count()
+    follow_ups, notes = _start_follow_ups(job, ctx, space, skipped, failed)
+    result = {
         "space": space.pk,
         "backbone": name,
-        "embedded": total - skipped - len(failed),
+        "embedded": embedded - skipped,
         "skipped": skipped,
         "failed": failed[:100],
         "follow_ups": follow_ups,
     }
+    if notes:
+        result["note"] = " ".join(notes)
+    return result
 
 
-def _start_follow_ups(job: Job) -> list[int]:
-    """Queue the jobs a one-click curation asked for once the embeddings exist."""
+def _start_follow_ups(
+    job: Job, ctx: JobContext, space: EmbeddingSpace, skipped: int, failed: list
+) -> tuple[list[int], list[str]]:
+    """Queue the jobs a one-click curation asked for, once: their ids go into the checkpoint.
+
+    A follow-up that cannot start (say, every image failed to decode) is a note on this
+    job's result, not a failure of the embedding that did succeed.
+    """
     from annotation.services import curation
 
-    started = []
+    if "follow_ups" in job.checkpoint:  # a redelivered job already queued them
+        return list(job.checkpoint["follow_ups"]), []
+    started, notes = [], []
     version = DatasetVersion.objects.get(pk=job.params["version"])
-    for kind in job.params.get("then", []):
-        if kind == "analyze":
-            started.append(curation.analyze_job_start(actor=job.created_by, version=version).pk)
-        elif kind == "cluster":
-            started.append(curation.cluster_job_start(actor=job.created_by, version=version).pk)
-    return started
+    # The follow-ups and the checkpoint naming them commit together; messages go on commit.
+    with transaction.atomic():
+        for kind in job.params.get("then", []):
+            try:
+                with transaction.atomic():
+                    start = (
+                        curation.analyze_job_start
+                        if kind == "analyze"
+                        else curation.cluster_job_start
+                    )
+                    started.append(
+                        start(actor=job.created_by, version=version, space_id=space.pk).pk
+                    )
+            except ApplicationError as exc:
+                notes.append(f"{kind.capitalize()} was not started: {exc.message}")
+        checkpoint = {**job.checkpoint, "skipped": skipped, "failed": failed, "follow_ups": started}
+        ctx.save_checkpoint(checkpoint, done=1, total=1, message="Embedded; follow-up jobs queued.")
+    return started, notes
 
 
-def _write_shard(job, ctx, space, images, chunks, failed, done, total) -> None:
+def _write_shard(job, ctx, space, images, chunks, failed, skipped, done, total) -> None:
     """Store one shard file, then its rows and the checkpoint in one transaction."""
     if images:
         matrix = np.concatenate(chunks).astype(np.float32, copy=False)
@@ -213,7 +240,10 @@ def _write_shard(job, ctx, space, images, chunks, failed, done, total) -> None:
                 ignore_conflicts=True,
             )
         ctx.save_checkpoint(
-            {"failed": failed}, done=done, total=total, message=f"Embedded {done} of {total}"
+            {**job.checkpoint, "failed": failed, "skipped": skipped},
+            done=done,
+            total=total,
+            message=f"Embedded {done} of {total}",
         )
 
 

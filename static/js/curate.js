@@ -15,10 +15,10 @@
     thumbs.replaceChildren(...points.slice(0, 60).map((p) => {
       const a = document.createElement("a");
       a.href = imagePath(p[0]);
-      a.title = p[2];
+      a.title = p[3];
       const img = document.createElement("img");
       img.src = p[1];
-      img.alt = p[2];
+      img.alt = p[3];
       img.loading = "lazy";
       a.append(img);
       return a;
@@ -33,7 +33,7 @@
     const preview = document.getElementById("preview");
     Plotly.newPlot(map, figure.data, figure.layout, { responsive: true, displaylogo: false });
     map.on("plotly_hover", (event) => {
-      const [, thumb, name] = event.points[0].customdata;
+      const [, thumb, , name] = event.points[0].customdata;
       preview.querySelector("img").src = thumb;
       preview.querySelector(".cap").textContent = name;
       preview.hidden = false;

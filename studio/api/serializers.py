@@ -172,8 +172,6 @@ class QualitySerializer(serializers.Serializer):
     colourfulness = serializers.FloatField()
     aspect_ratio = serializers.FloatField()
     megapixels = serializers.FloatField()
-    uniqueness = serializers.FloatField(allow_null=True)
-    outlier_score = serializers.FloatField(allow_null=True)
 
 
 class ImageSerializer(serializers.ModelSerializer):

@@ -165,6 +165,9 @@ def read_state_dict(path: Path) -> dict:
             obj = obj[key]
     if not isinstance(obj, dict) or not obj:
         raise WeightsError(f"{path.name} does not hold a state dict of named tensors.")
+    keys = [k for k in obj if not isinstance(k, str)]
+    if keys:
+        raise WeightsError(f"{path.name} has weights named by non-text keys (e.g. {keys[0]!r}).")
     bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise WeightsError(f"{path.name} holds non-tensor entries: {', '.join(map(str, bad[:5]))}.")

@@ -153,8 +153,11 @@ def knn(
     return index.search(q, k)
 
 
+Neighbours = tuple[np.ndarray, np.ndarray]  # (similarities [N, k], indices [N, k]) from knn()
+
+
 def near_duplicate_groups(
-    vectors: np.ndarray, threshold: float = 0.85, k: int = 10
+    vectors: np.ndarray, threshold: float = 0.85, k: int = 10, neighbours: Neighbours | None = None
 ) -> list[list[int]]:
     """Group rows whose cosine similarity is at least ``threshold`` (connected components)."""
     from scipy.sparse import coo_matrix
@@ -164,7 +167,7 @@ def near_duplicate_groups(
     n = len(x)
     if n < 2:
         return []
-    sims, idx = knn(x, k=min(k, n))
+    sims, idx = neighbours if neighbours is not None else knn(x, k=min(k, n))
     rows = np.repeat(np.arange(n), idx.shape[1])
     keep = (sims.ravel() >= threshold) & (idx.ravel() != rows) & (idx.ravel() >= 0)
     graph = coo_matrix((np.ones(keep.sum()), (rows[keep], idx.ravel()[keep])), shape=(n, n))
@@ -173,10 +176,32 @@ def near_duplicate_groups(
     return sorted((g for g in groups if len(g) > 1), key=lambda g: (-len(g), g[0]))
 
 
-def outlier_scores(vectors: np.ndarray, k: int = 5) -> np.ndarray:
+def _without_self(neighbours: Neighbours) -> tuple[np.ndarray, np.ndarray]:
+    """Drop each row's own entry (it finds itself first, but exact ties may reorder)."""
+    sims, idx = neighbours
+    own = idx == np.arange(len(idx))[:, None]
+    order = np.argsort(own, axis=1, kind="stable")  # own entry last
+    sims = np.take_along_axis(sims, order, axis=1)[:, :-1]
+    idx = np.take_along_axis(idx, order, axis=1)[:, :-1]
+    return sims, idx
+
+
+def outlier_scores(
+    vectors: np.ndarray, k: int = 5, neighbours: Neighbours | None = None
+) -> np.ndarray:
     """Mean cosine distance to the k nearest other vectors: higher is more unusual."""
     x = _as_f32(vectors)
     if len(x) < 2:
         return np.zeros(len(x), np.float32)
-    sims, _ = knn(x, k=min(k + 1, len(x)))
-    return (1.0 - sims[:, 1:]).mean(axis=1).astype(np.float32)
+    if neighbours is None:
+        neighbours = knn(x, k=min(k + 1, len(x)))
+    sims, _ = _without_self(neighbours)
+    return (1.0 - sims[:, :k]).mean(axis=1).astype(np.float32)
+
+
+def uniqueness(neighbours: Neighbours, n: int) -> np.ndarray:
+    """1 − similarity to the nearest other vector (1 for a lone vector)."""
+    if n < 2:
+        return np.ones(n, np.float32)
+    sims, _ = _without_self(neighbours)
+    return (1.0 - sims[:, 0]).astype(np.float32)

@@ -14,6 +14,7 @@ from annotation.models import (
     DuplicateMember,
     EmbeddingMap,
     ImageQuality,
+    VersionImageScore,
 )
 from annotation.services import curation as svc
 from studio import selectors
@@ -84,7 +85,11 @@ def test_analyze_measures_quality_and_finds_duplicates_outliers_and_the_map(team
     ]
     assert members.filter(keep=True).count() == 1
     q = {i.original_name: i.quality for i in embedded.dataset.images.select_related("quality")}
-    assert q["chelsea-small.jpg"].uniqueness < 0.2 < q["page.jpg"].uniqueness
+    scores = {
+        s.image.original_name: s
+        for s in VersionImageScore.objects.filter(version=embedded).select_related("image")
+    }
+    assert scores["chelsea-small.jpg"].uniqueness < 0.2 < scores["page.jpg"].uniqueness
     assert q["camera.jpg"].colourfulness < q["astronaut.jpg"].colourfulness
     points = EmbeddingMap.objects.get(version=embedded).points
     assert len(points) == 9 and all(len(p) == 3 for p in points)
@@ -191,13 +196,19 @@ def test_curation_through_the_api(api, team, embedded):
     other = next(m for m in groups[0]["members"] if not m["keep"])
     assert c.post(f"{base}/duplicates/{other['id']}/keep/").json()["keep"] is True
     outliers = c.get(f"{v}/outliers/?limit=3").json()
-    assert (
-        len(outliers) == 3
-        and outliers[0]["quality"]["outlier_score"] >= outliers[-1]["quality"]["outlier_score"]
-    )
+    assert len(outliers) == 3 and outliers[0]["outlier_score"] >= outliers[-1]["outlier_score"]
+    assert outliers[0]["image"]["quality"]["sharpness"] >= 0
     blurry = c.get(f"{base}/images/?quality.sharpness_max=1e9&quality.brightness_min=0").json()
     assert blurry["count"] == 9
     assert c.get(f"{base}/images/?quality.nonsense_min=1").status_code == 400
+    assert c.get(f"{base}/images/?quality.uniqueness_max=0.2").status_code == 400  # needs a version
+    copies = c.get(
+        f"{base}/images/?dataset={embedded.dataset_id}&version=1&quality.uniqueness_max=0.2"
+    ).json()
+    assert sorted(i["original_name"] for i in copies["results"]) == [
+        "chelsea-small.jpg",
+        "chelsea.jpg",
+    ]
     emap = c.get(f"{v}/map/").json()
     assert len(emap["points"]) == 9 and len(emap["clusters"]) == 9
 
@@ -209,7 +220,7 @@ def test_curation_through_the_api(api, team, embedded):
     assert r.status_code == 200 and r.json()["images"] == first["size"]
     r = c.post(
         f"{base}/datasets/{embedded.dataset_id}/curate/",
-        {"action": "exclude", "image_ids": [outliers[0]["id"]]},
+        {"action": "exclude", "image_ids": [outliers[0]["image"]["id"]]},
         format="json",
     )
     assert r.json()["version"] == 2
