@@ -259,3 +259,10 @@ def test_checkpoint_upload_page(client, team, version, tmp_path):
     )
     page = r.content.decode()
     assert "checked and kept" in page and "Checkpoint: Mine (resnet18)" in page
+
+
+def test_image_page_title_is_just_the_file_name(client, team, version):
+    client.force_login(team["viewer"])
+    image = version.dataset.images.get(original_name="coffee.jpg")
+    page = client.get(f"/p/{team['project'].slug}/images/{image.pk}/").content.decode()
+    assert "<title>coffee.jpg · Studio</title>" in page and page.count('id="similar"') == 1
