@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import skimage.data
 import torch
 
 from annotation import charts
@@ -100,7 +101,7 @@ def test_follow_ups_use_the_space_just_embedded_and_run_once(team, dataset, embe
         )
     )
     extra = upload_create(actor=team["lead"], project=team["project"], dataset=dataset,
-                          files=[upload(f"{n}.jpg", jpeg(__import__("skimage.data", fromlist=[n]).__getattribute__(n)())) for n in ("grass", "gravel", "brick")])  # fmt: skip
+                          files=[upload(f"{n}.jpg", jpeg(getattr(skimage.data, n)())) for n in ("grass", "gravel", "brick")])  # fmt: skip
     job_run(job_id=extra.pk)
     v2 = DatasetVersion.objects.get(dataset=dataset, number=2)
     job = emb.embedding_job_start(
@@ -127,7 +128,7 @@ def test_scores_belong_to_the_version_they_were_computed_in(team, dataset, embed
         actor=team["lead"],
         project=team["project"],
         dataset=dataset,
-        files=[upload("grass.jpg", jpeg(__import__("skimage.data", fromlist=["grass"]).grass()))],
+        files=[upload("grass.jpg", jpeg(skimage.data.grass()))],
     )
     job_run(job_id=extra.pk)
     v2 = DatasetVersion.objects.get(dataset=dataset, number=2)

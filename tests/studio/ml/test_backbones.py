@@ -9,6 +9,7 @@ import pytest
 import skimage.data
 import torch
 from PIL import Image
+from torchvision.models._meta import _IMAGENET_CATEGORIES
 
 from studio.ml.backbones import (
     WeightsError,
@@ -18,9 +19,7 @@ from studio.ml.backbones import (
     read_state_dict,
 )
 
-IMAGENET = __import__(
-    "torchvision.models._meta", fromlist=["_IMAGENET_CATEGORIES"]
-)._IMAGENET_CATEGORIES
+IMAGENET = _IMAGENET_CATEGORIES
 
 
 def photo(name: str) -> Image.Image:
