@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from html import escape
 
@@ -15,6 +16,11 @@ PALETTE = [
 def _numeric(values: Sequence) -> bool:
     seen = [v for v in values if v is not None]
     return bool(seen) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in seen)
+
+
+def _natural(text: str) -> list:
+    """Sort key that puts "Cluster 2" before "Cluster 10"."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
 
 
 def map_figure(
@@ -68,7 +74,7 @@ def map_figure(
             name=f"{label} ({len(rows)})",
             marker={"color": PALETTE[i % len(PALETTE)], "size": 8},
         )
-        for i, (label, rows) in enumerate(sorted(groups.items()))
+        for i, (label, rows) in enumerate(sorted(groups.items(), key=lambda kv: _natural(kv[0])))
     ]
     return {"data": data, "layout": layout}
 

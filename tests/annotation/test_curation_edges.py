@@ -231,3 +231,15 @@ def test_a_resumed_embed_job_lists_each_unreadable_image_once(team, version, mon
     claimed.refresh_from_db()
     result = emb.embed_run(claimed, JobContext(claimed))
     assert [f["image"] for f in result["failed"]] == [broken.pk] and result["embedded"] == 8
+
+
+def test_legend_lists_clusters_in_natural_order():
+    points = [[i, 0.0, 0.0] for i in range(12)]
+    figure = charts.map_figure(
+        points, {i: f"Cluster {i + 1}" for i in range(12)}, "cluster", {}, {}
+    )
+    assert [t["name"].split(" (")[0] for t in figure["data"]][:3] == [
+        "Cluster 1",
+        "Cluster 2",
+        "Cluster 3",
+    ]
