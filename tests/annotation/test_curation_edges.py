@@ -23,6 +23,7 @@ from studio.services.ingest import upload_create
 from studio.services.jobs import JobContext, _claim, job_run
 from tests.annotation.conftest import jpeg
 from tests.factories import upload
+from tests.jobs import DyingContext, WorkerKilled
 
 
 def _run(job: Job) -> Job:
@@ -214,20 +215,8 @@ def test_a_resumed_embed_job_lists_each_unreadable_image_once(team, version, mon
     )
     claimed = _claim(job.pk)
 
-    class Killed(BaseException):
-        pass
-
-    class Dying(JobContext):
-        calls = 0
-
-        def save_checkpoint(self, *args, **kwargs):
-            Dying.calls += 1
-            if Dying.calls == 2:
-                raise Killed()
-            super().save_checkpoint(*args, **kwargs)
-
-    with pytest.raises(Killed):
-        emb.embed_run(claimed, Dying(claimed))
+    with pytest.raises(WorkerKilled):
+        emb.embed_run(claimed, DyingContext(claimed, die_at=2))
     claimed.refresh_from_db()
     result = emb.embed_run(claimed, JobContext(claimed))
     assert [f["image"] for f in result["failed"]] == [broken.pk] and result["embedded"] == 8

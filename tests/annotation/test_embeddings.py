@@ -11,9 +11,10 @@ from annotation.services import embeddings as svc
 from studio.errors import ApplicationError, Forbidden
 from studio.models import DatasetVersion
 from studio.services.ingest import upload_create
-from studio.services.jobs import JobContext, _claim, job_run, jobs_sweep
+from studio.services.jobs import _claim, job_run, jobs_sweep
 from tests.annotation.conftest import jpeg
 from tests.factories import upload
+from tests.jobs import DyingContext, WorkerKilled
 
 
 def test_embed_job_stores_unit_vectors_in_shards_and_finds_near_duplicates(team, version):
@@ -56,10 +57,6 @@ def test_unchanged_images_are_not_embedded_twice(team, dataset, version):
     assert EmbeddingShard.objects.count() == 2
 
 
-class WorkerKilled(BaseException):
-    pass
-
-
 def test_killed_embed_job_resumes_without_repeating_batches(team, version, monkeypatch, settings):
     monkeypatch.setattr(svc, "BATCH", 4)
     settings.STUDIO = {**settings.STUDIO, "JOB_STALE_AFTER_S": 0}
@@ -68,17 +65,8 @@ def test_killed_embed_job_resumes_without_repeating_batches(team, version, monke
     )
     job = _claim(job.pk)
 
-    class Dying(JobContext):
-        calls = 0
-
-        def save_checkpoint(self, *a, **kw):
-            Dying.calls += 1
-            if Dying.calls == 2:
-                raise WorkerKilled()
-            super().save_checkpoint(*a, **kw)
-
     with pytest.raises(WorkerKilled):
-        svc.embed_run(job, Dying(job))
+        svc.embed_run(job, DyingContext(job, die_at=2))
     assert ImageEmbedding.objects.count() == 4
     assert jobs_sweep() == [job.pk]
     job_run(job_id=job.pk)

@@ -14,6 +14,7 @@ from studio.models import DatasetVersion, Image, IngestFile, Job
 from studio.services.ingest import CHUNK, ingest_run, upload_create
 from studio.services.jobs import JobContext, _claim, job_cancel, job_run, jobs_sweep
 from tests.factories import image_bytes, make_dataset, png_bomb, upload, zip_bytes
+from tests.jobs import DyingContext, WorkerKilled
 
 
 def _stored_files(root) -> list[str]:
@@ -176,24 +177,6 @@ def test_per_file_byte_limit(team, dataset, settings):
     got = outcomes(job)
     assert got["big.png"][0] == "rejected" and "limit" in got["big.png"][1]
     assert got["ok.jpg"][0] == "accepted"
-
-
-class WorkerKilled(BaseException):
-    """Stands for SIGKILL: not an Exception, so no handler in the job code catches it."""
-
-
-class DyingContext(JobContext):
-    """Dies inside the transaction of the Nth chunk: its files are written, its rows are not."""
-
-    def __init__(self, job, die_at: int):
-        super().__init__(job)
-        self.calls, self.die_at = 0, die_at
-
-    def save_checkpoint(self, checkpoint, **kwargs):
-        self.calls += 1
-        if self.calls == self.die_at:
-            raise WorkerKilled()
-        super().save_checkpoint(checkpoint, **kwargs)
 
 
 def test_job_killed_mid_chunk_resumes_and_stores_everything_once(team, dataset, settings):
