@@ -7,6 +7,8 @@ import math
 from django.db.models import Prefetch, QuerySet
 
 from annotation.models import (
+    Annotation,
+    AnnotationRevision,
     BackboneCheckpoint,
     Cluster,
     ClusterRun,
@@ -14,10 +16,11 @@ from annotation.models import (
     DuplicateMember,
     EmbeddingMap,
     EmbeddingSpace,
+    LabelClass,
     VersionImageScore,
 )
 from studio.errors import ApplicationError, NotFound
-from studio.models import DatasetVersion, Project
+from studio.models import DatasetVersion, Image, Project
 
 
 def embedding_space_list(*, user, project: Project) -> QuerySet[EmbeddingSpace]:
@@ -159,3 +162,50 @@ def checkpoint_get(*, user, project: Project, checkpoint_id: int) -> BackboneChe
     if checkpoint is None:
         raise NotFound("Checkpoint not found.")
     return checkpoint
+
+
+def label_class_list(*, user, project: Project) -> QuerySet[LabelClass]:
+    return LabelClass.objects.filter(project=project, project__memberships__user=user).order_by(
+        "name"
+    )
+
+
+def label_class_get(*, user, project: Project, label_class_id: int) -> LabelClass:
+    label_class = label_class_list(user=user, project=project).filter(pk=label_class_id).first()
+    if label_class is None:
+        raise NotFound("Label class not found.")
+    return label_class
+
+
+def annotation_list(
+    *, user, project: Project, image: Image | None = None, include_deleted: bool = False
+) -> QuerySet[Annotation]:
+    qs = Annotation.objects.filter(
+        image__project=project, image__project__memberships__user=user
+    ).select_related("label_class")
+    if image is not None:
+        qs = qs.filter(image=image)
+    if not include_deleted:
+        qs = qs.filter(deleted=False)
+    return qs.order_by("id")
+
+
+def annotation_get(*, user, project: Project, annotation_id: int) -> Annotation:
+    annotation = (
+        annotation_list(user=user, project=project, include_deleted=True)
+        .select_related("image")
+        .filter(pk=annotation_id)
+        .first()
+    )
+    if annotation is None:
+        raise NotFound("Annotation not found.")
+    return annotation
+
+
+def revision_get(*, user, annotation: Annotation, revision_id: int) -> AnnotationRevision:
+    revision = AnnotationRevision.objects.filter(
+        pk=revision_id, annotation=annotation, annotation__image__project__memberships__user=user
+    ).first()
+    if revision is None:
+        raise NotFound("Revision not found.")
+    return revision

@@ -194,7 +194,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"BackboneEnum": "studio.ml.backbones.BACKBONE_CHOICES"},
+    "ENUM_NAME_OVERRIDES": {
+        "BackboneEnum": "studio.ml.backbones.BACKBONE_CHOICES",
+        "JobKindEnum": "studio.models.jobs.Job.Kind",
+        "JobStatusEnum": "studio.models.jobs.Job.Status",
+        "ObjectiveStatusEnum": "studio.models.projects.Objective.Status",
+        "ApproachStatusEnum": "studio.models.projects.Approach.Status",
+        "LabelKindEnum": "annotation.models.LabelClass.Kind",
+        "AnnotationStatusEnum": "annotation.models.Annotation.Status",
+        "AnnotatorStatusEnum": ["draft", "submitted"],
+    },
 }
 
 # Celery (read by studio/celery.py through the CELERY_ namespace). Redis when

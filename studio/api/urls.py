@@ -2,6 +2,7 @@ from django.urls import path
 from rest_framework.authtoken.views import obtain_auth_token
 
 from annotation.api import urlpatterns as curation_urls
+from annotation.api_labels import urlpatterns as label_urls
 
 from . import views as v
 
@@ -34,4 +35,4 @@ urlpatterns = [
     path("jobs/<int:pk>/retry/", v.JobRetryApi.as_view(), name="job-retry"),
     path("jobs/<int:pk>/files/", v.JobFilesApi.as_view(), name="job-files"),
 ]
-urlpatterns += curation_urls
+urlpatterns += curation_urls + label_urls

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from annotation.services.labels import label_class_create
 from studio.models import Membership
 from studio.services.ingest import upload_create
 from studio.services.jobs import job_run
 from studio.services.projects import objective_create, problem_statement_set
 from tests.factories import image_bytes, make_user, upload
 
-VIEW, CONTRIBUTE, MANAGE = "view", "contribute", "manage"
+VIEW, CONTRIBUTE, MANAGE, ANNOTATE = "view", "contribute", "manage", "annotate"
 ALLOWED = {
-    "lead": {VIEW, CONTRIBUTE, MANAGE},
-    "reviewer": {VIEW, CONTRIBUTE},
-    "annotator": {VIEW},
+    "lead": {VIEW, CONTRIBUTE, MANAGE, ANNOTATE},
+    "reviewer": {VIEW, CONTRIBUTE, ANNOTATE},
+    "annotator": {VIEW, ANNOTATE},
     "viewer": {VIEW},
     "outsider": set(),
 }
@@ -61,6 +62,10 @@ ENDPOINTS = [
     ("get", "/api/v1/jobs/{job}/files/", None, VIEW),
     ("post", "/api/v1/jobs/{queued_job}/cancel/", None, CONTRIBUTE),
     ("get", "/files/images/{image}/thumb", None, VIEW),
+    ("get", "/api/v1/projects/{slug}/label-classes/", None, VIEW),
+    ("post", "/api/v1/projects/{slug}/label-classes/", {"name": "wheel", "kind": "box"}, MANAGE),
+    ("get", "/api/v1/projects/{slug}/images/{image}/annotations/", None, VIEW),
+    ("post", "/api/v1/projects/{slug}/images/{image}/annotations/", "annotation", ANNOTATE),
 ]
 
 
@@ -81,6 +86,7 @@ def world(team, dataset):
     queued = upload_create(
         actor=lead, project=project, dataset=dataset, files=[upload("b.jpg", image_bytes(2))]
     )
+    label_class = label_class_create(actor=lead, project=project, name="sign", kind="box")
     return {
         "slug": project.slug,
         "member": extra.pk,
@@ -89,10 +95,13 @@ def world(team, dataset):
         "image": dataset.images.get().pk,
         "job": done.pk,
         "queued_job": queued.pk,
+        "label_class": label_class.pk,
     }
 
 
 def _body(body, world):
+    if body == "annotation":
+        return {"label_class": world["label_class"], "geometry": [1, 1, 5, 5]}, "json"
     if body == "metadata":
         return {"file": upload("m.csv", b"file_name,site\na.jpg,north\n")}, "multipart"
     if body == "upload":

@@ -1,0 +1,186 @@
+"""Annotation geometry: validation and the canonical form of masks, polygons and boxes.
+
+A mask is stored as COCO RLE (compressed counts, via pycocotools); a polygon as its
+vertex list; a box as [x, y, width, height]. Area and bounding box are derived from the
+stored form, never taken from the client. No Django here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_VERTICES = 10_000
+
+
+class GeometryError(ValueError):
+    """Geometry that cannot be stored; the message names what is wrong."""
+
+
+@dataclass(frozen=True)
+class Geometry:
+    kind: str  # "mask" | "polygon" | "box" | "tag"
+    data: dict  # canonical stored form
+    area: float
+    bbox: tuple[float, float, float, float]  # x, y, w, h
+
+
+def _finite(values, what: str) -> list[float]:
+    try:
+        numbers = [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise GeometryError(f"{what} must be numbers.")
+    if not all(math.isfinite(v) for v in numbers):
+        raise GeometryError(f"{what} holds NaN or infinity.")
+    return numbers
+
+
+def _segments_cross(p1, p2, p3, p4) -> bool:
+    def orient(a, b, c):
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+    d1, d2 = orient(p3, p4, p1), orient(p3, p4, p2)
+    d3, d4 = orient(p1, p2, p3), orient(p1, p2, p4)
+    return ((d1 > 0) != (d2 > 0)) and ((d3 > 0) != (d4 > 0)) and 0 not in (d1, d2, d3, d4)
+
+
+def _self_intersects(points: np.ndarray) -> bool:
+    n = len(points)
+    edges = [(points[i], points[(i + 1) % n]) for i in range(n)]
+    for i in range(n):
+        for j in range(i + 2, n):
+            if i == 0 and j == n - 1:
+                continue  # neighbours through the closing edge
+            if _segments_cross(*edges[i], *edges[j]):
+                return True
+    return False
+
+
+def polygon(points, width: int, height: int) -> Geometry:
+    """Validate a polygon given as [x1, y1, x2, y2, ...] or [[x, y], ...] inside the image."""
+    flat = np.asarray(points, dtype=object).ravel().tolist() if points is not None else []
+    coords = _finite(flat, "Polygon coordinates")
+    if len(coords) % 2:
+        raise GeometryError("A polygon needs x, y pairs.")
+    n = len(coords) // 2
+    if n < 3:
+        raise GeometryError("A polygon needs at least 3 vertices.")
+    if n > MAX_VERTICES:
+        raise GeometryError(
+            f"A polygon may have at most {MAX_VERTICES:,} vertices; this one has {n:,}."
+        )
+    pts = np.array(coords, dtype=np.float64).reshape(n, 2)
+    if (
+        (pts[:, 0] < 0).any()
+        or (pts[:, 1] < 0).any()
+        or (pts[:, 0] > width).any()
+        or (pts[:, 1] > height).any()
+    ):
+        raise GeometryError(f"The polygon goes outside the {width}×{height} image.")
+    x, y = pts[:, 0], pts[:, 1]
+    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    if n <= 500 and _self_intersects(pts):  # quadratic: checked where it stays cheap
+        raise GeometryError("The polygon crosses itself; split it or fix its vertices.")
+    if area <= 0:
+        raise GeometryError("The polygon has no area.")
+    x0, y0 = float(x.min()), float(y.min())
+    return Geometry("polygon", {"points": [round(v, 3) for v in coords]}, area,
+                    (x0, y0, float(x.max()) - x0, float(y.max()) - y0))  # fmt: skip
+
+
+def box(values, width: int, height: int) -> Geometry:
+    """Validate a box [x, y, w, h] inside the image."""
+    if values is None or len(values) != 4:
+        raise GeometryError("A box is [x, y, width, height].")
+    x, y, w, h = _finite(values, "Box values")
+    if w <= 0 or h <= 0:
+        raise GeometryError("A box needs a positive width and height.")
+    if x < 0 or y < 0 or x + w > width or y + h > height:
+        raise GeometryError(f"The box goes outside the {width}×{height} image.")
+    return Geometry("box", {"box": [x, y, w, h]}, w * h, (x, y, w, h))
+
+
+def mask_rle(rle: dict, width: int, height: int) -> Geometry:
+    """Validate COCO RLE: its size must be the image's and its counts must cover it exactly."""
+    from pycocotools import mask as coco
+
+    if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
+        raise GeometryError('A mask is COCO RLE: {"size": [height, width], "counts": ...}.')
+    size = rle["size"]
+    if list(size) != [height, width]:
+        raise GeometryError(
+            f"The mask is {size} but the image is [{height}, {width}] (height, width)."
+        )
+    counts = rle["counts"]
+    if isinstance(counts, list):  # uncompressed counts
+        if not all(isinstance(c, int) and c >= 0 for c in counts):
+            raise GeometryError("Mask counts must be non-negative integers.")
+        if sum(counts) != height * width:
+            raise GeometryError(
+                f"Mask counts sum to {sum(counts):,}, not height × width = {height * width:,}."
+            )
+        encoded = coco.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    elif isinstance(counts, str):
+        encoded = {"size": [height, width], "counts": counts.encode("ascii", "strict")}
+        try:
+            decoded = coco.decode(encoded)
+        except Exception as exc:  # noqa: BLE001 - malformed counts
+            raise GeometryError(f"The mask counts cannot be decoded: {exc}")
+        if decoded.shape != (height, width):
+            raise GeometryError("The mask counts do not match its size.")
+        # Re-encode so the stored counts are canonical and cover exactly height × width.
+        if coco.encode(np.asfortranarray(decoded))["counts"] != encoded["counts"]:
+            raise GeometryError("The mask counts do not sum to height × width.")
+    else:
+        raise GeometryError("Mask counts must be a list of integers or a COCO RLE string.")
+    area = float(coco.area(encoded))
+    if area <= 0:
+        raise GeometryError("The mask is empty.")
+    x, y, w, h = (float(v) for v in coco.toBbox(encoded))
+    return Geometry(
+        "mask",
+        {"size": [height, width], "counts": encoded["counts"].decode("ascii")},
+        area,
+        (x, y, w, h),
+    )
+
+
+def mask_from_array(mask: np.ndarray) -> dict:
+    """Encode a boolean [H, W] array as COCO RLE with string counts."""
+    from pycocotools import mask as coco
+
+    rle = coco.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")}
+
+
+def to_mask(geometry: Geometry | dict, kind: str, width: int, height: int) -> np.ndarray:
+    """Rasterise any stored geometry to a boolean [H, W] mask (polygons and boxes included)."""
+    from pycocotools import mask as coco
+
+    data = geometry.data if isinstance(geometry, Geometry) else geometry
+    if kind == "mask":
+        rle = {"size": data["size"], "counts": data["counts"].encode("ascii")}
+    elif kind == "polygon":
+        rle = coco.merge(coco.frPyObjects([data["points"]], height, width))
+    elif kind == "box":
+        rle = coco.frPyObjects(np.array([data["box"]], dtype=np.float64), height, width)[0]
+    else:
+        return np.zeros((height, width), bool)
+    return coco.decode(rle).astype(bool)
+
+
+def validate(kind: str, payload, width: int, height: int) -> Geometry:
+    """Validate a client's geometry of the given kind against the image size."""
+    if kind == "mask":
+        return mask_rle(payload, width, height)
+    if kind == "polygon":
+        return polygon(payload, width, height)
+    if kind == "box":
+        return box(payload, width, height)
+    if kind == "tag":
+        if payload not in (None, {}, []):
+            raise GeometryError("A tag has no geometry.")
+        return Geometry("tag", {}, 0.0, (0.0, 0.0, float(width), float(height)))
+    raise GeometryError(f"Unknown geometry kind {kind!r}; use mask, polygon, box or tag.")

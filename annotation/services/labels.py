@@ -1,0 +1,320 @@
+"""The label schema and annotations: every change is a revision; stale saves get a 409.
+
+``annotation_update`` takes the version the client last saw and updates the row only if
+it is still that version (a conditional UPDATE), so two people editing the same
+annotation cannot overwrite each other: the second gets ``StaleAnnotation`` carrying the
+current state.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from annotation import geometry as geo
+from annotation.models import Annotation, AnnotationRevision, LabelClass
+from studio.errors import ApplicationError, Conflict
+from studio.models import Image, Project
+from studio.permissions import Capability, require
+
+COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+class StaleAnnotation(Conflict):
+    """The annotation changed since the client read it; ``details`` holds its current state."""
+
+    code = "stale_version"
+
+
+def _require_annotator(actor, project: Project) -> None:
+    role = require(actor, project, Capability.VIEW)
+    if role == "viewer":
+        from studio.errors import Forbidden
+
+        raise Forbidden(
+            "Viewers cannot change annotations; ask a project lead for the annotator role."
+        )
+
+
+def _clean_attributes(attributes: Any) -> dict[str, list[str]]:
+    if attributes in (None, ""):
+        return {}
+    if not isinstance(attributes, dict):
+        raise ApplicationError('Attributes are {"name": ["allowed", "values"]}.')
+    clean = {}
+    for name, values in attributes.items():
+        if (
+            not isinstance(values, list)
+            or not values
+            or not all(isinstance(v, str) and v for v in values)
+        ):
+            raise ApplicationError(f"Attribute {name!r} needs a list of allowed text values.")
+        clean[str(name)] = list(dict.fromkeys(values))
+    return clean
+
+
+@transaction.atomic
+def label_class_create(
+    *, actor, project: Project, name: str, kind: str, colour: str = "#3559e0", attributes=None
+) -> LabelClass:
+    require(actor, project, Capability.MANAGE)
+    name = (name or "").strip()
+    if not name:
+        raise ApplicationError("A label class needs a name.")
+    if kind not in LabelClass.Kind.values:
+        raise ApplicationError(f"Unknown kind {kind!r}; use mask, polygon, box or tag.")
+    if not COLOUR.fullmatch(colour or ""):
+        raise ApplicationError("The colour is #rrggbb.")
+    try:
+        with transaction.atomic():
+            return LabelClass.objects.create(
+                project=project,
+                name=name,
+                kind=kind,
+                colour=colour,
+                attributes=_clean_attributes(attributes),
+            )
+    except IntegrityError:
+        raise Conflict(f"The project already has a label class named {name!r}.")
+
+
+@transaction.atomic
+def label_class_update(
+    *,
+    actor,
+    label_class: LabelClass,
+    name: str | None = None,
+    colour: str | None = None,
+    attributes=None,
+) -> LabelClass:
+    """Rename (keeping the old name in ``previous_names``), recolour or change attributes."""
+    require(actor, label_class.project, Capability.MANAGE)
+    if name is not None and name.strip() and name.strip() != label_class.name:
+        if LabelClass.objects.filter(project=label_class.project, name=name.strip()).exists():
+            raise Conflict(f"The project already has a label class named {name.strip()!r}.")
+        label_class.previous_names = [*label_class.previous_names, label_class.name]
+        label_class.name = name.strip()
+    if colour is not None:
+        if not COLOUR.fullmatch(colour):
+            raise ApplicationError("The colour is #rrggbb.")
+        label_class.colour = colour
+    if attributes is not None:
+        label_class.attributes = _clean_attributes(attributes)
+    label_class.save()
+    return label_class
+
+
+@transaction.atomic
+def label_class_delete(*, actor, label_class: LabelClass) -> None:
+    """Delete a class; refused while annotations use it, with their count."""
+    require(actor, label_class.project, Capability.MANAGE)
+    used = Annotation.objects.filter(label_class=label_class, deleted=False).count()
+    if used:
+        raise Conflict(
+            f"{used} annotation{'s' if used != 1 else ''} use {label_class.name!r}; relabel or delete them first."
+        )
+    label_class.delete()
+
+
+def snapshot(annotation: Annotation) -> dict:
+    """The annotation's state as stored in a revision."""
+    return {
+        "label_class": annotation.label_class_id,
+        "kind": annotation.kind,
+        "geometry": annotation.geometry,
+        "attributes": annotation.attributes,
+        "source": annotation.source,
+        "confidence": annotation.confidence,
+        "status": annotation.status,
+        "deleted": annotation.deleted,
+    }
+
+
+def _check_attributes(label_class: LabelClass, attributes: Any) -> dict:
+    attributes = attributes or {}
+    if not isinstance(attributes, dict):
+        raise ApplicationError("Attributes are an object of name: value.")
+    for name, value in attributes.items():
+        allowed = label_class.attributes.get(name)
+        if allowed is None:
+            raise ApplicationError(f"{label_class.name!r} has no attribute {name!r}.")
+        if value not in allowed:
+            raise ApplicationError(f"{name!r} must be one of {', '.join(allowed)}; got {value!r}.")
+    return attributes
+
+
+def _geometry(label_class: LabelClass, image: Image, payload) -> geo.Geometry:
+    try:
+        return geo.validate(label_class.kind, payload, image.width, image.height)
+    except geo.GeometryError as exc:
+        raise ApplicationError(str(exc))
+
+
+@transaction.atomic
+def annotation_create(
+    *, actor, image: Image, label_class: LabelClass, geometry, attributes=None,
+    source: str = Annotation.Source.HUMAN, source_detail: str = "", confidence: float | None = None,
+    status: str = Annotation.Status.DRAFT,
+) -> Annotation:  # fmt: skip
+    _require_annotator(actor, image.project)
+    if label_class.project_id != image.project_id:
+        raise ApplicationError("That label class belongs to another project.")
+    if status not in (Annotation.Status.DRAFT, Annotation.Status.SUBMITTED):
+        raise ApplicationError(
+            "New annotations are drafts or submitted; reviewers accept or reject them."
+        )
+    if confidence is not None and not 0 <= confidence <= 1:
+        raise ApplicationError("Confidence is between 0 and 1.")
+    shape = _geometry(label_class, image, geometry)
+    annotation = Annotation.objects.create(
+        image=image, label_class=label_class, kind=shape.kind, geometry=shape.data, area=shape.area,
+        bbox=list(shape.bbox), attributes=_check_attributes(label_class, attributes), source=source,
+        source_detail=source_detail[:200], confidence=confidence, status=status, author=actor,
+    )  # fmt: skip
+    AnnotationRevision.objects.create(
+        annotation=annotation,
+        version=1,
+        action="create",
+        author=actor,
+        before=None,
+        after=snapshot(annotation),
+    )
+    return annotation
+
+
+@transaction.atomic
+def annotation_update(
+    *, actor, annotation: Annotation, expected_version: int, **changes
+) -> Annotation:
+    """Apply changes if the annotation is still at ``expected_version``; else StaleAnnotation.
+
+    Changeable: label_class, geometry, attributes, status (draft/submitted), confidence.
+    """
+    _require_annotator(actor, annotation.image.project)
+    unknown = set(changes) - {"label_class", "geometry", "attributes", "status", "confidence"}
+    if unknown:
+        raise ApplicationError(f"Cannot change {', '.join(sorted(unknown))}.")
+    current = Annotation.objects.select_related("label_class", "image").get(pk=annotation.pk)
+    if current.version != expected_version or current.deleted:
+        raise StaleAnnotation(
+            f"The annotation changed (now version {current.version}) since you loaded version {expected_version}; "
+            "reload it and apply your edit again.",
+            details={"version": current.version, "current": snapshot(current)},
+        )
+    before = snapshot(current)
+    label_class = changes.get("label_class", current.label_class)
+    if label_class.project_id != current.image.project_id:
+        raise ApplicationError("That label class belongs to another project.")
+    fields: dict[str, Any] = {"label_class": label_class}
+    if "geometry" in changes or label_class.kind != current.kind:
+        shape = _geometry(
+            label_class,
+            current.image,
+            changes.get("geometry", current.geometry if label_class.kind == current.kind else None),
+        )
+        fields.update(kind=shape.kind, geometry=shape.data, area=shape.area, bbox=list(shape.bbox))
+    fields["attributes"] = _check_attributes(
+        label_class, changes.get("attributes", current.attributes)
+    )
+    if "status" in changes:
+        if changes["status"] not in (Annotation.Status.DRAFT, Annotation.Status.SUBMITTED):
+            raise ApplicationError("Annotators set draft or submitted; reviewers accept or reject.")
+        fields["status"] = changes["status"]
+    if "confidence" in changes:
+        fields["confidence"] = changes["confidence"]
+    updated = Annotation.objects.filter(pk=current.pk, version=expected_version).update(
+        version=F("version") + 1, author=actor, **fields
+    )
+    if not updated:  # someone saved between our read and our write
+        current.refresh_from_db()
+        raise StaleAnnotation(
+            f"The annotation changed (now version {current.version}); reload it and apply your edit again.",
+            details={"version": current.version, "current": snapshot(current)},
+        )
+    current.refresh_from_db()
+    AnnotationRevision.objects.create(
+        annotation=current,
+        version=current.version,
+        action="update",
+        author=actor,
+        before=before,
+        after=snapshot(current),
+    )
+    return current
+
+
+@transaction.atomic
+def annotation_delete(*, actor, annotation: Annotation, expected_version: int) -> Annotation:
+    """Delete (softly: the history stays and the annotation can be restored)."""
+    _require_annotator(actor, annotation.image.project)
+    before = snapshot(annotation)
+    if not Annotation.objects.filter(
+        pk=annotation.pk, version=expected_version, deleted=False
+    ).update(deleted=True, version=F("version") + 1, author=actor):
+        annotation.refresh_from_db()
+        raise StaleAnnotation(
+            f"The annotation changed (now version {annotation.version}); reload it first.",
+            details={"version": annotation.version, "current": snapshot(annotation)},
+        )
+    annotation.refresh_from_db()
+    AnnotationRevision.objects.create(
+        annotation=annotation,
+        version=annotation.version,
+        action="delete",
+        author=actor,
+        before=before,
+        after=snapshot(annotation),
+    )
+    return annotation
+
+
+@transaction.atomic
+def annotation_restore(*, actor, revision: AnnotationRevision) -> Annotation:
+    """Bring an annotation back to the state recorded after ``revision`` (a new version)."""
+    annotation = Annotation.objects.select_for_update().get(pk=revision.annotation_id)
+    _require_annotator(actor, annotation.image.project)
+    state = revision.after or revision.before
+    if state is None:
+        raise ApplicationError("That revision holds no state to restore.")
+    label_class = LabelClass.objects.filter(
+        pk=state["label_class"], project=annotation.image.project
+    ).first()
+    if label_class is None:
+        raise ApplicationError(
+            "The label class of that revision was deleted; it cannot be restored."
+        )
+    before = snapshot(annotation)
+    shape = _geometry(label_class, annotation.image, _client_form(state["kind"], state["geometry"]))
+    Annotation.objects.filter(pk=annotation.pk).update(
+        label_class=label_class, kind=shape.kind, geometry=shape.data, area=shape.area, bbox=list(shape.bbox),
+        attributes=state["attributes"], status=state["status"], confidence=state["confidence"],
+        deleted=state.get("deleted", False), version=F("version") + 1, author=actor,
+    )  # fmt: skip
+    annotation.refresh_from_db()
+    AnnotationRevision.objects.create(
+        annotation=annotation,
+        version=annotation.version,
+        action="restore",
+        author=actor,
+        before=before,
+        after=snapshot(annotation),
+    )
+    return annotation
+
+
+def _client_form(kind: str, stored: dict):
+    """Turn a stored geometry back into what ``geometry.validate`` takes."""
+    if kind == "polygon":
+        return stored["points"]
+    if kind == "box":
+        return stored["box"]
+    if kind == "mask":
+        return {"size": stored["size"], "counts": stored["counts"]}
+    return None
+
+
+def client_geometry(annotation: Annotation):
+    return _client_form(annotation.kind, annotation.geometry)

@@ -1,0 +1,187 @@
+"""Label schema, annotations, revisions and optimistic locking (annotation/services/labels.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from annotation import geometry as geo
+from annotation.models import Annotation, AnnotationRevision
+from annotation.services import labels as svc
+from studio.errors import ApplicationError, Conflict, Forbidden
+
+
+@pytest.fixture
+def schema(team):
+    project, lead = team["project"], team["lead"]
+    return {
+        "car": svc.label_class_create(
+            actor=lead,
+            project=project,
+            name="car",
+            kind="polygon",
+            attributes={"occluded": ["yes", "no"]},
+        ),  # fmt: skip
+        "dent": svc.label_class_create(
+            actor=lead, project=project, name="dent", kind="mask", colour="#e0533a"
+        ),
+        "sign": svc.label_class_create(actor=lead, project=project, name="sign", kind="box"),
+    }
+
+
+@pytest.fixture
+def image(version):
+    return version.dataset.images.get(original_name="coffee.jpg")  # 600 × 400
+
+
+def test_schema_rules(team, schema):
+    lead = team["lead"]
+    with pytest.raises(Conflict):
+        svc.label_class_create(actor=lead, project=team["project"], name="car", kind="box")
+    with pytest.raises(Forbidden):
+        svc.label_class_create(
+            actor=team["reviewer"], project=team["project"], name="x", kind="box"
+        )
+    with pytest.raises(ApplicationError, match="#rrggbb"):
+        svc.label_class_create(
+            actor=lead, project=team["project"], name="y", kind="box", colour="red"
+        )
+    renamed = svc.label_class_update(actor=lead, label_class=schema["car"], name="vehicle")
+    renamed = svc.label_class_update(actor=lead, label_class=renamed, name="automobile")
+    assert renamed.previous_names == ["car", "vehicle"]
+
+
+def test_annotations_keep_every_revision_and_refuse_stale_saves(team, schema, image):
+    a = svc.annotation_create(actor=team["annotator"], image=image, label_class=schema["car"],
+                              geometry=[10, 10, 100, 10, 100, 80, 10, 80], attributes={"occluded": "no"})  # fmt: skip
+    assert a.version == 1 and a.area == 90 * 70 and a.bbox == [10.0, 10.0, 90.0, 70.0]
+    # Two people loaded version 1; the first save wins, the second gets a 409 with the current state.
+    first = svc.annotation_update(
+        actor=team["annotator"], annotation=a, expected_version=1, attributes={"occluded": "yes"}
+    )
+    assert first.version == 2
+    with pytest.raises(svc.StaleAnnotation) as stale:
+        svc.annotation_update(
+            actor=team["reviewer"], annotation=a, expected_version=1, geometry=[0, 0, 50, 0, 50, 50]
+        )
+    assert stale.value.http_status == 409 and stale.value.details["version"] == 2
+    assert stale.value.details["current"]["attributes"] == {"occluded": "yes"}
+    assert Annotation.objects.get(pk=a.pk).geometry["points"] == [10, 10, 100, 10, 100, 80, 10, 80]
+
+    deleted = svc.annotation_delete(actor=team["annotator"], annotation=first, expected_version=2)
+    assert deleted.deleted and deleted.version == 3
+    revisions = list(AnnotationRevision.objects.filter(annotation=a).order_by("version"))
+    assert [r.action for r in revisions] == ["create", "update", "delete"]
+    restored = svc.annotation_restore(actor=team["lead"], revision=revisions[0])
+    assert (
+        not restored.deleted and restored.version == 4 and restored.attributes == {"occluded": "no"}
+    )
+
+
+def test_bad_annotations_are_refused_with_the_reason(team, schema, image):
+    actor = team["annotator"]
+    cases = [
+        (schema["car"], [0, 0, 700, 0, 700, 50], "outside the 600×400 image"),
+        (schema["car"], [0, 0, 50, 50, 50, 0, 0, 50], "crosses itself"),
+        (schema["car"], [0, 0, float("nan"), 5, 9, 9], "NaN"),
+        (schema["dent"], {"size": [400, 600], "counts": [5, 6]}, "not height × width"),
+        (schema["sign"], [590, 0, 20, 20], "outside"),
+    ]
+    for label_class, geometry, message in cases:
+        with pytest.raises(ApplicationError, match=message):
+            svc.annotation_create(
+                actor=actor, image=image, label_class=label_class, geometry=geometry
+            )
+    with pytest.raises(ApplicationError, match="must be one of yes, no"):
+        svc.annotation_create(
+            actor=actor,
+            image=image,
+            label_class=schema["car"],
+            geometry=[0, 0, 9, 0, 9, 9],
+            attributes={"occluded": "maybe"},
+        )
+    with pytest.raises(ApplicationError, match="no attribute 'colour'"):
+        svc.annotation_create(
+            actor=actor,
+            image=image,
+            label_class=schema["car"],
+            geometry=[0, 0, 9, 0, 9, 9],
+            attributes={"colour": "red"},
+        )
+    with pytest.raises(Forbidden):
+        svc.annotation_create(
+            actor=team["viewer"], image=image, label_class=schema["sign"], geometry=[0, 0, 5, 5]
+        )
+    assert not Annotation.objects.exists()
+
+
+def test_masks_are_stored_as_rle_and_classes_in_use_cannot_be_deleted(team, schema, image):
+    mask = np.zeros((400, 600), bool)
+    mask[100:200, 300:450] = True
+    a = svc.annotation_create(
+        actor=team["annotator"],
+        image=image,
+        label_class=schema["dent"],
+        geometry=geo.mask_from_array(mask),
+    )
+    assert a.area == 100 * 150 and isinstance(a.geometry["counts"], str)
+    assert (geo.to_mask(a.geometry, "mask", 600, 400) == mask).all()
+    with pytest.raises(Conflict, match="1 annotation use 'dent'"):
+        svc.label_class_delete(actor=team["lead"], label_class=schema["dent"])
+    svc.label_class_delete(actor=team["lead"], label_class=schema["sign"])
+
+
+def test_annotation_api_with_409_history_and_restore(api, team, schema, image):
+    base = f"/api/v1/projects/{team['project'].slug}"
+    ann, rev = api(team["annotator"]), api(team["reviewer"])
+    r = ann.post(
+        f"{base}/images/{image.pk}/annotations/",
+        {"label_class": schema["sign"].pk, "geometry": [10, 20, 30, 40]},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    a = r.json()
+    assert a["geometry"] == [10, 20, 30, 40] and a["area"] == 1200 and a["version"] == 1
+    url = f"{base}/annotations/{a['id']}/"
+    assert (
+        ann.patch(url, {"version": 1, "geometry": [12, 20, 30, 40]}, format="json").json()[
+            "version"
+        ]
+        == 2
+    )
+    r = rev.patch(url, {"version": 1, "status": "submitted"}, format="json")
+    assert r.status_code == 409
+    body = r.json()["error"]
+    assert body["code"] == "stale_version" and body["details"]["version"] == 2
+    assert body["details"]["current"]["geometry"] == {"box": [12.0, 20.0, 30.0, 40.0]}
+    r = ann.post(
+        f"{base}/images/{image.pk}/annotations/",
+        {"label_class": schema["sign"].pk, "geometry": [590, 0, 20, 20]},
+        format="json",
+    )
+    assert r.status_code == 400 and "outside" in r.json()["error"]["message"]
+    assert ann.delete(url).status_code == 400  # the version is required
+    assert ann.delete(f"{url}?version=2").json()["deleted"] is True
+    history = ann.get(f"{url}history/").json()
+    assert [h["action"] for h in history] == ["create", "update", "delete"]
+    restored = rev.post(f"{url}history/{history[1]['id']}/restore/").json()
+    assert (
+        restored["deleted"] is False
+        and restored["geometry"] == [12.0, 20.0, 30.0, 40.0]
+        and restored["version"] == 4
+    )
+    assert len(ann.get(f"{base}/images/{image.pk}/annotations/").json()) == 1
+    assert (
+        api(team["viewer"])
+        .patch(url, {"version": 4, "status": "submitted"}, format="json")
+        .status_code
+        == 403
+    )
+    assert api(team["outsider"]).get(url).status_code == 404
+    r = api(team["lead"]).post(
+        f"{base}/label-classes/",
+        {"name": "wheel", "kind": "polygon", "colour": "#123456"},
+        format="json",
+    )
+    assert r.status_code == 201
+    assert api(team["lead"]).delete(f"{base}/label-classes/{schema['sign'].pk}/").status_code == 409
