@@ -9,8 +9,9 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from annotation import selectors as curation
-from annotation.models import Annotation, AnnotationRevision, LabelClass
+from annotation.models import Annotation, AnnotationQueue, AnnotationRevision, LabelClass, QueueItem
 from annotation.services import labels as svc
+from annotation.services import queues as queue_services
 from studio import selectors
 from studio.api.views import ApiView, _paginate, _validated
 from studio.errors import ApplicationError
@@ -185,8 +186,120 @@ class AnnotationRestoreApi(ApiView):
         )
 
 
+class QueueSerializer(serializers.ModelSerializer):
+    items = serializers.IntegerField(source="items.count", read_only=True)
+
+    class Meta:
+        model = AnnotationQueue
+        fields = ["id", "name", "instructions", "lease_minutes", "version", "items", "created_at"]
+
+
+class QueueCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    dataset = serializers.IntegerField(required=False)
+    version = serializers.IntegerField(
+        required=False, help_text="With dataset: queue every image of it."
+    )
+    image_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        required=False,
+        default=list,
+    )
+    assignees = serializers.ListField(
+        child=serializers.CharField(), required=False, default=list, help_text="Usernames."
+    )
+    instructions = serializers.CharField(required=False, allow_blank=True, default="")
+    lease_minutes = serializers.IntegerField(
+        required=False, default=30, min_value=1, max_value=1440
+    )
+
+
+class QueueItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = QueueItem
+        fields = ["id", "queue", "image", "position", "status", "assignee", "lease_expires_at"]
+
+
+class ReviewSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=["accept", "reject"])
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class QueueListApi(ApiView):
+    @extend_schema(responses=QueueSerializer(many=True))
+    def get(self, request, slug):
+        return _paginate(
+            self,
+            request,
+            curation.queue_list(user=request.user, project=self.project()),
+            QueueSerializer,
+        )
+
+    @extend_schema(request=QueueCreateSerializer, responses={201: QueueSerializer})
+    def post(self, request, slug):
+        project = self.project()
+        data = _validated(QueueCreateSerializer, request.data)
+        version = None
+        if data.get("dataset") and data.get("version"):
+            dataset = selectors.dataset_get(
+                user=request.user, project=project, dataset_id=data["dataset"]
+            )
+            version = selectors.version_get(
+                user=request.user, dataset=dataset, number=data["version"]
+            )
+        members = {
+            m.user.username: m.user
+            for m in selectors.member_list(user=request.user, project=project)
+        }
+        unknown = [u for u in data["assignees"] if u not in members]
+        if unknown:
+            raise ApplicationError(f"Not members of this project: {', '.join(unknown)}.")
+        queue = queue_services.queue_create(
+            actor=request.user, project=project, name=data["name"], image_ids=data["image_ids"], version=version,
+            assignees=[members[u] for u in data["assignees"]], instructions=data["instructions"],
+            lease_minutes=data["lease_minutes"],
+        )  # fmt: skip
+        return Response(QueueSerializer(queue).data, status=status.HTTP_201_CREATED)
+
+
+class QueueNextApi(ApiView):
+    @extend_schema(request=None, responses={200: QueueItemSerializer, 204: None},
+                   description="Your current task, or the next free one under a lease; 204 when none is left.")  # fmt: skip
+    def post(self, request, slug, pk):
+        queue = curation.queue_get(user=request.user, project=self.project(), queue_id=pk)
+        item = queue_services.queue_next(actor=request.user, queue=queue)
+        if item is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(QueueItemSerializer(item).data)
+
+
+class QueueSubmitApi(ApiView):
+    @extend_schema(request=None, responses=QueueItemSerializer)
+    def post(self, request, slug, pk):
+        item = curation.queue_item_get(user=request.user, project=self.project(), item_id=pk)
+        return Response(
+            QueueItemSerializer(queue_services.queue_submit(actor=request.user, item=item)).data
+        )
+
+
+class ReviewApi(ApiView):
+    @extend_schema(request=ReviewSerializer, responses=AnnotationSerializer)
+    def post(self, request, slug, pk):
+        annotation = curation.annotation_get(
+            user=request.user, project=self.project(), annotation_id=pk
+        )
+        data = _validated(ReviewSerializer, request.data)
+        queue_services.annotation_review(actor=request.user, annotation=annotation, **data)
+        annotation.refresh_from_db()
+        return Response(AnnotationSerializer(annotation).data)
+
+
 P = "projects/<slug:slug>/"
 urlpatterns = [
+    path(P + "queues/", QueueListApi.as_view(), name="queue-list"),
+    path(P + "queues/<int:pk>/next/", QueueNextApi.as_view(), name="queue-next"),
+    path(P + "queue-items/<int:pk>/submit/", QueueSubmitApi.as_view(), name="queue-item-submit"),
+    path(P + "annotations/<int:pk>/review/", ReviewApi.as_view(), name="annotation-review"),
     path(P + "label-classes/", LabelClassListApi.as_view(), name="label-class-list"),
     path(P + "label-classes/<int:pk>/", LabelClassDetailApi.as_view(), name="label-class-detail"),
     path(

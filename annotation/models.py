@@ -199,6 +199,13 @@ class AnnotationQueue(models.Model):
         "studio.DatasetVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     instructions = models.TextField(blank=True)
+    assignees = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="annotation_queues",
+        help_text="Who may take tasks; empty means every annotator of the project.",
+    )  # fmt: skip
+    lease_minutes = models.PositiveIntegerField(
+        default=30, help_text="How long a task stays with an annotator before others may take it."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -212,12 +219,30 @@ class AnnotationQueue(models.Model):
 
 
 class QueueItem(models.Model):
+    """One image of a queue: handed to one annotator at a time under a lease."""
+
+    class Status(models.TextChoices):
+        TODO = "todo", "To do"
+        IN_PROGRESS = "in_progress", "In progress"
+        SUBMITTED = "submitted", "Submitted"
+        DONE = "done", "Done"
+
     queue = models.ForeignKey(AnnotationQueue, on_delete=models.CASCADE, related_name="items")
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
     position = models.PositiveIntegerField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.TODO)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    returned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="Rejected work goes back to its author: only they may take it next.",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["queue_id", "position"]
+        indexes = [models.Index(fields=["queue", "status", "position"])]
         constraints = [models.UniqueConstraint(fields=["queue", "image"], name="queue_item_unique")]
 
 
@@ -380,3 +405,26 @@ class AnnotationRevision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} v{self.version} of annotation {self.annotation_id}"
+
+
+class ReviewDecision(models.Model):
+    """A reviewer's accept or reject of an annotation, with the comment."""
+
+    class Decision(models.TextChoices):
+        ACCEPT = "accept", "Accept"
+        REJECT = "reject", "Reject"
+
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    decision = models.CharField(max_length=6, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    annotation_version = models.PositiveIntegerField(help_text="The version that was reviewed.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["annotation_id", "created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.decision} of annotation {self.annotation_id}"

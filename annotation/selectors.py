@@ -8,6 +8,7 @@ from django.db.models import Prefetch, QuerySet
 
 from annotation.models import (
     Annotation,
+    AnnotationQueue,
     AnnotationRevision,
     BackboneCheckpoint,
     Cluster,
@@ -17,6 +18,7 @@ from annotation.models import (
     EmbeddingMap,
     EmbeddingSpace,
     LabelClass,
+    QueueItem,
     VersionImageScore,
 )
 from studio.errors import ApplicationError, NotFound
@@ -209,3 +211,29 @@ def revision_get(*, user, annotation: Annotation, revision_id: int) -> Annotatio
     if revision is None:
         raise NotFound("Revision not found.")
     return revision
+
+
+def queue_list(*, user, project: Project) -> QuerySet[AnnotationQueue]:
+    return AnnotationQueue.objects.filter(
+        project=project, project__memberships__user=user
+    ).order_by("-created_at", "-id")
+
+
+def queue_get(*, user, project: Project, queue_id: int) -> AnnotationQueue:
+    queue = queue_list(user=user, project=project).filter(pk=queue_id).first()
+    if queue is None:
+        raise NotFound("Queue not found.")
+    return queue
+
+
+def queue_item_get(*, user, project: Project, item_id: int) -> QueueItem:
+    item = (
+        QueueItem.objects.filter(
+            pk=item_id, queue__project=project, queue__project__memberships__user=user
+        )
+        .select_related("queue__project", "image")
+        .first()
+    )
+    if item is None:
+        raise NotFound("Task not found.")
+    return item

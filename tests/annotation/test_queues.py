@@ -1,0 +1,152 @@
+"""Queues with leases, submission and review (annotation/services/queues.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from annotation.models import Annotation, QueueItem
+from annotation.services import labels
+from annotation.services import queues as svc
+from studio.errors import ApplicationError, Forbidden
+from tests.factories import make_user
+
+
+@pytest.fixture
+def queue(team, version):
+    second = make_user("annotator2")
+    team["project"].memberships.create(user=second, role="annotator")
+    team["annotator2"] = second
+    return svc.queue_create(actor=team["lead"], project=team["project"], name="Boxes", version=version,
+                            instructions="Box every sign", lease_minutes=10)  # fmt: skip
+
+
+def test_each_task_goes_to_one_annotator_and_leases_expire(team, queue):
+    a = svc.queue_next(actor=team["annotator"], queue=queue)
+    b = svc.queue_next(actor=team["annotator2"], queue=queue)
+    assert a.pk != b.pk and a.position == 0 and b.position == 1
+    assert svc.queue_next(actor=team["annotator"], queue=queue).pk == a.pk  # still theirs
+    QueueItem.objects.filter(pk=a.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    taken = svc.queue_next(actor=team["reviewer"], queue=queue)
+    assert taken.pk == a.pk and taken.assignee == team["reviewer"]
+    with pytest.raises(Forbidden):
+        svc.queue_next(actor=team["viewer"], queue=queue)
+    with pytest.raises(ApplicationError, match="not yours"):
+        svc.queue_submit(actor=team["annotator"], item=taken)
+
+
+def test_submit_review_reject_returns_work_to_its_author(team, queue):
+    sign = labels.label_class_create(
+        actor=team["lead"], project=team["project"], name="sign", kind="box"
+    )
+    item = svc.queue_next(actor=team["annotator"], queue=queue)
+    ann = labels.annotation_create(
+        actor=team["annotator"], image=item.image, label_class=sign, geometry=[1, 1, 10, 10]
+    )
+    svc.queue_submit(actor=team["annotator"], item=item)
+    ann.refresh_from_db()
+    assert ann.status == "submitted" and QueueItem.objects.get(pk=item.pk).status == "submitted"
+    with pytest.raises(Forbidden):
+        svc.annotation_review(actor=team["annotator"], annotation=ann, decision="accept")
+    with pytest.raises(ApplicationError, match="Say why"):
+        svc.annotation_review(actor=team["reviewer"], annotation=ann, decision="reject")
+    svc.annotation_review(
+        actor=team["reviewer"], annotation=ann, decision="reject", comment="Box is too small"
+    )
+    returned = QueueItem.objects.get(pk=item.pk)
+    assert returned.status == "todo" and returned.returned_to == team["annotator"]
+    # Only its author gets it back.
+    other = svc.queue_next(actor=team["annotator2"], queue=queue)
+    assert other.pk != item.pk
+    again = svc.queue_next(actor=team["annotator"], queue=queue)
+    assert again.pk == item.pk
+    fixed = labels.annotation_update(
+        actor=team["annotator"],
+        annotation=ann,
+        expected_version=ann.version + 1,
+        geometry=[1, 1, 30, 30],
+        status="draft",
+    )
+    svc.queue_submit(actor=team["annotator"], item=again)
+    fixed.refresh_from_db()
+    svc.annotation_review(actor=team["lead"], annotation=fixed, decision="accept")
+    assert Annotation.objects.get(pk=ann.pk).status == "accepted"
+    assert QueueItem.objects.get(pk=item.pk).status == "done"
+    assert [r.decision for r in Annotation.objects.get(pk=ann.pk).reviews.all()] == [
+        "reject",
+        "accept",
+    ]
+
+
+def test_queues_need_images_and_assigned_members(team, version):
+    with pytest.raises(ApplicationError, match="needs images"):
+        svc.queue_create(actor=team["lead"], project=team["project"], name="Empty", image_ids=[])
+    with pytest.raises(ApplicationError, match="members"):
+        svc.queue_create(
+            actor=team["lead"],
+            project=team["project"],
+            name="X",
+            version=version,
+            assignees=[team["outsider"]],
+        )
+    with pytest.raises(Forbidden):
+        svc.queue_create(actor=team["reviewer"], project=team["project"], name="X", version=version)
+    q = svc.queue_create(
+        actor=team["lead"],
+        project=team["project"],
+        name="Mine",
+        version=version,
+        assignees=[team["annotator"]],
+    )
+    with pytest.raises(Forbidden, match="not assigned"):
+        svc.queue_next(actor=team["reviewer"], queue=q)
+    assert svc.queue_next(actor=team["annotator"], queue=q) is not None
+
+
+def test_queue_flow_through_the_api(api, team, queue, version):
+    base = f"/api/v1/projects/{team['project'].slug}"
+    lead, ann, rev = api(team["lead"]), api(team["annotator"]), api(team["reviewer"])
+    r = lead.post(
+        f"{base}/queues/",
+        {
+            "name": "API queue",
+            "dataset": version.dataset_id,
+            "version": 1,
+            "assignees": ["annotator"],
+        },
+        format="json",
+    )
+    assert r.status_code == 201 and r.json()["items"] == 9
+    qid = r.json()["id"]
+    assert (
+        lead.post(
+            f"{base}/queues/",
+            {"name": "x", "image_ids": [1], "assignees": ["outsider"]},
+            format="json",
+        ).status_code
+        == 400
+    )
+    sign = lead.post(
+        f"{base}/label-classes/", {"name": "sign", "kind": "box"}, format="json"
+    ).json()
+    task = ann.post(f"{base}/queues/{qid}/next/").json()
+    a = ann.post(
+        f"{base}/images/{task['image']}/annotations/",
+        {"label_class": sign["id"], "geometry": [1, 1, 5, 5]},
+        format="json",
+    ).json()
+    assert ann.post(f"{base}/queue-items/{task['id']}/submit/").json()["status"] == "submitted"
+    r = rev.post(f"{base}/annotations/{a['id']}/review/", {"decision": "accept"}, format="json")
+    assert r.status_code == 200 and r.json()["status"] == "accepted"
+    assert api(team["viewer"]).post(f"{base}/queues/{qid}/next/").status_code == 403
+    assert api(team["outsider"]).post(f"{base}/queues/{qid}/next/").status_code == 404
+    for _ in range(8):
+        assert (
+            ann.post(
+                f"{base}/queue-items/{ann.post(f'{base}/queues/{qid}/next/').json()['id']}/submit/"
+            ).status_code
+            == 200
+        )
+    assert ann.post(f"{base}/queues/{qid}/next/").status_code == 204
