@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from annotation import selectors as curation
 from annotation.models import Annotation, AnnotationQueue, AnnotationRevision, LabelClass, QueueItem
 from annotation.services import labels as svc
+from annotation.services import preannotation
 from annotation.services import queues as queue_services
 from studio import selectors
 from studio.api.views import ApiView, _paginate, _validated
@@ -294,8 +295,40 @@ class ReviewApi(ApiView):
         return Response(AnnotationSerializer(annotation).data)
 
 
+class PreannotateSerializer(serializers.Serializer):
+    label_class = serializers.IntegerField(help_text="A mask class.")
+    method = serializers.ChoiceField(choices=["grabcut"], default="grabcut")
+    box = serializers.ListField(
+        child=serializers.FloatField(), required=False, allow_null=True, help_text="[x, y, w, h]"
+    )
+    positive = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField()), required=False, default=list
+    )
+    negative = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField()), required=False, default=list
+    )
+
+
+class PreannotateApi(ApiView):
+    @extend_schema(request=PreannotateSerializer, responses={201: AnnotationSerializer},
+                   description="A draft mask from a box and/or clicks (positive include, negative exclude).")  # fmt: skip
+    def post(self, request, slug, pk):
+        project = self.project()
+        image = selectors.image_get(user=request.user, project=project, image_id=pk)
+        data = _validated(PreannotateSerializer, request.data)
+        label_class = curation.label_class_get(
+            user=request.user, project=project, label_class_id=data["label_class"]
+        )
+        annotation = preannotation.preannotate_grabcut(
+            actor=request.user, image=image, label_class=label_class, box=data.get("box"),
+            positive=data["positive"], negative=data["negative"],
+        )  # fmt: skip
+        return Response(AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
+
+
 P = "projects/<slug:slug>/"
 urlpatterns = [
+    path(P + "images/<int:pk>/preannotate/", PreannotateApi.as_view(), name="image-preannotate"),
     path(P + "queues/", QueueListApi.as_view(), name="queue-list"),
     path(P + "queues/<int:pk>/next/", QueueNextApi.as_view(), name="queue-next"),
     path(P + "queue-items/<int:pk>/submit/", QueueSubmitApi.as_view(), name="queue-item-submit"),

@@ -29,7 +29,7 @@ class StaleAnnotation(Conflict):
     code = "stale_version"
 
 
-def _require_annotator(actor, project: Project) -> None:
+def require_annotator(actor, project: Project) -> None:
     role = require(actor, project, Capability.VIEW)
     if role == "viewer":
         from studio.errors import Forbidden
@@ -159,7 +159,7 @@ def annotation_create(
     source: str = Annotation.Source.HUMAN, source_detail: str = "", confidence: float | None = None,
     status: str = Annotation.Status.DRAFT,
 ) -> Annotation:  # fmt: skip
-    _require_annotator(actor, image.project)
+    require_annotator(actor, image.project)
     if label_class.project_id != image.project_id:
         raise ApplicationError("That label class belongs to another project.")
     if status not in (Annotation.Status.DRAFT, Annotation.Status.SUBMITTED):
@@ -193,7 +193,7 @@ def annotation_update(
 
     Changeable: label_class, geometry, attributes, status (draft/submitted), confidence.
     """
-    _require_annotator(actor, annotation.image.project)
+    require_annotator(actor, annotation.image.project)
     unknown = set(changes) - {"label_class", "geometry", "attributes", "status", "confidence"}
     if unknown:
         raise ApplicationError(f"Cannot change {', '.join(sorted(unknown))}.")
@@ -249,7 +249,7 @@ def annotation_update(
 @transaction.atomic
 def annotation_delete(*, actor, annotation: Annotation, expected_version: int) -> Annotation:
     """Delete (softly: the history stays and the annotation can be restored)."""
-    _require_annotator(actor, annotation.image.project)
+    require_annotator(actor, annotation.image.project)
     before = snapshot(annotation)
     if not Annotation.objects.filter(
         pk=annotation.pk, version=expected_version, deleted=False
@@ -275,7 +275,7 @@ def annotation_delete(*, actor, annotation: Annotation, expected_version: int) -
 def annotation_restore(*, actor, revision: AnnotationRevision) -> Annotation:
     """Bring an annotation back to the state recorded after ``revision`` (a new version)."""
     annotation = Annotation.objects.select_for_update().get(pk=revision.annotation_id)
-    _require_annotator(actor, annotation.image.project)
+    require_annotator(actor, annotation.image.project)
     state = revision.after or revision.before
     if state is None:
         raise ApplicationError("That revision holds no state to restore.")

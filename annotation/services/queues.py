@@ -21,17 +21,10 @@ from annotation.models import (
     QueueItem,
     ReviewDecision,
 )
-from annotation.services.labels import snapshot
+from annotation.services.labels import require_annotator, snapshot
 from studio.errors import ApplicationError, Forbidden
 from studio.models import DatasetVersion, Image, Project
 from studio.permissions import Capability, require
-
-
-def _annotator(actor, project: Project) -> str:
-    role = require(actor, project, Capability.VIEW)
-    if role == "viewer":
-        raise Forbidden("Viewers cannot take annotation tasks.")
-    return role
 
 
 @transaction.atomic
@@ -69,7 +62,7 @@ def queue_create(
 @transaction.atomic
 def queue_next(*, actor, queue: AnnotationQueue) -> QueueItem | None:
     """Return the actor's current task, or lease them the next free one; None when all are taken."""
-    _annotator(actor, queue.project)
+    require_annotator(actor, queue.project)
     if queue.assignees.exists() and not queue.assignees.filter(pk=actor.pk).exists():
         raise Forbidden("You are not assigned to this queue.")
     now = timezone.now()
@@ -101,7 +94,7 @@ def queue_next(*, actor, queue: AnnotationQueue) -> QueueItem | None:
 @transaction.atomic
 def queue_submit(*, actor, item: QueueItem) -> QueueItem:
     """Submit the task: the actor's drafts on the image become submitted, the item awaits review."""
-    _annotator(actor, item.queue.project)
+    require_annotator(actor, item.queue.project)
     item = QueueItem.objects.select_for_update().get(pk=item.pk)
     if item.assignee_id != actor.pk or item.status != QueueItem.Status.IN_PROGRESS:
         raise ApplicationError("This task is not yours right now; ask for the next task.")

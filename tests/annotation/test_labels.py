@@ -185,3 +185,76 @@ def test_annotation_api_with_409_history_and_restore(api, team, schema, image):
     )
     assert r.status_code == 201
     assert api(team["lead"]).delete(f"{base}/label-classes/{schema['sign'].pk}/").status_code == 409
+
+
+def test_grabcut_preannotation_makes_a_draft_from_a_box_or_clicks(api, team, dataset):
+    from studio.demo import encode
+    from studio.ml.scenes import render_scene
+    from studio.services.ingest import upload_create
+    from studio.services.jobs import job_run
+    from tests.factories import upload
+
+    scene = render_scene(18)
+    job = upload_create(
+        actor=team["lead"],
+        project=team["project"],
+        dataset=dataset,
+        files=[upload("s.png", encode(scene.image, "PNG"))],
+    )
+    job_run(job_id=job.pk)
+    image = dataset.images.get()
+    base = f"/api/v1/projects/{team['project'].slug}"
+    c = api(team["annotator"])
+    dent = (
+        api(team["lead"])
+        .post(f"{base}/label-classes/", {"name": "object", "kind": "mask"}, format="json")
+        .json()
+    )
+    x0, y0, x1, y1 = scene.objects[0].box
+    r = c.post(
+        f"{base}/images/{image.pk}/preannotate/",
+        {"label_class": dent["id"], "box": [x0 - 4, y0 - 4, x1 - x0 + 8, y1 - y0 + 8]},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    body = r.json()
+    assert body["source"] == "grabcut" and body["status"] == "draft" and body["kind"] == "mask"
+    from annotation import geometry as geo
+
+    mask = geo.to_mask(body["geometry"], "mask", image.width, image.height)
+    truth = scene.objects[0].mask
+    assert (mask & truth).sum() / (mask | truth).sum() >= 0.9
+    ys, xs = np.nonzero(truth)
+    r = c.post(
+        f"{base}/images/{image.pk}/preannotate/",
+        {"label_class": dent["id"], "positive": [[float(xs.mean()), float(ys.mean())]]},
+        format="json",
+    )
+    assert r.status_code == 201
+    r = c.post(
+        f"{base}/images/{image.pk}/preannotate/",
+        {"label_class": dent["id"], "positive": [[9999, 5]]},
+        format="json",
+    )
+    assert r.status_code == 400 and "outside" in r.json()["error"]["message"]
+    box_class = (
+        api(team["lead"])
+        .post(f"{base}/label-classes/", {"name": "b", "kind": "box"}, format="json")
+        .json()
+    )
+    r = c.post(
+        f"{base}/images/{image.pk}/preannotate/",
+        {"label_class": box_class["id"], "box": [1, 1, 5, 5]},
+        format="json",
+    )
+    assert r.status_code == 400 and "needs a mask class" in r.json()["error"]["message"]
+    assert (
+        api(team["viewer"])
+        .post(
+            f"{base}/images/{image.pk}/preannotate/",
+            {"label_class": dent["id"], "box": [1, 1, 5, 5]},
+            format="json",
+        )
+        .status_code
+        == 403
+    )
