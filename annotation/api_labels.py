@@ -297,7 +297,11 @@ class ReviewApi(ApiView):
 
 class PreannotateSerializer(serializers.Serializer):
     label_class = serializers.IntegerField(help_text="A mask class.")
-    method = serializers.ChoiceField(choices=["grabcut"], default="grabcut")
+    method = serializers.ChoiceField(
+        choices=["auto", "sam", "grabcut"],
+        default="auto",
+        help_text="auto: Segment Anything when its checkpoint is installed, else GrabCut.",
+    )
     box = serializers.ListField(
         child=serializers.FloatField(), required=False, allow_null=True, help_text="[x, y, w, h]"
     )
@@ -319,7 +323,8 @@ class PreannotateApi(ApiView):
         label_class = curation.label_class_get(
             user=request.user, project=project, label_class_id=data["label_class"]
         )
-        annotation = preannotation.preannotate_grabcut(
+        annotation = preannotation.preannotate(
+            method=data["method"],
             actor=request.user, image=image, label_class=label_class, box=data.get("box"),
             positive=data["positive"], negative=data["negative"],
         )  # fmt: skip

@@ -233,6 +233,10 @@ STUDIO = {
     "MAX_COMPRESSION_RATIO": env_int("STUDIO_MAX_COMPRESSION_RATIO", 200),
     "THUMBNAIL_SIZE": env_int("STUDIO_THUMBNAIL_SIZE", 256),
     "MAX_CHECKPOINT_BYTES": env_int("STUDIO_MAX_CHECKPOINT_BYTES", 2 * 1024**3),
+    # Segment Anything: the official checkpoint of SAM_MODEL in WEIGHTS_DIR, or a file of
+    # that architecture named by SAM_CHECKPOINT (e.g. fine-tuned weights).
+    "SAM_MODEL": os.environ.get("STUDIO_SAM_MODEL", "vit_b"),
+    "SAM_CHECKPOINT": os.environ.get("STUDIO_SAM_CHECKPOINT", ""),
     # Decoding threads per ingest job (Pillow releases the GIL while decoding).
     "INGEST_THREADS": env_int("STUDIO_INGEST_THREADS", min(4, os.cpu_count() or 1)),
     # Jobs.

@@ -42,6 +42,87 @@ def _points(points, image: Image, what: str) -> list[tuple[float, float]]:
     return out
 
 
+_SESSIONS: dict[tuple[str, str], object] = {}
+
+
+def sam_session():
+    """Return the process's SAM session (model loaded once), or raise ApplicationError saying
+    which checkpoint to put where."""
+    from django.conf import settings
+
+    from studio.ml.backbones import WeightsError, best_device
+    from studio.ml.sam import SamSession, load_sam, sam_checkpoint_path
+
+    arch = settings.STUDIO["SAM_MODEL"]
+    try:
+        path = settings.STUDIO.get("SAM_CHECKPOINT") or sam_checkpoint_path(
+            arch, settings.STUDIO["WEIGHTS_DIR"]
+        )
+        key = (arch, str(path))
+        if key not in _SESSIONS:
+            _SESSIONS.clear()
+            _SESSIONS[key] = SamSession(load_sam(arch, path, best_device()))
+    except WeightsError as exc:
+        raise ApplicationError(str(exc))
+    return _SESSIONS[key]
+
+
+def sam_available() -> bool:
+    try:
+        sam_session()
+    except ApplicationError:
+        return False
+    return True
+
+
+def preannotate_sam(
+    *, actor, image: Image, label_class: LabelClass, box=None, positive=(), negative=()
+) -> Annotation:
+    """Make a draft mask with Segment Anything; the image's embedding is computed once and cached."""
+    from django.conf import settings
+
+    require_annotator(actor, image.project)
+    if label_class.kind != LabelClass.Kind.MASK:
+        raise ApplicationError(
+            f"{label_class.name!r} is a {label_class.kind} class; click-to-mask needs a mask class."
+        )
+    pos, neg = _points(positive, image, "Positive"), _points(negative, image, "Negative")
+    if box is not None:
+        try:
+            box = geo.validate("box", box, image.width, image.height).data["box"]
+        except geo.GeometryError as exc:
+            raise ApplicationError(str(exc))
+    if box is None and not pos:
+        raise ApplicationError("Draw a box or click inside the object.")
+    session = sam_session()
+    key = (image.pk, image.sha256)
+    pixels = None if key in session.cache else _pixels(image)
+    masks, scores = session.predict(
+        key, pixels, positive=pos, negative=neg, box=box, multimask=True
+    )
+    if not masks[0].any():
+        raise ApplicationError("Segment Anything found nothing there; add a click or draw a box.")
+    return annotation_create(
+        actor=actor, image=image, label_class=label_class, geometry=geo.mask_from_array(masks[0]),
+        source=Annotation.Source.SAM, source_detail=f"Segment Anything {settings.STUDIO['SAM_MODEL']}",
+        confidence=float(min(1.0, max(0.0, scores[0]))),
+    )  # fmt: skip
+
+
+def _pixels(image: Image) -> np.ndarray:
+    with default_storage.open(image.file.name, "rb") as fh:
+        return np.asarray(PILImage.open(io.BytesIO(fh.read())).convert("RGB"))
+
+
+def preannotate(*, method: str = "auto", **kwargs) -> Annotation:
+    """Pre-annotate with SAM when its checkpoint is installed (or asked for), else GrabCut."""
+    if method == "sam" or (method == "auto" and sam_available()):
+        return preannotate_sam(**kwargs)
+    if method in ("grabcut", "auto"):
+        return preannotate_grabcut(**kwargs)
+    raise ApplicationError("The method is auto, sam or grabcut.")
+
+
 def preannotate_grabcut(
     *, actor, image: Image, label_class: LabelClass, box=None, positive=(), negative=()
 ) -> Annotation:
@@ -59,9 +140,7 @@ def preannotate_grabcut(
             raise ApplicationError(str(exc))
     if box is None and not pos:
         raise ApplicationError("Draw a box or click inside the object.")
-    with default_storage.open(image.file.name, "rb") as fh:
-        pixels = np.asarray(PILImage.open(io.BytesIO(fh.read())).convert("RGB"))
-    mask = grabcut_mask(pixels, box=box, positive=pos, negative=neg)
+    mask = grabcut_mask(_pixels(image), box=box, positive=pos, negative=neg)
     if not mask.any():
         raise ApplicationError("GrabCut found nothing there; draw a tighter box or add clicks.")
     return annotation_create(

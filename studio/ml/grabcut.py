@@ -23,7 +23,9 @@ def grabcut_mask(
     """Return a boolean [H, W] mask for the object in ``box`` ([x, y, w, h]) and/or at the clicks."""
     import cv2
 
-    rgb = np.ascontiguousarray(image[..., :3] if image.ndim == 3 else np.stack([image] * 3, -1), dtype=np.uint8)
+    rgb = np.ascontiguousarray(
+        image[..., :3] if image.ndim == 3 else np.stack([image] * 3, -1), dtype=np.uint8
+    )
     h, w = rgb.shape[:2]
     if box is None and not positive:
         raise ValueError("GrabCut needs a box or at least one positive click.")
@@ -44,5 +46,13 @@ def grabcut_mask(
     for px, py in negative:
         cv2.circle(mask, (int(px), int(py)), CLICK_RADIUS, int(cv2.GC_BGD), -1)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), mask, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    cv2.grabCut(
+        cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+        mask,
+        None,
+        bgd,
+        fgd,
+        iterations,
+        cv2.GC_INIT_WITH_MASK,
+    )
     return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)

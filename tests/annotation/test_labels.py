@@ -258,3 +258,53 @@ def test_grabcut_preannotation_makes_a_draft_from_a_box_or_clicks(api, team, dat
         .status_code
         == 403
     )
+
+
+def test_sam_preannotation_through_the_real_loading_path(api, team, image, settings, tmp_path):
+    import torch
+
+    from annotation.services import preannotation
+    from studio.ml.sam import build_sam
+
+    base = f"/api/v1/projects/{team['project'].slug}"
+    c = api(team["annotator"])
+    dent = (
+        api(team["lead"])
+        .post(f"{base}/label-classes/", {"name": "object", "kind": "mask"}, format="json")
+        .json()
+    )
+    settings.STUDIO = {**settings.STUDIO, "WEIGHTS_DIR": tmp_path, "SAM_CHECKPOINT": ""}
+    r = c.post(
+        f"{base}/images/{image.pk}/preannotate/",
+        {"label_class": dent["id"], "method": "sam", "positive": [[300, 200]]},
+        format="json",
+    )
+    assert (
+        r.status_code == 400
+        and "sam_vit_b_01ec64.pth in the weights folder" in r.json()["error"]["message"]
+    )
+
+    path = tmp_path / "my-sam.pth"
+    torch.manual_seed(1)
+    torch.save(build_sam("tiny").state_dict(), path)
+    settings.STUDIO = {**settings.STUDIO, "SAM_MODEL": "tiny", "SAM_CHECKPOINT": str(path)}
+    r = c.post(
+        f"{base}/images/{image.pk}/preannotate/",
+        {"label_class": dent["id"], "positive": [[300, 200]], "box": [100, 50, 400, 300]},
+        format="json",
+    )
+    # Random tiny weights, seeded: the decoder's best mask is not empty, so a draft is made.
+    assert r.status_code == 201, r.content
+    assert (
+        r.json()["source"] == "sam"
+        and 0 <= r.json()["confidence"] <= 1
+        and r.json()["status"] == "draft"
+    )
+    c.post(
+        f"{base}/images/{image.pk}/preannotate/",
+        {"label_class": dent["id"], "method": "sam", "positive": [[100, 100]]},
+        format="json",
+    )
+    assert (
+        preannotation.sam_session().encoder_runs == 1
+    )  # the second click reused the image embedding
