@@ -411,6 +411,7 @@ def image_detail(request: HttpRequest, project, image_id: int) -> HttpResponse:
         similar = [(by_id[i], score) for i, score in found if i in by_id]
     except ApplicationError as exc:
         similar_note = exc.message
+    annotations = list(curation.annotation_list(user=request.user, project=project, image=image))
     return render(
         request,
         "studio/image_detail.html",
@@ -421,8 +422,26 @@ def image_detail(request: HttpRequest, project, image_id: int) -> HttpResponse:
             "similar": similar,
             "similar_note": similar_note,
             "space": space,
+            "annotations": annotations,
+            "overlay": [_overlay_shape(a) for a in annotations],
         },
     )
+
+
+def _overlay_shape(annotation) -> dict:
+    """SVG drawing data for an annotation: polygon points, or a rectangle (boxes, and mask extents)."""
+    shape = {
+        "colour": annotation.label_class.colour,
+        "name": annotation.label_class.name,
+        "kind": annotation.kind,
+    }
+    if annotation.kind == "polygon":
+        pts = annotation.geometry["points"]
+        shape["points"] = " ".join(f"{pts[i]},{pts[i + 1]}" for i in range(0, len(pts), 2))
+    elif annotation.kind in ("box", "mask"):
+        x, y, w, h = annotation.bbox
+        shape.update(x=x, y=y, w=w, h=h, dashed=annotation.kind == "mask")
+    return shape
 
 
 @require_POST

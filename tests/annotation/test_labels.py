@@ -308,3 +308,25 @@ def test_sam_preannotation_through_the_real_loading_path(api, team, image, setti
     assert (
         preannotation.sam_session().encoder_runs == 1
     )  # the second click reused the image embedding
+
+
+def test_image_page_draws_and_lists_annotations(client, team, schema, image):
+    svc.annotation_create(
+        actor=team["annotator"],
+        image=image,
+        label_class=schema["car"],
+        geometry=[10, 10, 100, 10, 100, 80, 10, 80],
+    )
+    svc.annotation_create(
+        actor=team["annotator"],
+        image=image,
+        label_class=schema["sign"],
+        geometry=[200, 20, 30, 40],
+        status="submitted",
+    )
+    client.force_login(team["viewer"])
+    page = client.get(f"/p/{team['project'].slug}/images/{image.pk}/").content.decode()
+    assert 'viewBox="0 0 600 400"' in page, page[page.find("annotated") :][:800]
+    assert 'points="10.0,10.0 100.0,10.0 100.0,80.0 10.0,80.0"' in page
+    assert '<rect x="200.0" y="20.0" width="30.0" height="40.0"' in page
+    assert "Submitted" in page and "car" in page and "v1" in page

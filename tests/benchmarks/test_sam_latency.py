@@ -36,7 +36,11 @@ def test_cached_click_vs_full_path(arch, capsys):
     for click in clicks[:3]:
         t = time.perf_counter()
         predictor.set_image(image)
-        predictor.predict(point_coords=np.array([click], np.float32), point_labels=np.array([1]), multimask_output=True)
+        predictor.predict(
+            point_coords=np.array([click], np.float32),
+            point_labels=np.array([1]),
+            multimask_output=True,
+        )
         full.append(time.perf_counter() - t)
 
     session = SamSession(model)
