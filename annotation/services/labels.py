@@ -133,6 +133,25 @@ def snapshot(annotation: Annotation) -> dict:
     }
 
 
+def record_revision(
+    *, annotation: Annotation, action: str, actor, before: dict | None
+) -> AnnotationRevision:
+    """Write the revision of a change just saved (``annotation`` holds the saved state)."""
+    return AnnotationRevision.objects.create(
+        annotation=annotation, version=annotation.version, action=action, author=actor,
+        before=before, after=snapshot(annotation),
+    )  # fmt: skip
+
+
+def _stale(annotation: Annotation, expected_version: int) -> StaleAnnotation:
+    annotation.refresh_from_db()
+    return StaleAnnotation(
+        f"The annotation changed (now version {annotation.version}) since you loaded version "
+        f"{expected_version}; reload it and apply your edit again.",
+        details={"version": annotation.version, "current": snapshot(annotation)},
+    )
+
+
 def _check_attributes(label_class: LabelClass, attributes: Any) -> dict:
     attributes = attributes or {}
     if not isinstance(attributes, dict):
@@ -174,14 +193,7 @@ def annotation_create(
         bbox=list(shape.bbox), attributes=_check_attributes(label_class, attributes), source=source,
         source_detail=source_detail[:200], confidence=confidence, status=status, author=actor,
     )  # fmt: skip
-    AnnotationRevision.objects.create(
-        annotation=annotation,
-        version=1,
-        action="create",
-        author=actor,
-        before=None,
-        after=snapshot(annotation),
-    )
+    record_revision(annotation=annotation, action="create", actor=actor, before=None)
     return annotation
 
 
@@ -199,11 +211,7 @@ def annotation_update(
         raise ApplicationError(f"Cannot change {', '.join(sorted(unknown))}.")
     current = Annotation.objects.select_related("label_class", "image").get(pk=annotation.pk)
     if current.version != expected_version or current.deleted:
-        raise StaleAnnotation(
-            f"The annotation changed (now version {current.version}) since you loaded version {expected_version}; "
-            "reload it and apply your edit again.",
-            details={"version": current.version, "current": snapshot(current)},
-        )
+        raise _stale(current, expected_version)
     before = snapshot(current)
     label_class = changes.get("label_class", current.label_class)
     if label_class.project_id != current.image.project_id:
@@ -229,20 +237,9 @@ def annotation_update(
         version=F("version") + 1, author=actor, **fields
     )
     if not updated:  # someone saved between our read and our write
-        current.refresh_from_db()
-        raise StaleAnnotation(
-            f"The annotation changed (now version {current.version}); reload it and apply your edit again.",
-            details={"version": current.version, "current": snapshot(current)},
-        )
+        raise _stale(current, expected_version)
     current.refresh_from_db()
-    AnnotationRevision.objects.create(
-        annotation=current,
-        version=current.version,
-        action="update",
-        author=actor,
-        before=before,
-        after=snapshot(current),
-    )
+    record_revision(annotation=current, action="update", actor=actor, before=before)
     return current
 
 
@@ -250,24 +247,14 @@ def annotation_update(
 def annotation_delete(*, actor, annotation: Annotation, expected_version: int) -> Annotation:
     """Delete (softly: the history stays and the annotation can be restored)."""
     require_annotator(actor, annotation.image.project)
+    annotation = Annotation.objects.get(pk=annotation.pk)  # its stored state, not the caller's copy
     before = snapshot(annotation)
     if not Annotation.objects.filter(
         pk=annotation.pk, version=expected_version, deleted=False
     ).update(deleted=True, version=F("version") + 1, author=actor):
-        annotation.refresh_from_db()
-        raise StaleAnnotation(
-            f"The annotation changed (now version {annotation.version}); reload it first.",
-            details={"version": annotation.version, "current": snapshot(annotation)},
-        )
+        raise _stale(annotation, expected_version)
     annotation.refresh_from_db()
-    AnnotationRevision.objects.create(
-        annotation=annotation,
-        version=annotation.version,
-        action="delete",
-        author=actor,
-        before=before,
-        after=snapshot(annotation),
-    )
+    record_revision(annotation=annotation, action="delete", actor=actor, before=before)
     return annotation
 
 
@@ -294,14 +281,7 @@ def annotation_restore(*, actor, revision: AnnotationRevision) -> Annotation:
         deleted=state.get("deleted", False), version=F("version") + 1, author=actor,
     )  # fmt: skip
     annotation.refresh_from_db()
-    AnnotationRevision.objects.create(
-        annotation=annotation,
-        version=annotation.version,
-        action="restore",
-        author=actor,
-        before=before,
-        after=snapshot(annotation),
-    )
+    record_revision(annotation=annotation, action="restore", actor=actor, before=before)
     return annotation
 
 

@@ -17,11 +17,10 @@ from django.utils import timezone
 from annotation.models import (
     Annotation,
     AnnotationQueue,
-    AnnotationRevision,
     QueueItem,
     ReviewDecision,
 )
-from annotation.services.labels import require_annotator, snapshot
+from annotation.services.labels import record_revision, require_annotator, snapshot
 from studio.errors import ApplicationError, Forbidden
 from studio.models import DatasetVersion, Image, Project
 from studio.permissions import Capability, require
@@ -106,10 +105,7 @@ def queue_submit(*, actor, item: QueueItem) -> QueueItem:
         annotation.status = Annotation.Status.SUBMITTED
         annotation.version += 1
         annotation.save(update_fields=["status", "version", "updated_at"])
-        AnnotationRevision.objects.create(
-            annotation=annotation, version=annotation.version, action="update", author=actor,
-            before=before, after=snapshot(annotation),
-        )  # fmt: skip
+        record_revision(annotation=annotation, action="update", actor=actor, before=before)
     item.status = QueueItem.Status.SUBMITTED
     item.lease_expires_at = None
     item.returned_to = None
@@ -142,10 +138,7 @@ def annotation_review(
     )
     annotation.version += 1
     annotation.save(update_fields=["status", "version", "updated_at"])
-    AnnotationRevision.objects.create(
-        annotation=annotation, version=annotation.version, action="review", author=actor,
-        before=before, after=snapshot(annotation),
-    )  # fmt: skip
+    record_revision(annotation=annotation, action="review", actor=actor, before=before)
     review = ReviewDecision.objects.create(
         annotation=annotation, reviewer=actor, decision=decision, comment=comment.strip(),
         annotation_version=annotation.version,
