@@ -331,8 +331,28 @@ class PreannotateApi(ApiView):
         return Response(AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
 
 
+class PropagateSerializer(serializers.Serializer):
+    k = serializers.IntegerField(default=5, min_value=1, max_value=50)
+    min_confidence = serializers.FloatField(default=0.5, min_value=0, max_value=1)
+
+
+class PropagateTagsApi(ApiView):
+    @extend_schema(request=PropagateSerializer, responses={200: dict},
+                   description="Draft tags for untagged images from their nearest tagged neighbours.")  # fmt: skip
+    def post(self, request, slug, pk, number):
+        dataset = selectors.dataset_get(user=request.user, project=self.project(), dataset_id=pk)
+        version = selectors.version_get(user=request.user, dataset=dataset, number=number)
+        data = _validated(PropagateSerializer, request.data)
+        return Response(preannotation.propagate_tags(actor=request.user, version=version, **data))
+
+
 P = "projects/<slug:slug>/"
 urlpatterns = [
+    path(
+        P + "datasets/<int:pk>/versions/<int:number>/propagate-tags/",
+        PropagateTagsApi.as_view(),
+        name="version-propagate-tags",
+    ),
     path(P + "images/<int:pk>/preannotate/", PreannotateApi.as_view(), name="image-preannotate"),
     path(P + "queues/", QueueListApi.as_view(), name="queue-list"),
     path(P + "queues/<int:pk>/next/", QueueNextApi.as_view(), name="queue-next"),

@@ -147,3 +147,64 @@ def preannotate_grabcut(
         actor=actor, image=image, label_class=label_class, geometry=geo.mask_from_array(mask),
         source=Annotation.Source.GRABCUT, source_detail="OpenCV GrabCut (no SAM checkpoint needed)",
     )  # fmt: skip
+
+
+def propagate_tags(*, actor, version, k: int = 5, min_confidence: float = 0.5) -> dict:
+    """Pre-fill tags by nearest-neighbour votes among the version's tagged images.
+
+    Images of the version with no tag yet get a **draft** tag: the class most of their
+    k nearest tagged neighbours (cosine, in the version's embedding space) carry, with
+    that share as its confidence. Ties and shares below ``min_confidence`` are left alone.
+    Only accepted or submitted tags vote; nothing people made is changed.
+    """
+    from collections import Counter
+
+    from annotation.services.curation import _version_vectors, version_space
+    from studio.ml import clustering
+    from studio.permissions import Capability, require
+
+    require(actor, version.dataset.project, Capability.CONTRIBUTE)
+    if not 1 <= k <= 50:
+        raise ApplicationError("k is between 1 and 50.")
+    space = version_space(version)
+    ids, vectors = _version_vectors(version, space)
+    tags = Annotation.objects.filter(
+        image_id__in=ids.tolist(), kind=LabelClass.Kind.TAG, deleted=False
+    )
+    voters: dict[int, set[int]] = {}
+    for image_id, class_id, status in tags.values_list("image_id", "label_class_id", "status"):
+        if status in (Annotation.Status.ACCEPTED, Annotation.Status.SUBMITTED):
+            voters.setdefault(image_id, set()).add(class_id)
+    tagged_at_all = set(tags.values_list("image_id", flat=True))
+    voter_rows = [r for r, i in enumerate(ids.tolist()) if len(voters.get(i, ())) == 1]
+    target_rows = [r for r, i in enumerate(ids.tolist()) if i not in tagged_at_all]
+    if not voter_rows:
+        raise ApplicationError(
+            "Tag some images first (submitted or accepted): their neighbours vote."
+        )
+    if not target_rows:
+        return {"tagged": 0, "left": 0}
+    _, nearest = clustering.knn(
+        vectors[voter_rows], k=min(k, len(voter_rows)), queries=vectors[target_rows]
+    )
+    classes = {
+        c.pk: c
+        for c in LabelClass.objects.filter(
+            project=version.dataset.project, kind=LabelClass.Kind.TAG
+        )
+    }
+    made, left = 0, 0
+    for row, found in zip(target_rows, nearest, strict=True):
+        votes = Counter(next(iter(voters[int(ids[voter_rows[j]])])) for j in found if j >= 0)
+        (best, count), *rest = votes.most_common() or [(None, 0)]
+        share = count / max(1, sum(votes.values()))
+        if best is None or share < min_confidence or (rest and rest[0][1] == count):
+            left += 1
+            continue
+        annotation_create(
+            actor=actor, image=Image.objects.get(pk=int(ids[row])), label_class=classes[best], geometry=None,
+            source=Annotation.Source.MODEL, confidence=round(share, 3),
+            source_detail=f"nearest-neighbour tag propagation (k={k}, {space.backbone})",
+        )  # fmt: skip
+        made += 1
+    return {"tagged": made, "left": left}

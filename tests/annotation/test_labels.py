@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from annotation import geometry as geo
-from annotation.models import Annotation, AnnotationRevision
+from annotation.models import Annotation, AnnotationRevision, LabelClass
 from annotation.services import labels as svc
 from studio.errors import ApplicationError, Conflict, Forbidden
 
@@ -330,3 +330,38 @@ def test_image_page_draws_and_lists_annotations(client, team, schema, image):
     assert 'points="10.0,10.0 100.0,10.0 100.0,80.0 10.0,80.0"' in page
     assert '<rect x="200.0" y="20.0" width="30.0" height="40.0"' in page
     assert "Submitted" in page and "car" in page and "v1" in page
+
+
+def test_tags_propagate_to_near_neighbours_as_drafts(api, team, embedded):
+    base = f"/api/v1/projects/{team['project'].slug}"
+    lead = api(team["lead"])
+    cat = lead.post(f"{base}/label-classes/", {"name": "cat", "kind": "tag"}, format="json").json()
+    other = lead.post(
+        f"{base}/label-classes/", {"name": "not cat", "kind": "tag"}, format="json"
+    ).json()
+    images = {i.original_name: i for i in embedded.dataset.images.all()}
+    url = f"{base}/datasets/{embedded.dataset_id}/versions/1/propagate-tags/"
+    assert lead.post(url, {}, format="json").status_code == 400  # nothing tagged yet
+    for name, label in [
+        ("chelsea.jpg", cat),
+        ("coffee.jpg", other),
+        ("rocket.jpg", other),
+        ("moon.jpg", other),
+    ]:
+        svc.annotation_create(actor=team["lead"], image=images[name], label_class=LabelClass.objects.get(pk=label["id"]),
+                              geometry=None, status="submitted")  # fmt: skip
+    r = lead.post(url, {"k": 1}, format="json")
+    assert r.status_code == 200 and r.json()["tagged"] == 5
+    small = Annotation.objects.get(image=images["chelsea-small.jpg"])
+    assert (
+        small.label_class_id == cat["id"]
+        and small.status == "draft"
+        and small.source == "model"
+        and small.confidence == 1
+    )
+    assert "nearest-neighbour" in small.source_detail
+    assert lead.post(url, {"k": 1}, format="json").json() == {
+        "tagged": 0,
+        "left": 0,
+    }  # nothing left to tag
+    assert api(team["annotator"]).post(url, {}, format="json").status_code == 403
