@@ -188,11 +188,16 @@ class AnnotationRestoreApi(ApiView):
 
 
 class QueueSerializer(serializers.ModelSerializer):
-    items = serializers.IntegerField(source="items.count", read_only=True)
+    items = serializers.SerializerMethodField()
 
     class Meta:
         model = AnnotationQueue
         fields = ["id", "name", "instructions", "lease_minutes", "version", "items", "created_at"]
+
+    def get_items(self, obj: AnnotationQueue) -> int:
+        # Lists annotate item_count in one query; a freshly created queue counts once.
+        count = getattr(obj, "item_count", None)
+        return count if count is not None else obj.items.count()
 
 
 class QueueCreateSerializer(serializers.Serializer):

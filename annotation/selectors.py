@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 
 from annotation.models import (
     Annotation,
@@ -214,9 +214,11 @@ def revision_get(*, user, annotation: Annotation, revision_id: int) -> Annotatio
 
 
 def queue_list(*, user, project: Project) -> QuerySet[AnnotationQueue]:
-    return AnnotationQueue.objects.filter(
-        project=project, project__memberships__user=user
-    ).order_by("-created_at", "-id")
+    return (
+        AnnotationQueue.objects.filter(project=project, project__memberships__user=user)
+        .annotate(item_count=Count("items"))
+        .order_by("-created_at", "-id")
+    )
 
 
 def queue_get(*, user, project: Project, queue_id: int) -> AnnotationQueue:

@@ -75,12 +75,8 @@ def sam_available() -> bool:
     return True
 
 
-def preannotate_sam(
-    *, actor, image: Image, label_class: LabelClass, box=None, positive=(), negative=()
-) -> Annotation:
-    """Make a draft mask with Segment Anything; the image's embedding is computed once and cached."""
-    from django.conf import settings
-
+def _prompts(*, actor, image: Image, label_class: LabelClass, box, positive, negative):
+    """Check who asks, the class and the prompts; return (box or None, positive, negative)."""
     require_annotator(actor, image.project)
     if label_class.kind != LabelClass.Kind.MASK:
         raise ApplicationError(
@@ -94,6 +90,23 @@ def preannotate_sam(
             raise ApplicationError(str(exc))
     if box is None and not pos:
         raise ApplicationError("Draw a box or click inside the object.")
+    return box, pos, neg
+
+
+def preannotate_sam(
+    *, actor, image: Image, label_class: LabelClass, box=None, positive=(), negative=()
+) -> Annotation:
+    """Make a draft mask with Segment Anything; the image's embedding is computed once and cached."""
+    from django.conf import settings
+
+    box, pos, neg = _prompts(
+        actor=actor,
+        image=image,
+        label_class=label_class,
+        box=box,
+        positive=positive,
+        negative=negative,
+    )
     session = sam_session()
     key = (image.pk, image.sha256)
     pixels = None if key in session.cache else _pixels(image)
@@ -127,19 +140,14 @@ def preannotate_grabcut(
     *, actor, image: Image, label_class: LabelClass, box=None, positive=(), negative=()
 ) -> Annotation:
     """Make a draft mask with GrabCut from a box and/or clicks (left: include, right: exclude)."""
-    require_annotator(actor, image.project)
-    if label_class.kind != LabelClass.Kind.MASK:
-        raise ApplicationError(
-            f"{label_class.name!r} is a {label_class.kind} class; click-to-mask needs a mask class."
-        )
-    pos, neg = _points(positive, image, "Positive"), _points(negative, image, "Negative")
-    if box is not None:
-        try:
-            box = geo.validate("box", box, image.width, image.height).data["box"]
-        except geo.GeometryError as exc:
-            raise ApplicationError(str(exc))
-    if box is None and not pos:
-        raise ApplicationError("Draw a box or click inside the object.")
+    box, pos, neg = _prompts(
+        actor=actor,
+        image=image,
+        label_class=label_class,
+        box=box,
+        positive=positive,
+        negative=negative,
+    )
     mask = grabcut_mask(_pixels(image), box=box, positive=pos, negative=neg)
     if not mask.any():
         raise ApplicationError("GrabCut found nothing there; draw a tighter box or add clicks.")

@@ -150,3 +150,14 @@ def test_queue_flow_through_the_api(api, team, queue, version):
             == 200
         )
     assert ann.post(f"{base}/queues/{qid}/next/").status_code == 204
+
+
+def test_queue_list_counts_items_without_a_query_per_queue(api, team, queue, version, django_assert_max_num_queries):
+    from annotation.services import queues as queue_services
+
+    for n in range(3):
+        queue_services.queue_create(actor=team["lead"], project=team["project"], name=f"Q{n}", version=version)
+    c = api(team["lead"])
+    with django_assert_max_num_queries(8):
+        body = c.get(f"/api/v1/projects/{team['project'].slug}/queues/").json()
+    assert body["count"] == 4 and {q["items"] for q in body["results"]} == {9}
