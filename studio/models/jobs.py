@@ -15,6 +15,9 @@ class Job(models.Model):
         EMBED = "embed", "Embed images"
         CLUSTER = "cluster", "Cluster images"
         ANALYZE = "analyze", "Quality, duplicates and outliers"
+        PREANNOTATE = "preannotate", "Pre-annotate images"
+        EXPORT = "export", "Export annotations"
+        IMPORT = "import", "Import annotations"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
