@@ -1,25 +1,33 @@
 """Annotation queues: "next task" under a lease, submission, and review.
 
-``queue_next`` hands each image to one annotator at a time. It locks the first free
+``queue_next`` hands each task to one annotator at a time. It locks the first free
 item with ``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite serialises writers),
-so two annotators asking at once never get the same image. A lease that runs out frees
+so two annotators asking at once never get the same task. A lease that runs out frees
 the item for the next person. Rejected work goes back to its author.
+
+Consensus: a queue with ``annotators_per_image`` N holds N items (replicas) per image, and
+nobody is handed a second replica of an image they hold or have worked. Honeypots are
+tasks made for one annotator when the queue reaches their position (see
+``annotation/services/quality_control.py``); they are never passed on.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from annotation.models import (
     Annotation,
     AnnotationQueue,
+    Honeypot,
     QueueItem,
     ReviewDecision,
+    TaskSubmission,
 )
+from annotation.services import quality_control
 from annotation.services.labels import record_revision, require_annotator, snapshot
 from studio.errors import ApplicationError, Forbidden
 from studio.models import DatasetVersion, Image, Project
@@ -30,8 +38,12 @@ from studio.permissions import Capability, require
 def queue_create(
     *, actor, project: Project, name: str, image_ids: list[int] | None = None,
     version: DatasetVersion | None = None, assignees=(), instructions: str = "", lease_minutes: int = 30,
+    annotators_per_image: int = 1,
 ) -> AnnotationQueue:  # fmt: skip
-    """Create a queue from a version's images or a list of images (a lead's action)."""
+    """Create a queue from a version's images or a list of images (a lead's action).
+
+    With ``annotators_per_image`` N > 1 every image becomes N tasks for N different people.
+    """
     require(actor, project, Capability.MANAGE)
     if version is not None:
         image_ids = list(version.items.order_by("image_id").values_list("image_id", flat=True))
@@ -44,72 +56,141 @@ def queue_create(
         raise ApplicationError("A queue needs images: choose a version or a selection.")
     if not 1 <= lease_minutes <= 24 * 60:
         raise ApplicationError("The lease is between 1 minute and 24 hours.")
-    members = set(project.memberships.values_list("user_id", flat=True))
-    if any(user.pk not in members for user in assignees):
+    if not 1 <= annotators_per_image <= 10:
+        raise ApplicationError("Annotators per image is between 1 and 10.")
+    roles = dict(project.memberships.values_list("user_id", "role"))
+    if any(user.pk not in roles for user in assignees):
         raise ApplicationError("Assignees must be members of the project.")
+    able = (
+        {u.pk for u in assignees}
+        if assignees
+        else {pk for pk, role in roles.items() if role != "viewer"}
+    )
+    if annotators_per_image > len(able):
+        raise ApplicationError(
+            f"{annotators_per_image} annotators per image needs at least that many people who "
+            f"may annotate this queue; there are {len(able)}."
+        )
     queue = AnnotationQueue.objects.create(
         project=project, name=(name or "").strip()[:200] or "Queue", version=version,
         instructions=instructions, lease_minutes=lease_minutes, created_by=actor,
+        annotators_per_image=annotators_per_image,
     )  # fmt: skip
     queue.assignees.set(assignees)
     QueueItem.objects.bulk_create(
-        [QueueItem(queue=queue, image_id=i, position=n) for n, i in enumerate(ids)]
+        [
+            QueueItem(queue=queue, image_id=i, position=n, replica=r)
+            for n, i in enumerate(ids)
+            for r in range(annotators_per_image)
+        ]
     )
     return queue
 
 
 @transaction.atomic
 def queue_next(*, actor, queue: AnnotationQueue) -> QueueItem | None:
-    """Return the actor's current task, or lease them the next free one; None when all are taken."""
+    """Return the actor's current task, or lease them the next free one; None when all are taken.
+
+    A free task is a regular item nobody holds (or returned to the actor, or whose lease
+    ran out) of an image the actor has no other replica of. A honeypot the actor has not
+    had yet comes first once the next free task's position reaches the honeypot's.
+    """
     require_annotator(actor, queue.project)
     if queue.assignees.exists() and not queue.assignees.filter(pk=actor.pk).exists():
         raise Forbidden("You are not assigned to this queue.")
     now = timezone.now()
-    mine = QueueItem.objects.filter(
-        queue=queue, assignee=actor, status=QueueItem.Status.IN_PROGRESS, lease_expires_at__gt=now
-    ).first()
+    mine = (
+        QueueItem.objects.filter(queue=queue, assignee=actor, status=QueueItem.Status.IN_PROGRESS)
+        .filter(Q(lease_expires_at__gt=now) | Q(honeypot__isnull=False))
+        .first()
+    )
     if mine is not None:
         return mine
+    # Items the actor holds or has worked: no other replica of those images goes to them.
+    worked = QueueItem.objects.filter(queue=queue).filter(Q(assignee=actor) | Q(returned_to=actor))
     free = (
         QueueItem.objects.select_for_update(skip_locked=True)
-        .filter(queue=queue)
+        .filter(queue=queue, honeypot__isnull=True)
         .filter(
             Q(status=QueueItem.Status.TODO, returned_to__isnull=True)
             | Q(status=QueueItem.Status.TODO, returned_to=actor)
             | Q(status=QueueItem.Status.IN_PROGRESS, lease_expires_at__lte=now)
         )
-        .order_by("position")
+        .exclude(Q(image_id__in=worked.values("image_id")) & ~Q(pk__in=worked.values("pk")))
+        .order_by("position", "replica", "id")
         .first()
     )
+    honeypot = (
+        Honeypot.objects.filter(queue=queue)
+        .exclude(items__assignee=actor)
+        .order_by("position", "id")
+        .first()
+    )
+    if honeypot is not None and (free is None or honeypot.position <= free.position):
+        return _honeypot_task(actor=actor, honeypot=honeypot, now=now)
     if free is None:
         return None
     free.status = QueueItem.Status.IN_PROGRESS
     free.assignee = actor
+    free.leased_at = now
     free.lease_expires_at = now + timedelta(minutes=queue.lease_minutes)
-    free.save(update_fields=["status", "assignee", "lease_expires_at"])
+    free.save(update_fields=["status", "assignee", "leased_at", "lease_expires_at"])
     return free
+
+
+def _honeypot_task(*, actor, honeypot: Honeypot, now) -> QueueItem:
+    """Make the actor's task for a honeypot (once; a concurrent second call gets the same one)."""
+    queue = honeypot.queue
+    try:
+        with transaction.atomic():
+            return QueueItem.objects.create(
+                queue=queue, image_id=honeypot.image_id, position=honeypot.position,
+                honeypot=honeypot, status=QueueItem.Status.IN_PROGRESS, assignee=actor,
+                leased_at=now, lease_expires_at=now + timedelta(minutes=queue.lease_minutes),
+            )  # fmt: skip
+    except IntegrityError:
+        return QueueItem.objects.get(honeypot=honeypot, assignee=actor)
 
 
 @transaction.atomic
 def queue_submit(*, actor, item: QueueItem) -> QueueItem:
-    """Submit the task: the actor's drafts on the image become submitted, the item awaits review."""
+    """Submit the task: the actor's drafts on the image become submitted, the item awaits review.
+
+    Every submission is logged (``TaskSubmission``) for the statistics. A honeypot task is
+    scored against its gold at once and closed; when the last replica of a consensus image
+    comes in, the annotators' agreement is computed.
+    """
     require_annotator(actor, item.queue.project)
-    item = QueueItem.objects.select_for_update().get(pk=item.pk)
+    item = QueueItem.objects.select_for_update().select_related("queue", "image").get(pk=item.pk)
     if item.assignee_id != actor.pk or item.status != QueueItem.Status.IN_PROGRESS:
         raise ApplicationError("This task is not yours right now; ask for the next task.")
     drafts = Annotation.objects.filter(
         image_id=item.image_id, author=actor, status=Annotation.Status.DRAFT, deleted=False
     )
+    submitted = []
     for annotation in drafts:
         before = snapshot(annotation)
         annotation.status = Annotation.Status.SUBMITTED
         annotation.version += 1
         annotation.save(update_fields=["status", "version", "updated_at"])
         record_revision(annotation=annotation, action="update", actor=actor, before=before)
+        submitted.append(annotation)
+    submission = TaskSubmission(
+        queue=item.queue, item=item, annotator=actor, leased_at=item.leased_at,
+        submitted_at=timezone.now(),
+    )  # fmt: skip
     item.status = QueueItem.Status.SUBMITTED
+    if item.honeypot_id is not None:
+        submission.honeypot_score = quality_control.honeypot_score(
+            actor=actor, item=item, annotations=submitted
+        )
+        item.status = QueueItem.Status.DONE
+    submission.save()
     item.lease_expires_at = None
     item.returned_to = None
     item.save(update_fields=["status", "lease_expires_at", "returned_to"])
+    if item.honeypot_id is None and item.queue.annotators_per_image > 1:
+        quality_control.consensus_update(queue=item.queue, image=item.image)
     return item
 
 
@@ -143,11 +224,15 @@ def annotation_review(
         annotation=annotation, reviewer=actor, decision=decision, comment=comment.strip(),
         annotation_version=annotation.version,
     )  # fmt: skip
+    # Honeypot tasks are closed when scored, so reviews never move them.
     items = QueueItem.objects.filter(
-        image_id=annotation.image_id, queue__project=annotation.image.project
+        image_id=annotation.image_id, queue__project=annotation.image.project, honeypot__isnull=True
     )
     if decision == "reject":
-        items.filter(status__in=[QueueItem.Status.SUBMITTED, QueueItem.Status.DONE]).update(
+        # On a consensus image each replica is its author's: only theirs goes back.
+        items.filter(Q(queue__annotators_per_image=1) | Q(assignee_id=annotation.author_id)).filter(
+            status__in=[QueueItem.Status.SUBMITTED, QueueItem.Status.DONE]
+        ).update(
             status=QueueItem.Status.TODO,
             assignee=None,
             lease_expires_at=None,

@@ -1,0 +1,534 @@
+"""Quality control: consensus between annotators, honeypots with known answers, statistics.
+
+Masks are compared per label class: every annotation of a class on the image (mask,
+polygon or box, rasterised with ``annotation.geometry.to_mask``; a tag covers the whole
+image) is OR-ed into one mask per person, and two people's masks are compared by IoU.
+
+- **Agreement** (consensus queues): when every replica of an image is submitted, for each
+  class the mean IoU over pairs of annotators (a pair where neither used the class is
+  skipped; one who did not use it scores 0 with the one who did), then the mean over
+  classes. Stored in ``ConsensusResult``.
+- **Merge**: a reviewer or lead turns a consensus image into one new *submitted* annotation
+  per class and connected region: the pixels at least ceil(N/2) of the N annotators
+  marked. The originals are soft-deleted with a ``supersede`` revision (restorable).
+- **Honeypots**: a lead snapshots an image's accepted annotations as the gold answer. Each
+  annotator gets each honeypot once; on submit their work is scored (mean per-class IoU
+  with the gold; ``HONEYPOT_PASS`` or more counts as correct) and then soft-deleted with a
+  ``honeypot`` revision, so the image's labels and exports stay the gold.
+
+The statistics functions read only: they take the user and check membership first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from itertools import combinations
+from statistics import mean
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from annotation import geometry as geo
+from annotation.models import (
+    Annotation,
+    AnnotationQueue,
+    ConsensusResult,
+    Honeypot,
+    LabelClass,
+    QueueItem,
+    ReviewDecision,
+    TaskSubmission,
+)
+from annotation.services.labels import annotation_create, record_revision, snapshot
+from studio.errors import ApplicationError, Conflict, Forbidden
+from studio.models import Image, Project
+from studio.permissions import Capability, require
+
+HONEYPOT_PASS = 0.5  # mean IoU with the gold at or above which a honeypot counts as correct
+MIN_SPAN_SECONDS = 60  # throughput's active span is never taken as shorter than a minute
+COUNTED = (Annotation.Status.SUBMITTED, Annotation.Status.ACCEPTED)
+
+
+# -- masks -------------------------------------------------------------------------------
+
+
+def _mask(kind: str, geometry: dict, width: int, height: int) -> np.ndarray:
+    if kind == LabelClass.Kind.TAG:
+        return np.ones((height, width), bool)
+    return geo.to_mask(geometry, kind, width, height)
+
+
+def class_masks(shapes: Iterable[tuple[int, str, dict]], width: int, height: int) -> dict:
+    """Return {label class id: the union of its shapes as a boolean [H, W] mask}."""
+    masks: dict[int, np.ndarray] = {}
+    for class_id, kind, geometry in shapes:
+        mask = _mask(kind, geometry, width, height)
+        masks[class_id] = masks[class_id] | mask if class_id in masks else mask
+    return masks
+
+
+def mask_iou(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
+    """IoU of two masks; a missing mask is empty; None when both are empty."""
+    if a is None and b is None:
+        return None
+    if a is None or b is None:
+        return 0.0
+    union = np.logical_or(a, b).sum()
+    return None if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def _shapes(annotations: Iterable[Annotation]) -> list[tuple[int, str, dict]]:
+    return [(a.label_class_id, a.kind, a.geometry) for a in annotations]
+
+
+def _soft_delete(annotation: Annotation, *, action: str, actor) -> None:
+    before = snapshot(annotation)
+    annotation.deleted = True
+    annotation.version += 1
+    annotation.save(update_fields=["deleted", "version", "updated_at"])
+    record_revision(annotation=annotation, action=action, actor=actor, before=before)
+
+
+# -- which annotations a task shows --------------------------------------------------------
+
+
+def task_annotations(*, item: QueueItem):
+    """Return the annotations the task shows its annotator.
+
+    On a consensus or honeypot task that is only the assignee's own work, so annotators
+    never see each other's (or the gold); on a plain task, everything on the image.
+    """
+    rows = Annotation.objects.filter(image_id=item.image_id, deleted=False).order_by("id")
+    if item.honeypot_id is not None or item.queue.annotators_per_image > 1:
+        rows = rows.filter(author_id=item.assignee_id) if item.assignee_id else rows.none()
+    return rows
+
+
+# -- consensus ---------------------------------------------------------------------------
+
+
+def _replicas(queue: AnnotationQueue, image: Image) -> list[QueueItem] | None:
+    """The image's replica items when all are submitted by distinct people, else None."""
+    items = list(
+        QueueItem.objects.filter(queue=queue, image=image, honeypot__isnull=True).order_by(
+            "replica"
+        )
+    )
+    users = {i.assignee_id for i in items}
+    complete = (
+        all(i.status in (QueueItem.Status.SUBMITTED, QueueItem.Status.DONE) for i in items)
+        and len(users) == len(items) == queue.annotators_per_image
+        and None not in users
+    )
+    return items if complete else None
+
+
+def _work(image: Image, users: list[int]) -> dict[int, list[Annotation]]:
+    rows = Annotation.objects.filter(
+        image=image, author_id__in=users, deleted=False, status__in=COUNTED
+    ).order_by("id")
+    work: dict[int, list[Annotation]] = {u: [] for u in users}
+    for a in rows:
+        work[a.author_id].append(a)
+    return work
+
+
+def agreement(masks_by_user: dict[int, dict[int, np.ndarray]]) -> dict:
+    """Per class, the mean pairwise IoU; per annotator, the mean of the pairs they are in."""
+    users = list(masks_by_user)
+    classes = sorted({c for masks in masks_by_user.values() for c in masks})
+    per_class: dict[str, float] = {}
+    mine: dict[int, list[float]] = defaultdict(list)
+    for c in classes:
+        ious = []
+        for u, v in combinations(users, 2):
+            value = mask_iou(masks_by_user[u].get(c), masks_by_user[v].get(c))
+            if value is None:
+                continue
+            ious.append(value)
+            mine[u].append(value)
+            mine[v].append(value)
+        if ious:
+            per_class[str(c)] = mean(ious)
+    return {
+        "agreement": mean(per_class.values()) if per_class else None,
+        "per_class": per_class,
+        "per_annotator": {str(u): mean(mine[u]) for u in users if mine[u]},
+    }
+
+
+@transaction.atomic
+def consensus_update(*, queue: AnnotationQueue, image: Image) -> ConsensusResult | None:
+    """Compute the image's agreement once all its replicas are submitted; None until then.
+
+    Called by ``queue_submit``; a replica resubmitted after a rejection recomputes it.
+    """
+    items = _replicas(queue, image)
+    if items is None:
+        return None
+    users = [i.assignee_id for i in items]
+    work = _work(image, users)
+    masks = {u: class_masks(_shapes(work[u]), image.width, image.height) for u in users}
+    result, _ = ConsensusResult.objects.update_or_create(
+        queue=queue, image=image, defaults={"annotators": users, **agreement(masks)}
+    )
+    return result
+
+
+def _regions(majority: np.ndarray, kind: str) -> list:
+    """Split a majority mask into the geometries a class of ``kind`` stores."""
+    import cv2
+
+    if kind == LabelClass.Kind.MASK:
+        return [geo.mask_from_array(majority)]
+    pixels = majority.astype(np.uint8)
+    if kind == LabelClass.Kind.BOX:
+        count, _, stats, _ = cv2.connectedComponentsWithStats(pixels, connectivity=8)
+        return [[int(x), int(y), int(w), int(h)] for x, y, w, h, _ in stats[1:count]]
+    contours, _ = cv2.findContours(pixels, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    # Contours run through the boundary pixels' centres: a polygon is half a pixel tighter.
+    return [
+        [[float(x), float(y)] for x, y in c.reshape(-1, 2)]
+        for c in contours
+        if len(c) >= 3 and cv2.contourArea(c) > 0
+    ]
+
+
+@transaction.atomic
+def consensus_merge(*, actor, queue: AnnotationQueue, image: Image) -> list[Annotation]:
+    """Add the majority vote of a consensus image's annotators as new submitted annotations.
+
+    Per class a pixel is kept when at least ceil(N/2) of the N annotators marked it (a tag
+    when that many tagged the image). Mask classes get one mask; box and polygon classes
+    one box or polygon per connected region. The originals are soft-deleted with a
+    ``supersede`` revision, never edited. Reviewers and leads only; once per image.
+    """
+    role = require(actor, queue.project, Capability.VIEW)
+    if role not in ("lead", "reviewer"):
+        raise Forbidden("Only reviewers and leads merge consensus work.")
+    if queue.annotators_per_image < 2:
+        raise ApplicationError("This queue has one annotator per image: there is nothing to merge.")
+    result = ConsensusResult.objects.select_for_update().filter(queue=queue, image=image).first()
+    items = _replicas(queue, image)
+    if result is None or items is None:
+        raise ApplicationError(
+            f"Not all {queue.annotators_per_image} annotators have submitted this image yet."
+        )
+    if result.merged_at is not None:
+        raise Conflict("This image was merged already; review or edit the merged annotations.")
+    users = [i.assignee_id for i in items]
+    work = _work(image, users)
+    masks = {u: class_masks(_shapes(work[u]), image.width, image.height) for u in users}
+    need = math.ceil(len(users) / 2)
+    names = ", ".join(
+        sorted(
+            {a.author.username for rows in work.values() for a in rows if a.author}
+            | {i.assignee.username for i in items if i.assignee}
+        )
+    )
+    detail = f"consensus of {names} (≥{need} of {len(users)})"
+    classes = LabelClass.objects.in_bulk({c for m in masks.values() for c in m})
+    merged = []
+    for class_id, label_class in sorted(classes.items()):
+        votes = sum(m[class_id].astype(np.uint16) for m in masks.values() if class_id in m)
+        majority = votes >= need
+        if not majority.any():
+            continue
+        if label_class.kind == LabelClass.Kind.TAG:
+            geometries = [None]
+        else:
+            geometries = _regions(majority, label_class.kind)
+        for geometry in geometries:
+            try:
+                merged.append(
+                    annotation_create(
+                        actor=actor,
+                        image=image,
+                        label_class=label_class,
+                        geometry=geometry,
+                        source_detail=detail,
+                        status=Annotation.Status.SUBMITTED,
+                    )  # fmt: skip
+                )
+            except ApplicationError:
+                continue  # a sliver no polygon can hold; the mask classes keep every pixel
+    for rows in work.values():
+        for annotation in rows:
+            _soft_delete(annotation, action="supersede", actor=actor)
+    result.merged_at = timezone.now()
+    result.merged_by = actor
+    result.save(update_fields=["merged_at", "merged_by"])
+    return merged
+
+
+def consensus_list(*, user, queue: AnnotationQueue):
+    """Return the queue's consensus results (reviewers and leads)."""
+    _require_reviewer(user, queue.project)
+    return ConsensusResult.objects.filter(queue=queue).select_related("image").order_by("image_id")
+
+
+# -- honeypots ---------------------------------------------------------------------------
+
+
+def _require_reviewer(user, project: Project) -> str:
+    role = require(user, project, Capability.VIEW)
+    if role not in ("lead", "reviewer"):
+        raise Forbidden("Only reviewers and leads see consensus and honeypot details.")
+    return role
+
+
+def _spread(queue: AnnotationQueue) -> None:
+    """Space the queue's honeypots evenly between its regular positions."""
+    last = QueueItem.objects.filter(queue=queue, honeypot__isnull=True).aggregate(
+        m=Max("position")
+    )["m"]
+    span = 0 if last is None else last + 1
+    honeypots = list(Honeypot.objects.filter(queue=queue).order_by("id"))
+    for n, honeypot in enumerate(honeypots):
+        honeypot.position = (n + 1) * span // (len(honeypots) + 1)
+    Honeypot.objects.bulk_update(honeypots, ["position"])
+
+
+@transaction.atomic
+def queue_add_honeypots(*, actor, queue: AnnotationQueue, image_ids: list[int]) -> list[Honeypot]:
+    """Mark images as honeypots of the queue, their accepted annotations as the gold answer.
+
+    Refused for an image with no accepted annotation, or one that is a task of this queue
+    someone has started (an untouched task of it is taken out of the queue). Marking an
+    image twice changes nothing. A lead's action.
+    """
+    require(actor, queue.project, Capability.MANAGE)
+    ids = list(dict.fromkeys(image_ids or []))
+    if not ids:
+        raise ApplicationError("Choose the images to use as honeypots.")
+    images = Image.objects.filter(pk__in=ids, project=queue.project).in_bulk()
+    missing = [i for i in ids if i not in images]
+    if missing:
+        raise ApplicationError(
+            f"Not images of this project: {', '.join(map(str, missing))}.", details=missing
+        )
+    known = set(Honeypot.objects.filter(queue=queue).values_list("image_id", flat=True))
+    added = []
+    for image_id in ids:
+        if image_id in known:
+            continue
+        image = images[image_id]
+        gold = list(
+            Annotation.objects.filter(
+                image=image, status=Annotation.Status.ACCEPTED, deleted=False
+            ).order_by("id")
+        )
+        if not gold:
+            raise ApplicationError(
+                f"{image.original_name} has no accepted annotations: a honeypot needs a known answer.",
+                details={"image": image_id},
+            )
+        tasks = QueueItem.objects.filter(queue=queue, image=image, honeypot__isnull=True)
+        if tasks.exclude(
+            status=QueueItem.Status.TODO, assignee__isnull=True, returned_to__isnull=True
+        ).exists():
+            raise ApplicationError(
+                f"{image.original_name} is a task of this queue that someone has started; "
+                "it cannot become a honeypot.",
+                details={"image": image_id},
+            )
+        tasks.delete()
+        added.append(
+            Honeypot.objects.create(
+                queue=queue,
+                image=image,
+                position=0,
+                created_by=actor,
+                gold=[
+                    {"label_class": a.label_class_id, "kind": a.kind, "geometry": a.geometry}
+                    for a in gold
+                ],
+            )  # fmt: skip
+        )
+    _spread(queue)
+    for honeypot in added:
+        honeypot.refresh_from_db(fields=["position"])
+    return added
+
+
+def honeypot_list(*, user, queue: AnnotationQueue):
+    """Return the queue's honeypots (reviewers and leads: annotators must not learn them)."""
+    _require_reviewer(user, queue.project)
+    return Honeypot.objects.filter(queue=queue).select_related("image").order_by("position", "id")
+
+
+def honeypot_score(*, actor, item: QueueItem, annotations: list[Annotation]) -> float:
+    """Score a honeypot task's submitted work against the gold and take it out of the labels.
+
+    Must be called by ``queue_submit`` while it holds the item's lock. The score is the mean
+    over classes (in the gold or the work) of the IoU of the work's union with the gold's.
+    The work is soft-deleted with a ``honeypot`` revision: the gold stays the image's labels.
+    """
+    image = item.image
+    gold = class_masks(
+        [(g["label_class"], g["kind"], g["geometry"]) for g in item.honeypot.gold],
+        image.width,
+        image.height,
+    )
+    work = class_masks(_shapes(annotations), image.width, image.height)
+    scores = [mask_iou(gold.get(c), work.get(c)) for c in set(gold) | set(work)]
+    scores = [s for s in scores if s is not None]
+    for annotation in annotations:
+        _soft_delete(annotation, action="honeypot", actor=actor)
+    return mean(scores) if scores else 0.0
+
+
+# -- statistics --------------------------------------------------------------------------
+
+
+def _annotator_rows(
+    *, submissions, decisions, consensus, reveal_honeypots: bool, names: dict[int, str]
+) -> list[dict]:
+    rows: dict[int, dict] = {}
+
+    def row(user_id: int) -> dict:
+        if user_id not in rows:
+            rows[user_id] = {
+                "user": user_id, "username": names.get(user_id, f"user {user_id}"),
+                "submitted": 0, "active_hours": 0.0, "throughput": None, "accepted": 0,
+                "rejected": 0, "acceptance_rate": None, "agreement": None, "agreement_images": 0,
+                "honeypots": None, "honeypots_correct": None, "honeypot_accuracy": None,
+                "honeypot_mean_iou": None,
+            }  # fmt: skip
+        return rows[user_id]
+
+    spans: dict[int, list] = defaultdict(list)
+    scores: dict[int, list[float]] = defaultdict(list)
+    for user_id, leased_at, submitted_at, score in submissions.values_list(
+        "annotator_id", "leased_at", "submitted_at", "honeypot_score"
+    ):
+        if user_id is None:
+            continue
+        row(user_id)["submitted"] += 1
+        spans[user_id] += [leased_at or submitted_at, submitted_at]
+        if score is not None:
+            scores[user_id].append(score)
+    for user_id, times in spans.items():
+        seconds = max((max(times) - min(times)).total_seconds(), MIN_SPAN_SECONDS)
+        r = row(user_id)
+        r["active_hours"] = seconds / 3600
+        r["throughput"] = r["submitted"] / r["active_hours"]
+    for user_id, decision, n in (
+        decisions.filter(annotation__author__isnull=False)
+        .values_list("annotation__author_id", "decision")
+        .annotate(n=Count("id"))
+    ):
+        row(user_id)["accepted" if decision == "accept" else "rejected"] += n
+    agreements: dict[int, list[float]] = defaultdict(list)
+    for per_annotator in consensus.values_list("per_annotator", flat=True):
+        for user_id, value in per_annotator.items():
+            agreements[int(user_id)].append(value)
+    for user_id, values in agreements.items():
+        r = row(user_id)
+        r["agreement"], r["agreement_images"] = mean(values), len(values)
+    for r in rows.values():
+        reviewed = r["accepted"] + r["rejected"]
+        r["acceptance_rate"] = r["accepted"] / reviewed if reviewed else None
+        if reveal_honeypots:
+            mine = scores.get(r["user"], [])
+            correct = sum(s >= HONEYPOT_PASS for s in mine)
+            r.update(
+                honeypots=len(mine), honeypots_correct=correct,
+                honeypot_accuracy=correct / len(mine) if mine else None,
+                honeypot_mean_iou=mean(mine) if mine else None,
+            )  # fmt: skip
+    missing = [u for u in rows if u not in names]
+    if missing:
+        from django.contrib.auth import get_user_model
+
+        for user in get_user_model().objects.filter(pk__in=missing):
+            rows[user.pk]["username"] = user.username
+    return sorted(rows.values(), key=lambda r: r["username"].lower())
+
+
+def _names(project: Project) -> dict[int, str]:
+    return dict(project.memberships.values_list("user_id", "user__username"))
+
+
+def _queue_summary(queue: AnnotationQueue, *, reveal_honeypots: bool) -> dict:
+    counts = dict(
+        QueueItem.objects.filter(queue=queue, honeypot__isnull=True)
+        .values_list("status")
+        .annotate(n=Count("id"))
+    )
+    by_status = {s: counts.get(s, 0) for s in QueueItem.Status.values}
+    total = sum(by_status.values())
+    agreements = [
+        a
+        for a in ConsensusResult.objects.filter(queue=queue).values_list("agreement", flat=True)
+        if a is not None
+    ]
+    summary = {
+        "id": queue.pk, "name": queue.name, "annotators_per_image": queue.annotators_per_image,
+        "items": total, "by_status": by_status,
+        "done_percent": 100 * by_status["done"] / total if total else 0.0,
+        "agreement": mean(agreements) if agreements else None,
+        "agreement_images": len(agreements),
+        "merged_images": ConsensusResult.objects.filter(queue=queue, merged_at__isnull=False).count(),
+        "honeypots": None, "honeypot_answers": None, "honeypot_accuracy": None,
+    }  # fmt: skip
+    if reveal_honeypots:
+        scored = list(
+            TaskSubmission.objects.filter(queue=queue, honeypot_score__isnull=False).values_list(
+                "honeypot_score", flat=True
+            )
+        )
+        summary.update(
+            honeypots=Honeypot.objects.filter(queue=queue).count(), honeypot_answers=len(scored),
+            honeypot_accuracy=sum(s >= HONEYPOT_PASS for s in scored) / len(scored) if scored else None,
+        )  # fmt: skip
+    return summary
+
+
+def queue_stats(*, user, queue: AnnotationQueue) -> dict:
+    """Return the queue's numbers and its annotators' (any member).
+
+    Honeypot numbers go to reviewers and leads only: an annotator watching their own count
+    rise would learn which task was one.
+    """
+    role = require(user, queue.project, Capability.VIEW)
+    reveal = role in ("lead", "reviewer")
+    submissions = TaskSubmission.objects.filter(queue=queue)
+    submitters = submissions.values("annotator_id")
+    images = QueueItem.objects.filter(queue=queue, honeypot__isnull=True).values("image_id")
+    decisions = ReviewDecision.objects.filter(
+        annotation__image_id__in=images, annotation__author_id__in=submitters
+    )
+    return {
+        "queue": _queue_summary(queue, reveal_honeypots=reveal),
+        "honeypot_pass": HONEYPOT_PASS,
+        "annotators": _annotator_rows(
+            submissions=submissions,
+            decisions=decisions,
+            consensus=ConsensusResult.objects.filter(queue=queue),
+            reveal_honeypots=reveal,
+            names=_names(queue.project),
+        ),  # fmt: skip
+    }
+
+
+def project_quality_stats(*, user, project: Project) -> dict:
+    """Return every queue's numbers and each annotator's over the whole project (any member)."""
+    role = require(user, project, Capability.VIEW)
+    reveal = role in ("lead", "reviewer")
+    queues = AnnotationQueue.objects.filter(project=project).order_by("-created_at", "-id")
+    return {
+        "queues": [_queue_summary(q, reveal_honeypots=reveal) for q in queues],
+        "honeypot_pass": HONEYPOT_PASS,
+        "annotators": _annotator_rows(
+            submissions=TaskSubmission.objects.filter(queue__project=project),
+            decisions=ReviewDecision.objects.filter(annotation__image__project=project),
+            consensus=ConsensusResult.objects.filter(queue__project=project),
+            reveal_honeypots=reveal,
+            names=_names(project),
+        ),  # fmt: skip
+    }
