@@ -97,3 +97,62 @@ def histogram_figure(metric: str, values: Sequence[float], label: str) -> dict:
             "bargap": 0.05,
         },
     }
+
+
+def annotator_bar_figure(
+    rows: Sequence[Mapping], key: str, title: str, *, unit: str = "", scale: float = 1.0,
+    maximum: float | None = None, colour: str = "#3559e0", digits: int = 1,
+) -> dict:  # fmt: skip
+    """Bars of one per-annotator number (rows from the quality statistics); None is no bar.
+
+    ``scale`` turns a rate into a percentage (100); ``maximum`` fixes the axis, so bars of
+    different pages compare by eye.
+    """
+    names = [escape(str(r["username"])) for r in rows]
+    values = [None if r.get(key) is None else r[key] * scale for r in rows]
+    text = ["—" if v is None else f"{v:.{digits}f}{unit}" for v in values]
+    yaxis: dict = {"title": {"text": escape(title)}, "rangemode": "tozero", "gridcolor": "#eaecf0"}
+    if maximum is not None:
+        yaxis["range"] = [0, maximum * 1.08]
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "x": names,
+                "y": values,
+                "text": text,
+                "textposition": "outside",
+                "cliponaxis": False,
+                "marker": {"color": colour},
+                "hovertemplate": "%{x}: %{text}<extra></extra>",
+            }
+        ],
+        "layout": {
+            "title": {"text": escape(title), "font": {"size": 14}},
+            "margin": {"l": 50, "r": 10, "t": 40, "b": 40},
+            "height": 260,
+            "yaxis": yaxis,
+            "xaxis": {"type": "category"},
+            "plot_bgcolor": "#fff",
+        },
+    }
+
+
+def quality_figures(rows: Sequence[Mapping], *, honeypots: bool) -> list[dict]:
+    """The stats page's per-annotator bar charts: throughput, acceptance, agreement, honeypots."""
+    figures = [
+        ("chart-throughput", annotator_bar_figure(
+            rows, "throughput", "Throughput (tasks / hour)", colour=PALETTE[0])),
+        ("chart-acceptance", annotator_bar_figure(
+            rows, "acceptance_rate", "Acceptance rate (%)", unit="%", scale=100, maximum=100,
+            digits=0, colour=PALETTE[2])),
+        ("chart-agreement", annotator_bar_figure(
+            rows, "agreement", "Agreement (mean mask IoU)", maximum=1, digits=2, colour=PALETTE[4])),
+    ]  # fmt: skip
+    if honeypots:
+        figures.append(
+            ("chart-honeypots", annotator_bar_figure(
+                rows, "honeypot_accuracy", "Honeypot accuracy (%)", unit="%", scale=100,
+                maximum=100, digits=0, colour=PALETTE[1])),
+        )  # fmt: skip
+    return [{"id": name, "figure": figure} for name, figure in figures]

@@ -3,6 +3,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 
 from annotation.api import urlpatterns as curation_urls
 from annotation.api_labels import urlpatterns as label_urls
+from annotation.api_quality import urlpatterns as quality_urls
 
 from . import views as v
 
@@ -35,4 +36,4 @@ urlpatterns = [
     path("jobs/<int:pk>/retry/", v.JobRetryApi.as_view(), name="job-retry"),
     path("jobs/<int:pk>/files/", v.JobFilesApi.as_view(), name="job-files"),
 ]
-urlpatterns += curation_urls + label_urls
+urlpatterns += curation_urls + label_urls + quality_urls
