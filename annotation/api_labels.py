@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from annotation import selectors as curation
 from annotation.models import Annotation, AnnotationQueue, AnnotationRevision, LabelClass, QueueItem
 from annotation.services import labels as svc
-from annotation.services import preannotation
+from annotation.services import preannotation, quality_control
 from annotation.services import queues as queue_services
 from studio import selectors
 from studio.api.views import ApiView, _paginate, _validated
@@ -192,7 +192,8 @@ class QueueSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AnnotationQueue
-        fields = ["id", "name", "instructions", "lease_minutes", "version", "items", "created_at"]
+        fields = ["id", "name", "instructions", "lease_minutes", "annotators_per_image", "version",
+                  "items", "created_at"]  # fmt: skip
 
     def get_items(self, obj: AnnotationQueue) -> int:
         # Lists annotate item_count in one query; a freshly created queue counts once.
@@ -218,12 +219,24 @@ class QueueCreateSerializer(serializers.Serializer):
     lease_minutes = serializers.IntegerField(
         required=False, default=30, min_value=1, max_value=1440
     )
+    annotators_per_image = serializers.IntegerField(
+        required=False, default=1, min_value=1, max_value=10,
+        help_text="Consensus: each image goes to this many different annotators.",
+    )  # fmt: skip
 
 
 class QueueItemSerializer(serializers.ModelSerializer):
+    annotations = serializers.SerializerMethodField(
+        help_text="Ids of the annotations this task shows: on a consensus image only your own."
+    )
+
     class Meta:
         model = QueueItem
-        fields = ["id", "queue", "image", "position", "status", "assignee", "lease_expires_at"]
+        fields = ["id", "queue", "image", "position", "replica", "status", "assignee",
+                  "lease_expires_at", "annotations"]  # fmt: skip
+
+    def get_annotations(self, obj: QueueItem) -> list[int]:
+        return list(quality_control.task_annotations(item=obj).values_list("pk", flat=True))
 
 
 class ReviewSerializer(serializers.Serializer):
@@ -263,7 +276,7 @@ class QueueListApi(ApiView):
         queue = queue_services.queue_create(
             actor=request.user, project=project, name=data["name"], image_ids=data["image_ids"], version=version,
             assignees=[members[u] for u in data["assignees"]], instructions=data["instructions"],
-            lease_minutes=data["lease_minutes"],
+            lease_minutes=data["lease_minutes"], annotators_per_image=data["annotators_per_image"],
         )  # fmt: skip
         return Response(QueueSerializer(queue).data, status=status.HTTP_201_CREATED)
 

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views as v
+from . import views_quality as vq
 
 app_name = "annotation"
 D = "p/<slug:slug>/datasets/<int:dataset_id>/"
@@ -14,4 +15,5 @@ urlpatterns = [
     path(D + "duplicates/", v.duplicates, name="duplicates"),
     path(D + "duplicates/<int:member_id>/keep/", v.duplicate_keep, name="duplicate_keep"),
     path(D + "outliers/", v.outliers, name="outliers"),
+    path("p/<slug:slug>/queues/<int:queue_id>/stats/", vq.queue_stats, name="queue_stats"),
 ]
