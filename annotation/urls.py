@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views as v
+from . import views_annotate as va
 from . import views_quality as vq
 
 app_name = "annotation"
@@ -16,4 +17,14 @@ urlpatterns = [
     path(D + "duplicates/<int:member_id>/keep/", v.duplicate_keep, name="duplicate_keep"),
     path(D + "outliers/", v.outliers, name="outliers"),
     path("p/<slug:slug>/queues/<int:queue_id>/stats/", vq.queue_stats, name="queue_stats"),
+]
+
+P = "p/<slug:slug>/"
+urlpatterns += [
+    path(P + "labels/", va.label_classes, name="label_classes"),
+    path(P + "queues/", va.queue_list, name="queue_list"),
+    path(P + "queues/<int:queue_id>/next/", va.queue_next, name="queue_next"),
+    path(P + "tasks/<int:item_id>/", va.task, name="task"),
+    path(P + "review/", va.review_list, name="review_list"),
+    path(P + "review/images/<int:image_id>/", va.review_image, name="review_image"),
 ]

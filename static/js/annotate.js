@@ -1,0 +1,904 @@
+/* The annotation canvas (Konva): zoom and pan, overlays, smart masks (Segment Anything or
+ * GrabCut), boxes, polygons, brush and eraser, tags, undo/redo, review.
+ *
+ * Every edit is saved at once through the annotation API as a draft (autosave); writes go
+ * out one after another, so "Submit and next" waits for them. Each saved annotation carries
+ * the version it was loaded at: if someone else changed it meanwhile the API answers 409,
+ * and the canvas reloads their version instead of overwriting it. */
+(function () {
+  "use strict";
+  const cfg = JSON.parse(document.getElementById("annotator-config").textContent);
+  const RLE = window.StudioRLE;
+  const W = cfg.image.width, H = cfg.image.height;
+  const csrf = JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"];
+  const classes = new Map(cfg.classes.map((c) => [c.id, c]));
+  const review = cfg.mode === "review";
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    tool: "select",
+    classId: (cfg.classes.find((c) => c.kind !== "tag") || cfg.classes[0] || {}).id,
+    anns: new Map(), // id → annotation as the API returns it
+    bits: new Map(), // id → decoded mask (row-major Uint8Array), for masks
+    selected: null,
+    opacity: 0.45,
+    brush: 16, // screen pixels
+    undo: [],
+    redo: [],
+    smart: null, // {positive, negative, box, annId}
+    poly: null, // [x, y, ...] while drawing
+    spacePan: false,
+  };
+
+  /* ---------------------------------------------------------------- API */
+  let chain = Promise.resolve();
+  let pending = 0;
+
+  function setSave(text, cls) {
+    const el = $("save-state");
+    el.textContent = text;
+    el.className = cls;
+  }
+
+  function request(method, url, body) {
+    pending += 1;
+    setSave("Saving…", "saving");
+    const run = async () => {
+      const res = await fetch(url, {
+        method,
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, Accept: "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: "same-origin",
+      });
+      let data = null;
+      if (res.status !== 204) data = await res.json().catch(() => null);
+      return { ok: res.ok, status: res.status, data };
+    };
+    const result = chain.then(run, run);
+    chain = result.catch(() => {});
+    return result.then(
+      (r) => {
+        pending -= 1;
+        if (r.status === 409) {
+          setSave("Changed by someone else: reloaded", "error");
+          notify("Someone else changed this annotation since you loaded it. You now see their version; apply your edit again.");
+          reload();
+        } else if (!r.ok) {
+          const message = (r.data && (r.data.detail || r.data.message)) || "Could not save (" + r.status + ")";
+          setSave("Not saved", "error");
+          notify(typeof message === "string" ? message : JSON.stringify(message));
+        } else if (pending === 0) {
+          setSave("Saved", "saved");
+        }
+        return r;
+      },
+      (err) => {
+        pending -= 1;
+        setSave("Offline: not saved", "error");
+        notify("The server did not answer: " + err.message);
+        return { ok: false, status: 0, data: null };
+      }
+    );
+  }
+
+  function notify(text) {
+    $("tool-hint").textContent = text;
+    $("tool-hint").classList.add("warn");
+  }
+  function hint(text) {
+    $("tool-hint").textContent = text;
+    $("tool-hint").classList.remove("warn");
+  }
+
+  async function reload() {
+    const r = await fetch(cfg.api.annotations, { credentials: "same-origin" });
+    if (!r.ok) return;
+    const rows = await r.json();
+    state.anns.clear();
+    state.bits.clear();
+    for (const a of rows) state.anns.set(a.id, a);
+    if (state.selected && !state.anns.has(state.selected)) state.selected = null;
+    renderAll();
+  }
+
+  function upsert(a) {
+    state.bits.delete(a.id);
+    if (a.deleted) state.anns.delete(a.id);
+    else state.anns.set(a.id, a);
+    if (state.selected === a.id && a.deleted) state.selected = null;
+    renderAll();
+  }
+
+  async function create(classId, geometry, extra) {
+    const r = await request("POST", cfg.api.annotations, Object.assign({ label_class: classId, geometry }, extra || {}));
+    if (r.ok) upsert(r.data);
+    return r;
+  }
+
+  async function patch(id, changes) {
+    const a = state.anns.get(id);
+    if (!a) return { ok: false };
+    const r = await request("PATCH", cfg.api.annotation + id + "/", Object.assign({ version: a.version }, changes));
+    if (r.ok) upsert(r.data);
+    return r;
+  }
+
+  async function remove(id) {
+    const a = state.anns.get(id);
+    if (!a) return { ok: false };
+    const r = await request("DELETE", cfg.api.annotation + id + "/?version=" + a.version);
+    if (r.ok) upsert(r.data);
+    return r;
+  }
+
+  async function restoreLive(id) {
+    const h = await request("GET", cfg.api.annotation + id + "/history/");
+    if (!h.ok) return h;
+    const live = h.data.filter((rev) => rev.after && !rev.after.deleted).pop();
+    if (!live) return { ok: false };
+    const r = await request("POST", cfg.api.annotation + id + "/history/" + live.id + "/restore/");
+    if (r.ok) upsert(r.data);
+    return r;
+  }
+
+  /* ---------------------------------------------------------------- undo / redo */
+  function editable(a) {
+    return { label_class: a.label_class, geometry: a.geometry, attributes: a.attributes };
+  }
+  function record(op) {
+    state.undo.push(op);
+    state.redo.length = 0;
+  }
+  async function apply(op, backwards) {
+    if (op.t === "group") {
+      const ops = backwards ? op.ops.slice().reverse() : op.ops;
+      for (const o of ops) await apply(o, backwards);
+    } else if (op.t === "create") {
+      await (backwards ? remove(op.id) : restoreLive(op.id));
+    } else if (op.t === "delete") {
+      await (backwards ? restoreLive(op.id) : remove(op.id));
+    } else if (op.t === "update") {
+      await patch(op.id, backwards ? op.before : op.after);
+    }
+  }
+  async function undo() {
+    const op = state.undo.pop();
+    if (!op) return hint("Nothing to undo.");
+    await apply(op, true);
+    state.redo.push(op);
+    hint("Undone.");
+  }
+  async function redo() {
+    const op = state.redo.pop();
+    if (!op) return hint("Nothing to redo.");
+    await apply(op, false);
+    state.undo.push(op);
+    hint("Redone.");
+  }
+  async function update(id, changes) {
+    const before = editable(state.anns.get(id));
+    const r = await patch(id, changes);
+    if (r.ok) record({ t: "update", id, before, after: editable(r.data) });
+    return r;
+  }
+
+  /* ---------------------------------------------------------------- stage */
+  const container = $("stage");
+  const stage = new Konva.Stage({ container: "stage", width: container.clientWidth, height: container.clientHeight });
+  const world = new Konva.Layer();
+  stage.add(world);
+  const imageNode = new Konva.Image({ x: 0, y: 0, width: W, height: H, listening: false });
+  const annGroup = new Konva.Group({ listening: true });
+  const uiGroup = new Konva.Group();
+  const transformer = new Konva.Transformer({ rotateEnabled: false, keepRatio: false, ignoreStroke: true, flipEnabled: false });
+  world.add(imageNode, annGroup, uiGroup, transformer);
+  const photo = new window.Image();
+  photo.onload = () => {
+    imageNode.image(photo);
+    fit();
+  };
+  photo.src = cfg.image.url;
+
+  function scale() {
+    return world.scaleX();
+  }
+  function fit() {
+    const s = Math.min(stage.width() / W, stage.height() / H) * 0.98;
+    world.scale({ x: s, y: s });
+    world.position({ x: (stage.width() - W * s) / 2, y: (stage.height() - H * s) / 2 });
+    renderAll();
+  }
+  function pointer() {
+    const p = world.getRelativePointerPosition();
+    return { x: Math.min(W, Math.max(0, p.x)), y: Math.min(H, Math.max(0, p.y)) };
+  }
+  stage.on("wheel", (e) => {
+    e.evt.preventDefault();
+    const old = scale();
+    const p = stage.getPointerPosition();
+    const at = { x: (p.x - world.x()) / old, y: (p.y - world.y()) / old };
+    const s = Math.min(40, Math.max(0.05, old * (e.evt.deltaY > 0 ? 1 / 1.15 : 1.15)));
+    world.scale({ x: s, y: s });
+    world.position({ x: p.x - at.x * s, y: p.y - at.y * s });
+    renderAll();
+  });
+  window.addEventListener("resize", () => {
+    stage.size({ width: container.clientWidth, height: container.clientHeight });
+  });
+  container.addEventListener("contextmenu", (e) => e.preventDefault());
+
+  /* ---------------------------------------------------------------- drawing */
+  function rgb(hex) {
+    const n = parseInt(hex.slice(1), 16);
+    return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
+  }
+  function rgba(hex, alpha) {
+    const [r, g, b] = rgb(hex);
+    return "rgba(" + r + "," + g + "," + b + "," + alpha + ")";
+  }
+  function maskBits(a) {
+    if (!state.bits.has(a.id)) state.bits.set(a.id, RLE.decode(a.geometry));
+    return state.bits.get(a.id);
+  }
+  function maskCanvas(bits, colour, box) {
+    const [bx, by, bw, bh] = box;
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.max(1, bw);
+    canvas.height = Math.max(1, bh);
+    const ctx = canvas.getContext("2d");
+    const img = ctx.createImageData(canvas.width, canvas.height);
+    const [r, g, b] = rgb(colour);
+    for (let y = 0; y < bh; y++) {
+      for (let x = 0; x < bw; x++) {
+        if (bits[(by + y) * W + bx + x]) {
+          const o = (y * bw + x) * 4;
+          img.data[o] = r;
+          img.data[o + 1] = g;
+          img.data[o + 2] = b;
+          img.data[o + 3] = 255;
+        }
+      }
+    }
+    ctx.putImageData(img, 0, 0);
+    return canvas;
+  }
+  function machine(a) {
+    return a.source !== "human";
+  }
+
+  function renderAll() {
+    annGroup.destroyChildren();
+    transformer.nodes([]);
+    const s = scale();
+    const ordered = Array.from(state.anns.values()).sort((p, q) => q.area - p.area); // small on top
+    for (const a of ordered) {
+      const c = classes.get(a.label_class);
+      if (!c || a.kind === "tag") continue;
+      const selected = state.selected === a.id;
+      const stroke = { stroke: c.colour, strokeWidth: selected ? 3 : 1.5, strokeScaleEnabled: false, dash: machine(a) && a.status === "draft" ? [6, 4] : null };
+      if (a.kind === "mask") {
+        const bits = maskBits(a);
+        const box = a.bbox.map((v) => Math.round(v));
+        annGroup.add(new Konva.Image({ x: box[0], y: box[1], image: maskCanvas(bits, c.colour, box), opacity: selected ? Math.min(0.9, state.opacity + 0.2) : state.opacity, listening: false }));
+        if (selected) annGroup.add(new Konva.Rect(Object.assign({ x: box[0], y: box[1], width: box[2], height: box[3], listening: false, dash: [4, 4] }, stroke)));
+      } else if (a.kind === "polygon") {
+        annGroup.add(new Konva.Line(Object.assign({ points: a.geometry, closed: true, fill: rgba(c.colour, state.opacity), listening: false }, stroke)));
+        if (selected && state.tool === "select") vertexHandles(a, s);
+      } else if (a.kind === "box") {
+        const [x, y, w, h] = a.geometry;
+        const rect = new Konva.Rect(Object.assign({ x, y, width: w, height: h, fill: rgba(c.colour, state.opacity * 0.5), draggable: selected && state.tool === "select" }, stroke));
+        annGroup.add(rect);
+        if (selected && state.tool === "select") {
+          transformer.nodes([rect]);
+          const save = () => {
+            const g = [rect.x(), rect.y(), rect.width() * rect.scaleX(), rect.height() * rect.scaleY()];
+            const x0 = Math.max(0, g[0]), y0 = Math.max(0, g[1]);
+            const box = [x0, y0, Math.min(W, g[0] + g[2]) - x0, Math.min(H, g[1] + g[3]) - y0].map((v) => Math.round(v * 10) / 10);
+            update(a.id, { geometry: box });
+          };
+          rect.on("transformend", save);
+          rect.on("dragend", save);
+        }
+      }
+    }
+    renderUi();
+    renderList();
+    $("zoom").textContent = Math.round(s * 100) + "%";
+  }
+
+  function vertexHandles(a, s) {
+    const pts = a.geometry.slice();
+    const line = annGroup.getChildren().at(-1);
+    for (let i = 0; i < pts.length; i += 2) {
+      const handle = new Konva.Circle({ x: pts[i], y: pts[i + 1], radius: 5 / s, fill: "#fff", stroke: "#111", strokeWidth: 1, strokeScaleEnabled: false, draggable: true, name: "vertex" });
+      handle.on("dragmove", () => {
+        pts[i] = Math.min(W, Math.max(0, handle.x()));
+        pts[i + 1] = Math.min(H, Math.max(0, handle.y()));
+        handle.position({ x: pts[i], y: pts[i + 1] });
+        line.points(pts);
+      });
+      handle.on("dragend", () => update(a.id, { geometry: pts.map((v) => Math.round(v * 10) / 10) }));
+      handle.on("dblclick", (e) => {
+        e.cancelBubble = true;
+        if (pts.length <= 6) return hint("A polygon keeps at least 3 vertices; delete the polygon instead.");
+        const next = pts.slice();
+        next.splice(i, 2);
+        update(a.id, { geometry: next });
+      });
+      annGroup.add(handle);
+    }
+  }
+
+  function renderUi() {
+    uiGroup.destroyChildren();
+    const s = scale();
+    if (state.smart) {
+      if (state.smart.box) {
+        const [x, y, w, h] = state.smart.box;
+        uiGroup.add(new Konva.Rect({ x, y, width: w, height: h, stroke: "#f59e0b", strokeWidth: 2, strokeScaleEnabled: false, dash: [6, 4], listening: false }));
+      }
+      for (const [x, y] of state.smart.positive) uiGroup.add(new Konva.Circle({ x, y, radius: 5 / s, fill: "#16a34a", stroke: "#fff", strokeWidth: 1.5, strokeScaleEnabled: false, listening: false }));
+      for (const [x, y] of state.smart.negative) uiGroup.add(new Konva.Circle({ x, y, radius: 5 / s, fill: "#dc2626", stroke: "#fff", strokeWidth: 1.5, strokeScaleEnabled: false, listening: false }));
+    }
+    if (state.poly && state.poly.length) {
+      const c = classes.get(state.classId);
+      uiGroup.add(new Konva.Line({ points: state.poly, stroke: c ? c.colour : "#111", strokeWidth: 2, strokeScaleEnabled: false, listening: false }));
+      for (let i = 0; i < state.poly.length; i += 2) uiGroup.add(new Konva.Circle({ x: state.poly[i], y: state.poly[i + 1], radius: (i === 0 ? 6 : 4) / s, fill: i === 0 ? "#fff" : c.colour, stroke: "#111", strokeWidth: 1, strokeScaleEnabled: false, listening: false }));
+    }
+  }
+
+  /* ---------------------------------------------------------------- side panel */
+  function renderClasses() {
+    const list = $("classes");
+    list.innerHTML = "";
+    cfg.classes.forEach((c, n) => {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "class-pick" + (state.classId === c.id ? " active" : "");
+      button.dataset.classId = c.id;
+      button.innerHTML = '<span class="swatch"></span><span class="name"></span><span class="muted small kind"></span><kbd></kbd>';
+      button.querySelector(".swatch").style.background = c.colour;
+      button.querySelector(".name").textContent = c.name;
+      button.querySelector(".kind").textContent = c.kind;
+      button.querySelector("kbd").textContent = n < 9 ? String(n + 1) : "";
+      button.addEventListener("click", () => pickClass(c.id));
+      li.appendChild(button);
+      list.appendChild(li);
+    });
+    const tags = cfg.classes.filter((c) => c.kind === "tag");
+    $("tags-section").hidden = tags.length === 0;
+  }
+
+  function renderTags() {
+    const box = $("tags");
+    box.innerHTML = "";
+    for (const c of cfg.classes.filter((k) => k.kind === "tag")) {
+      const on = Array.from(state.anns.values()).find((a) => a.label_class === c.id);
+      const chip = document.createElement("button");
+      chip.type = "button";
+      chip.className = "tag-chip" + (on ? " on" : "");
+      chip.textContent = (on ? "✓ " : "+ ") + c.name;
+      chip.style.borderColor = c.colour;
+      chip.setAttribute("aria-pressed", on ? "true" : "false");
+      chip.addEventListener("click", async () => {
+        if (on) {
+          const r = await remove(on.id);
+          if (r.ok) record({ t: "delete", id: on.id });
+        } else {
+          const r = await create(c.id, null);
+          if (r.ok) record({ t: "create", id: r.data.id });
+        }
+      });
+      box.appendChild(chip);
+    }
+  }
+
+  function renderList() {
+    const list = $("annotations");
+    list.innerHTML = "";
+    const rows = Array.from(state.anns.values());
+    $("count").textContent = rows.length ? "(" + rows.length + ")" : "";
+    for (const a of rows) {
+      const c = classes.get(a.label_class) || { name: "?", colour: "#999" };
+      const li = document.createElement("li");
+      li.className = "ann" + (state.selected === a.id ? " selected" : "");
+      li.dataset.id = a.id;
+      li.innerHTML = '<button type="button" class="pick"><span class="swatch"></span><span class="name"></span> <span class="muted small meta"></span></button> <span class="badge"></span> <button type="button" class="del" title="Delete (Del)">×</button>';
+      li.querySelector(".swatch").style.background = c.colour;
+      li.querySelector(".name").textContent = (machine(a) ? "✦ " : "") + c.name;
+      li.querySelector(".meta").textContent = a.kind + (a.source !== "human" ? " · " + a.source + (a.confidence != null ? " " + a.confidence.toFixed(2) : "") : "");
+      const badge = li.querySelector(".badge");
+      badge.textContent = a.status;
+      badge.classList.add(a.status);
+      li.querySelector(".pick").addEventListener("click", () => select(a.id));
+      li.querySelector(".del").addEventListener("click", () => deleteAnnotation(a.id));
+      if (review && a.status === "submitted") {
+        const actions = document.createElement("div");
+        actions.className = "review-actions";
+        actions.innerHTML = '<button type="button" class="btn accept">Accept</button> <button type="button" class="btn danger reject">Reject</button>';
+        actions.querySelector(".accept").addEventListener("click", () => decide(a.id, "accept", ""));
+        actions.querySelector(".reject").addEventListener("click", () => {
+          actions.innerHTML = '<input type="text" class="comment" placeholder="Why? (the author sees this)" aria-label="Reason for rejecting"> <button type="button" class="btn danger send">Reject</button>';
+          const input = actions.querySelector(".comment");
+          input.focus();
+          const send = () => (input.value.trim() ? decide(a.id, "reject", input.value.trim()) : hint("Say why it is rejected, so its author can fix it."));
+          actions.querySelector(".send").addEventListener("click", send);
+          input.addEventListener("keydown", (e) => e.key === "Enter" && send());
+        });
+        li.appendChild(actions);
+      }
+      list.appendChild(li);
+    }
+    renderTags();
+    renderSelected();
+  }
+
+  function renderSelected() {
+    const section = $("selected");
+    const a = state.anns.get(state.selected);
+    section.hidden = !a;
+    if (!a) return;
+    const c = classes.get(a.label_class);
+    const body = $("selected-body");
+    body.innerHTML = "";
+    const info = document.createElement("p");
+    info.className = "muted small";
+    info.textContent = a.kind + " · version " + a.version + " · " + a.status + " · area " + Math.round(a.area) + " px";
+    body.appendChild(info);
+    const sameKind = cfg.classes.filter((k) => k.kind === a.kind);
+    if (sameKind.length > 1) {
+      const label = document.createElement("label");
+      label.textContent = "Class ";
+      const select = document.createElement("select");
+      for (const k of sameKind) select.add(new Option(k.name, k.id, false, k.id === a.label_class));
+      select.addEventListener("change", () => update(a.id, { label_class: Number(select.value), attributes: {} }));
+      label.appendChild(select);
+      body.appendChild(label);
+    }
+    for (const [name, values] of Object.entries((c && c.attributes) || {})) {
+      const label = document.createElement("label");
+      label.textContent = name + " ";
+      const select = document.createElement("select");
+      select.add(new Option("—", ""));
+      for (const v of values) select.add(new Option(v, v, false, a.attributes[name] === v));
+      select.addEventListener("change", () => {
+        const attributes = Object.assign({}, a.attributes);
+        if (select.value) attributes[name] = select.value;
+        else delete attributes[name];
+        update(a.id, { attributes });
+      });
+      label.appendChild(select);
+      body.appendChild(label);
+    }
+  }
+
+  async function decide(id, decision, comment) {
+    const r = await request("POST", cfg.review + id + "/review/", { decision, comment });
+    if (r.ok) {
+      upsert(r.data);
+      hint(decision === "accept" ? "Accepted." : "Rejected: it goes back to its author.");
+    }
+    return r;
+  }
+
+  /* ---------------------------------------------------------------- tools */
+  const hints = {
+    select: "Click an annotation to select it; drag polygon vertices or box handles; double-click a polygon edge to add a vertex, a vertex to delete it.",
+    pan: "Drag to pan; the wheel zooms.",
+    smart: "Click an object to mask it (" + cfg.preannotator + "); right-click to exclude a part; drag a box around it. Enter keeps the mask.",
+    box: "Drag a box.",
+    polygon: "Click the vertices; click the first one or press Enter to close; Backspace removes the last.",
+    brush: "Paint onto the selected mask (or start a new one). [ and ] change the size.",
+    eraser: "Erase from the selected mask. [ and ] change the size.",
+  };
+  function setTool(tool) {
+    finishSmart();
+    state.poly = null;
+    state.tool = tool;
+    for (const b of document.querySelectorAll("[data-tool]")) b.classList.toggle("active", b.dataset.tool === tool);
+    world.draggable(tool === "pan");
+    container.dataset.tool = tool;
+    hint(hints[tool]);
+    renderAll();
+  }
+  function pickClass(id) {
+    const c = classes.get(id);
+    if (!c) return;
+    const a = state.anns.get(state.selected);
+    if (c.kind === "tag") {
+      const on = Array.from(state.anns.values()).find((x) => x.label_class === id);
+      return on ? remove(on.id).then((r) => r.ok && record({ t: "delete", id: on.id })) : create(id, null).then((r) => r.ok && record({ t: "create", id: r.data.id }));
+    }
+    state.classId = id;
+    if (a && a.kind === c.kind && a.label_class !== id) update(a.id, { label_class: id, attributes: {} });
+    renderClasses();
+    if (c.kind === "mask" && !["smart", "brush", "eraser", "select", "pan"].includes(state.tool)) setTool("smart");
+    if (c.kind === "polygon" && state.tool !== "polygon" && state.tool !== "select") setTool("polygon");
+    if (c.kind === "box" && state.tool !== "box" && state.tool !== "select") setTool("box");
+  }
+  function currentClass(kinds) {
+    const c = classes.get(state.classId);
+    if (!c || !kinds.includes(c.kind)) {
+      notify("Pick a " + kinds.join(" or ") + " class first (the list on the right, or keys 1–9).");
+      return null;
+    }
+    return c;
+  }
+
+  function select(id) {
+    state.selected = id;
+    const a = state.anns.get(id);
+    if (a && a.kind !== "tag") state.classId = a.label_class;
+    renderClasses();
+    renderAll();
+  }
+
+  async function deleteAnnotation(id) {
+    const r = await remove(id);
+    if (r.ok) {
+      record({ t: "delete", id });
+      hint("Deleted (Ctrl+Z brings it back).");
+    }
+  }
+
+  function inside(a, x, y) {
+    if (a.kind === "mask") return !!maskBits(a)[Math.floor(y) * W + Math.floor(x)];
+    if (a.kind === "box") {
+      const [bx, by, bw, bh] = a.geometry;
+      return x >= bx && x <= bx + bw && y >= by && y <= by + bh;
+    }
+    if (a.kind === "polygon") {
+      const p = a.geometry;
+      let hit = false;
+      for (let i = 0, j = p.length - 2; i < p.length; j = i, i += 2) {
+        if (p[i + 1] > y !== p[j + 1] > y && x < ((p[j] - p[i]) * (y - p[i + 1])) / (p[j + 1] - p[i + 1]) + p[i]) hit = !hit;
+      }
+      return hit;
+    }
+    return false;
+  }
+  function annotationAt(x, y) {
+    const hits = Array.from(state.anns.values()).filter((a) => a.kind !== "tag" && inside(a, x, y));
+    hits.sort((p, q) => p.area - q.area);
+    return hits[0] || null;
+  }
+
+  /* Smart masks: every click refines one draft; the previous draft of the same prompt is
+   * replaced (as one undo step). */
+  async function smartPrompt() {
+    const c = currentClass(["mask"]);
+    if (!c) return;
+    const s = state.smart;
+    const started = performance.now();
+    hint("Finding the object…");
+    const body = { label_class: c.id, positive: s.positive, negative: s.negative };
+    if (s.box) body.box = s.box;
+    const r = await request("POST", cfg.api.preannotate, body);
+    if (!r.ok) return;
+    const ms = Math.round(performance.now() - started);
+    upsert(r.data);
+    const ops = [{ t: "create", id: r.data.id }];
+    if (s.annId && state.anns.has(s.annId)) {
+      const old = s.annId;
+      const d = await remove(old);
+      if (d.ok) ops.unshift({ t: "delete", id: old });
+    }
+    s.annId = r.data.id;
+    state.selected = r.data.id;
+    record(ops.length === 1 ? ops[0] : { t: "group", ops });
+    renderAll();
+    hint("Mask in " + ms + " ms (" + r.data.source + (r.data.confidence != null ? ", score " + r.data.confidence.toFixed(2) : "") + "). Click to add, right-click to exclude, Enter to keep.");
+  }
+  function finishSmart() {
+    if (state.smart) {
+      state.smart = null;
+      renderUi();
+    }
+  }
+
+  async function closePolygon() {
+    const c = currentClass(["polygon"]);
+    const pts = state.poly;
+    state.poly = null;
+    renderUi();
+    if (!c || !pts || pts.length < 6) return hint("A polygon needs at least 3 vertices.");
+    const r = await create(c.id, pts.map((v) => Math.round(v * 10) / 10));
+    if (r.ok) {
+      record({ t: "create", id: r.data.id });
+      hint("Polygon saved as a draft.");
+    }
+  }
+
+  /* Brush and eraser paint on a full-size canvas of the mask being edited; on release the
+   * pixels are encoded and saved. */
+  let paint = null;
+  function startPaint(erase) {
+    let a = state.anns.get(state.selected);
+    if (a && a.kind !== "mask") a = null;
+    let c = a ? classes.get(a.label_class) : currentClass(["mask"]);
+    if (!c) return;
+    if (!a && erase) return hint("Select a mask to erase from.");
+    const canvas = document.createElement("canvas");
+    canvas.width = W;
+    canvas.height = H;
+    const ctx = canvas.getContext("2d");
+    if (a) {
+      const bits = maskBits(a);
+      const img = ctx.createImageData(W, H);
+      const [r, g, b] = rgb(c.colour);
+      for (let i = 0; i < bits.length; i++) {
+        if (bits[i]) {
+          img.data[i * 4] = r;
+          img.data[i * 4 + 1] = g;
+          img.data[i * 4 + 2] = b;
+          img.data[i * 4 + 3] = 255;
+        }
+      }
+      ctx.putImageData(img, 0, 0);
+    }
+    ctx.fillStyle = c.colour;
+    ctx.strokeStyle = c.colour;
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    ctx.globalCompositeOperation = erase ? "destination-out" : "source-over";
+    ctx.lineWidth = Math.max(1, state.brush / scale());
+    const node = new Konva.Image({ x: 0, y: 0, image: canvas, opacity: Math.min(0.9, state.opacity + 0.2), listening: false });
+    uiGroup.add(node);
+    paint = { a, c, canvas, ctx, node, last: pointer() };
+    dab(paint.last);
+  }
+  function dab(p) {
+    const ctx = paint.ctx;
+    ctx.beginPath();
+    ctx.moveTo(paint.last.x, paint.last.y);
+    ctx.lineTo(p.x, p.y);
+    ctx.stroke();
+    ctx.beginPath();
+    ctx.arc(p.x, p.y, ctx.lineWidth / 2, 0, Math.PI * 2);
+    ctx.fill();
+    paint.last = p;
+    paint.node.getLayer().batchDraw();
+  }
+  async function endPaint() {
+    const { a, c, ctx } = paint;
+    paint = null;
+    const data = ctx.getImageData(0, 0, W, H).data;
+    const bits = new Uint8Array(W * H);
+    let any = false;
+    for (let i = 0; i < bits.length; i++) {
+      if (data[i * 4 + 3] >= 128) {
+        bits[i] = 1;
+        any = true;
+      }
+    }
+    const geometry = { size: [H, W], counts: RLE.encode(bits, W, H) };
+    if (!a) {
+      if (!any) return renderAll();
+      const r = await create(c.id, geometry);
+      if (r.ok) {
+        record({ t: "create", id: r.data.id });
+        state.selected = r.data.id;
+        renderAll();
+      }
+    } else if (!any) {
+      await deleteAnnotation(a.id);
+    } else {
+      await update(a.id, { geometry });
+    }
+  }
+
+  let drag = null;
+  stage.on("mousedown", (e) => {
+    if (state.tool === "pan" || state.spacePan) return;
+    if (e.target.name && e.target.name() === "vertex") return;
+    const p = pointer();
+    if (state.tool === "brush" || state.tool === "eraser") {
+      if (e.evt.button === 0) startPaint(state.tool === "eraser");
+      return;
+    }
+    if (state.tool === "smart" || state.tool === "box") {
+      drag = { start: p, screen: stage.getPointerPosition(), button: e.evt.button, rect: null };
+    }
+  });
+  stage.on("mousemove", () => {
+    if (paint) return dab(pointer());
+    if (!drag) return;
+    const p = pointer();
+    const sp = stage.getPointerPosition();
+    if (!drag.rect && Math.hypot(sp.x - drag.screen.x, sp.y - drag.screen.y) > 6) {
+      drag.rect = new Konva.Rect({ stroke: "#f59e0b", strokeWidth: 2, strokeScaleEnabled: false, dash: [6, 4], listening: false });
+      uiGroup.add(drag.rect);
+    }
+    if (drag.rect) {
+      drag.rect.setAttrs({ x: Math.min(p.x, drag.start.x), y: Math.min(p.y, drag.start.y), width: Math.abs(p.x - drag.start.x), height: Math.abs(p.y - drag.start.y) });
+    }
+  });
+  stage.on("mouseup", async () => {
+    if (paint) return endPaint();
+    if (!drag) return;
+    const d = drag;
+    drag = null;
+    const p = pointer();
+    const box = d.rect ? [Math.min(p.x, d.start.x), Math.min(p.y, d.start.y), Math.abs(p.x - d.start.x), Math.abs(p.y - d.start.y)].map((v) => Math.round(v)) : null;
+    if (d.rect) d.rect.destroy();
+    if (state.tool === "box") {
+      if (!box || box[2] < 2 || box[3] < 2) return renderUi();
+      const c = currentClass(["box"]);
+      if (!c) return renderUi();
+      const r = await create(c.id, box);
+      if (r.ok) {
+        record({ t: "create", id: r.data.id });
+        state.selected = r.data.id;
+        renderAll();
+      }
+      return;
+    }
+    if (state.tool === "smart") {
+      if (!currentClass(["mask"])) return renderUi();
+      if (!state.smart || (box && state.smart.box)) state.smart = { positive: [], negative: [], box: null, annId: null };
+      if (box) state.smart.box = box;
+      else if (d.button === 2) state.smart.negative.push([Math.round(p.x), Math.round(p.y)]);
+      else state.smart.positive.push([Math.round(p.x), Math.round(p.y)]);
+      renderUi();
+      await smartPrompt();
+    }
+  });
+  stage.on("click", (e) => {
+    if (e.evt.button !== 0) return;
+    const p = pointer();
+    if (state.tool === "select") {
+      if (e.target.name && e.target.name() === "vertex") return;
+      if (e.target.getParent && e.target.getParent() === transformer) return;
+      const a = annotationAt(p.x, p.y);
+      state.selected = a ? a.id : null;
+      if (a) state.classId = a.label_class;
+      renderClasses();
+      renderAll();
+    } else if (state.tool === "polygon") {
+      if (!currentClass(["polygon"])) return;
+      state.poly = state.poly || [];
+      const s = scale();
+      if (state.poly.length >= 6 && Math.hypot(p.x - state.poly[0], p.y - state.poly[1]) * s < 8) return closePolygon();
+      state.poly.push(p.x, p.y);
+      renderUi();
+    }
+  });
+  stage.on("dblclick", () => {
+    if (state.tool !== "select") return;
+    const a = state.anns.get(state.selected);
+    if (!a || a.kind !== "polygon") return;
+    const p = pointer();
+    const pts = a.geometry;
+    let best = -1, bestDist = Infinity;
+    for (let i = 0; i < pts.length; i += 2) {
+      const j = (i + 2) % pts.length;
+      const d = segmentDistance(p, pts[i], pts[i + 1], pts[j], pts[j + 1]);
+      if (d < bestDist) {
+        bestDist = d;
+        best = i;
+      }
+    }
+    if (bestDist * scale() > 10) return;
+    const next = pts.slice();
+    next.splice(best + 2, 0, Math.round(p.x * 10) / 10, Math.round(p.y * 10) / 10);
+    update(a.id, { geometry: next });
+  });
+  function segmentDistance(p, x1, y1, x2, y2) {
+    const dx = x2 - x1, dy = y2 - y1;
+    const t = Math.max(0, Math.min(1, ((p.x - x1) * dx + (p.y - y1) * dy) / (dx * dx + dy * dy || 1)));
+    return Math.hypot(p.x - (x1 + t * dx), p.y - (y1 + t * dy));
+  }
+
+  /* ---------------------------------------------------------------- keys and buttons */
+  document.addEventListener("keydown", (e) => {
+    if (e.target.matches("input, textarea, select")) return;
+    const key = e.key.toLowerCase();
+    const mod = e.ctrlKey || e.metaKey;
+    if (mod && key === "enter") {
+      e.preventDefault();
+      return submit();
+    }
+    if (mod && key === "z") {
+      e.preventDefault();
+      return e.shiftKey ? redo() : undo();
+    }
+    if (mod && key === "y") {
+      e.preventDefault();
+      return redo();
+    }
+    if (mod) return;
+    if (key === " " && !state.spacePan) {
+      e.preventDefault();
+      state.spacePan = true;
+      world.draggable(true);
+      return;
+    }
+    const tools = { v: "select", h: "pan", s: "smart", b: "box", p: "polygon", r: "brush", e: "eraser" };
+    if (tools[key]) return setTool(tools[key]);
+    if (/^[1-9]$/.test(key) && cfg.classes[Number(key) - 1]) return pickClass(cfg.classes[Number(key) - 1].id);
+    if (key === "f") return fit();
+    if (key === "[" || key === "]") {
+      state.brush = Math.max(2, Math.min(200, state.brush * (key === "]" ? 1.25 : 0.8)));
+      return hint("Brush " + Math.round(state.brush) + " px");
+    }
+    if (key === "enter") {
+      if (state.poly) return closePolygon();
+      if (state.smart) {
+        finishSmart();
+        return hint("Kept. Click the next object.");
+      }
+    }
+    if (key === "escape") {
+      state.poly = null;
+      finishSmart();
+      state.selected = null;
+      return renderAll();
+    }
+    if (key === "backspace" && state.poly) {
+      state.poly.splice(-2, 2);
+      return renderUi();
+    }
+    if ((key === "delete" || key === "backspace") && state.selected) {
+      e.preventDefault();
+      return deleteAnnotation(state.selected);
+    }
+  });
+  document.addEventListener("keyup", (e) => {
+    if (e.key === " ") {
+      state.spacePan = false;
+      world.draggable(state.tool === "pan");
+    }
+  });
+  for (const b of document.querySelectorAll("[data-tool]")) b.addEventListener("click", () => setTool(b.dataset.tool));
+  document.querySelector('[data-action="undo"]').addEventListener("click", undo);
+  document.querySelector('[data-action="redo"]').addEventListener("click", redo);
+  document.querySelector('[data-action="fit"]').addEventListener("click", fit);
+  $("opacity").addEventListener("input", (e) => {
+    state.opacity = Number(e.target.value);
+    renderAll();
+  });
+
+  function go(url, method) {
+    if (method !== "POST") {
+      window.location.href = url;
+      return;
+    }
+    const form = document.createElement("form");
+    form.method = "post";
+    form.action = url;
+    const token = document.createElement("input");
+    token.type = "hidden";
+    token.name = "csrfmiddlewaretoken";
+    token.value = csrf;
+    form.appendChild(token);
+    document.body.appendChild(form);
+    form.submit();
+  }
+
+  async function submit() {
+    if (review) return;
+    await chain;
+    const r = await request("POST", cfg.submit);
+    if (r.ok) go(cfg.next, "POST");
+  }
+  if ($("submit")) $("submit").addEventListener("click", submit);
+  if ($("accept-all")) {
+    $("accept-all").addEventListener("click", async () => {
+      for (const a of Array.from(state.anns.values())) {
+        if (a.status === "submitted") {
+          const r = await decide(a.id, "accept", "");
+          if (!r.ok) return;
+        }
+      }
+      go(cfg.next, "GET");
+    });
+  }
+
+  // Exposed for tests and for people driving the canvas from the console.
+  window.studioCanvas = { state, setTool, pickClass, select, undo, redo, fit, stage, world, settled: () => chain.then(() => pending) };
+
+  renderClasses();
+  setTool(review ? "select" : state.classId && classes.get(state.classId).kind === "mask" ? "smart" : "select");
+  reload();
+})();

@@ -1,0 +1,120 @@
+"""Annotation pages: label schema, queues, next task, the canvas page and the review list."""
+
+from __future__ import annotations
+
+import json
+from html import unescape
+
+import pytest
+from django.test import Client
+
+from annotation.models import Annotation, AnnotationQueue, LabelClass, QueueItem
+from annotation.services import labels
+from annotation.services import queues as queue_services
+
+
+def _client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def circle(team):
+    return labels.label_class_create(
+        actor=team["lead"], project=team["project"], name="circle", kind="mask",
+        attributes={"occluded": ["no", "yes"]},
+    )  # fmt: skip
+
+
+def test_lead_defines_classes_renames_and_cannot_delete_one_in_use(team, version, circle):
+    lead = _client(team["lead"])
+    url = f"/p/{team['project'].slug}/labels/"
+    response = lead.post(
+        url, {"name": "car", "kind": "box", "colour": "#112233", "attributes": "colour: red, blue"}
+    )
+    assert response.status_code == 302
+    car = LabelClass.objects.get(project=team["project"], name="car")
+    assert car.kind == "box" and car.attributes == {"colour": ["red", "blue"]}
+    bad = lead.post(url, {"name": "x", "kind": "box", "colour": "#112233", "attributes": "nope"})
+    assert "Line 1: write" in bad.content.decode()
+    lead.post(url, {"edit": car.pk, "name": "vehicle", "colour": "#445566", "attributes": ""})
+    car.refresh_from_db()
+    assert car.name == "vehicle" and car.previous_names == ["car"] and car.attributes == {}
+    image = version.items.first().image
+    labels.annotation_create(
+        actor=team["annotator"], image=image, label_class=car, geometry=[1, 1, 5, 5]
+    )
+    refused = lead.post(url, {"delete": car.pk}, follow=True)
+    assert "1 annotation use 'vehicle'" in unescape(refused.content.decode())
+    assert LabelClass.objects.filter(pk=car.pk).exists()
+    # Annotators see the schema but cannot change it.
+    annotator = _client(team["annotator"])
+    page = annotator.get(url).content.decode()
+    assert "vehicle" in page and "Add a class" not in page
+    annotator.post(url, {"name": "sneaky", "kind": "box", "colour": "#000000"})
+    assert not LabelClass.objects.filter(name="sneaky").exists()
+    assert _client(team["outsider"]).get(url).status_code == 404
+
+
+def test_queue_form_next_task_and_canvas_page(team, version, circle):
+    lead = _client(team["lead"])
+    url = f"/p/{team['project'].slug}/queues/"
+    response = lead.post(url, {
+        "name": "Masks", "version": version.pk, "assignees": ["annotator"],
+        "instructions": "Mask every cat", "lease_minutes": 15,
+    })  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[:2000]
+    queue = AnnotationQueue.objects.get(name="Masks")
+    assert queue.items.count() == version.image_count and list(queue.assignees.all()) == [
+        team["annotator"]
+    ]
+    annotator = _client(team["annotator"])
+    assert "Start annotating" in annotator.get(url).content.decode()
+    started = annotator.post(f"{url}{queue.pk}/next/")
+    item = QueueItem.objects.get(queue=queue, assignee=team["annotator"])
+    assert (
+        started.status_code == 302 and started.url == f"/p/{team['project'].slug}/tasks/{item.pk}/"
+    )
+    page = annotator.get(started.url)
+    html = page.content.decode()
+    assert page.status_code == 200 and "Mask every cat" in html and "konva.min.js" in html
+    config = page.context["config"]
+    assert config["mode"] == "annotate" and config["image"]["id"] == item.image_id
+    assert config["classes"][0]["name"] == "circle"
+    assert config["submit"].endswith(f"/queue-items/{item.pk}/submit/")
+    # Not assigned: the reviewer is refused the queue with the reason.
+    refused = _client(team["reviewer"]).post(f"{url}{queue.pk}/next/", follow=True)
+    assert "not assigned" in refused.content.decode()
+    # Someone else's task is not shown.
+    other = _client(team["lead"]).get(started.url, follow=True)
+    assert "not yours" in other.content.decode()
+    assert _client(team["outsider"]).get(started.url).status_code == 404
+
+
+def test_review_list_shows_submitted_images_to_reviewers_only(team, version, circle):
+    image = version.items.order_by("image_id").first().image
+    mask = [[0] * image.width for _ in range(image.height)]
+    for row in mask[10:20]:
+        row[10:20] = [1] * 10
+    import numpy as np
+
+    from annotation import geometry as geo
+
+    annotation = labels.annotation_create(
+        actor=team["annotator"], image=image, label_class=circle,
+        geometry=geo.mask_from_array(np.array(mask, bool)), status="submitted",
+    )  # fmt: skip
+    reviewer = _client(team["reviewer"])
+    listing = reviewer.get(f"/p/{team['project'].slug}/review/")
+    assert [i.pk for i in listing.context["page"].object_list] == [image.pk]
+    page = reviewer.get(f"/p/{team['project'].slug}/review/images/{image.pk}/")
+    assert page.context["config"]["mode"] == "review"
+    queue_services.annotation_review(
+        actor=team["reviewer"], annotation=annotation, decision="accept"
+    )
+    assert not reviewer.get(f"/p/{team['project'].slug}/review/").context["page"].object_list
+    denied = _client(team["annotator"]).get(f"/p/{team['project'].slug}/review/", follow=True)
+    assert "Only reviewers and leads" in denied.content.decode()
+    assert Annotation.objects.get(pk=annotation.pk).status == "accepted"
+    assert json.loads(json.dumps(page.context["config"]))["review"].endswith("/annotations/")
