@@ -88,9 +88,10 @@ def test_each_annotator_gets_each_honeypot_once_and_is_scored_against_the_gold(s
     item, before = _until_honeypot(a, queue)
     assert before >= 1  # interleaved, not first
     assert list(task_annotations(item=item)) == []  # the gold is not shown
+    # [12, 10, 40, 40] against the gold [10, 10, 40, 40]: IoU 38·40 / 42·40 ≈ 0.90.
     labels.annotation_create(
         actor=a, image=item.image, label_class=setup["sign"], geometry=[12, 10, 40, 40]
-    )  # fmt: skip  IoU 38·40 / 42·40 ≈ 0.90
+    )
     done = svc.queue_submit(actor=a, item=item)
     assert done.status == "done"
     assert TaskSubmission.objects.get(item=item).honeypot_score == pytest.approx(38 / 42)
