@@ -111,7 +111,7 @@ def annotator_bar_figure(
     names = [escape(str(r["username"])) for r in rows]
     values = [None if r.get(key) is None else r[key] * scale for r in rows]
     text = ["—" if v is None else f"{v:.{digits}f}{unit}" for v in values]
-    yaxis: dict = {"title": {"text": escape(title)}, "rangemode": "tozero", "gridcolor": "#eaecf0"}
+    yaxis: dict = {"rangemode": "tozero", "gridcolor": "#eaecf0"}  # the title names the unit
     if maximum is not None:
         yaxis["range"] = [0, maximum * 1.08]
     return {
@@ -129,7 +129,7 @@ def annotator_bar_figure(
         ],
         "layout": {
             "title": {"text": escape(title), "font": {"size": 14}},
-            "margin": {"l": 50, "r": 10, "t": 40, "b": 40},
+            "margin": {"l": 40, "r": 10, "t": 40, "b": 40},
             "height": 260,
             "yaxis": yaxis,
             "xaxis": {"type": "category"},
