@@ -9,3 +9,4 @@ class AnnotationConfig(AppConfig):
 
     def ready(self) -> None:
         from annotation.services import curation, embeddings  # noqa: F401 - register job handlers
+        from annotation.services import exchange  # noqa: F401 - export and import jobs

@@ -1,0 +1,247 @@
+"""Validate many geometries at once, with the same verdicts as ``annotation.geometry``.
+
+An import checks a hundred thousand shapes; calling ``geometry.validate`` on each would
+spend most of its time in per-shape Python (the quadratic self-intersection loop, and
+decoding every mask to a full-size array only to encode it again). Here polygons of the
+same vertex count are checked together as one numpy array, and COCO RLE counts strings
+are decoded to their run lengths together, without ever building a pixel array.
+
+The rules, and the messages, are geometry's; ``tests/annotation/test_formats.py``
+checks that both modules agree.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from annotation import geometry as geo
+
+MAX_CROSS_CHECK = 500  # as in geometry.polygon: the quadratic check stops here
+PAIR_BUDGET = 2_000_000  # edge pairs per numpy step
+
+
+def validate_many(items: list[tuple[str, object, int, int]]) -> list[geo.Geometry | str]:
+    """Validate (kind, client geometry, width, height) items; return Geometry or the error."""
+    out: list[geo.Geometry | str | None] = [None] * len(items)
+    polygons: dict[int, list[tuple[int, list[float], int, int]]] = {}
+    masks: list[tuple[int, str, int, int]] = []
+    for index, (kind, payload, width, height) in enumerate(items):
+        if kind == "polygon":
+            flat = _flat(payload)
+            if isinstance(flat, str):
+                out[index] = flat
+            elif len(flat) % 2:
+                out[index] = "A polygon needs x, y pairs."
+            elif len(flat) // 2 < 3:
+                out[index] = "A polygon needs at least 3 vertices."
+            elif len(flat) // 2 > geo.MAX_VERTICES:
+                out[index] = (
+                    f"A polygon may have at most {geo.MAX_VERTICES:,} vertices; "
+                    f"this one has {len(flat) // 2:,}."
+                )
+            else:
+                polygons.setdefault(len(flat) // 2, []).append((index, flat, width, height))
+        elif kind == "mask" and _compressed(payload, width, height):
+            masks.append((index, payload["counts"], width, height))
+        else:
+            try:
+                out[index] = geo.validate(kind, payload, width, height)
+            except geo.GeometryError as exc:
+                out[index] = str(exc)
+    for n, group in polygons.items():
+        for start in range(0, len(group), max(1, PAIR_BUDGET // max(1, n * n // 2))):
+            part = group[start : start + max(1, PAIR_BUDGET // max(1, n * n // 2))]
+            for (index, *_), result in zip(part, _polygons(n, part), strict=True):
+                out[index] = result
+    for (index, *_), result in zip(masks, _masks(masks), strict=True):
+        out[index] = result
+    return out  # type: ignore[return-value]
+
+
+def _flat(points) -> list[float] | str:
+    if not isinstance(points, list | tuple):
+        return "Polygon coordinates must be numbers."
+    if points and isinstance(points[0], list | tuple):
+        points = [
+            v for pair in points for v in (pair if isinstance(pair, list | tuple) else [pair])
+        ]
+    for v in points:
+        if type(v) is not float and type(v) is not int:
+            try:
+                float(v)
+            except (TypeError, ValueError):
+                return "Polygon coordinates must be numbers."
+    return points
+
+
+def _compressed(payload, width: int, height: int) -> bool:
+    return (
+        isinstance(payload, dict)
+        and isinstance(payload.get("counts"), str)
+        and isinstance(payload.get("size"), list | tuple)
+        and list(payload["size"]) == [height, width]
+        and payload["counts"].isascii()
+    )
+
+
+@lru_cache(maxsize=64)
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Edge pairs (i, j) that are not neighbours, as geometry._self_intersects walks them."""
+    i, j = np.triu_indices(n, k=2)
+    keep = ~((i == 0) & (j == n - 1))
+    return i[keep], j[keep]
+
+
+def _polygons(n: int, group: list) -> list[geo.Geometry | str]:
+    try:
+        pts = np.array([flat for _, flat, _, _ in group], dtype=np.float64).reshape(
+            len(group), n, 2
+        )
+    except (TypeError, ValueError):
+        return [_one_polygon(flat, w, h) for _, flat, w, h in group]
+    sizes = np.array([(w, h) for _, _, w, h in group], dtype=np.float64)
+    finite = np.isfinite(pts).all(axis=(1, 2))
+    inside = (pts >= 0).all(axis=(1, 2)) & (pts <= sizes[:, None, :]).all(axis=(1, 2))
+    x, y = pts[..., 0], pts[..., 1]
+    with np.errstate(invalid="ignore", over="ignore"):
+        area = 0.5 * np.abs(
+            np.einsum("kn,kn->k", x, np.roll(y, -1, axis=1))
+            - np.einsum("kn,kn->k", y, np.roll(x, -1, axis=1))
+        )
+        crosses = np.zeros(len(group), bool)
+        if n <= MAX_CROSS_CHECK:
+            i, j = _pairs(n)
+            a, b = pts[:, i], pts[:, (i + 1) % n]
+            c, d = pts[:, j], pts[:, (j + 1) % n]
+
+            def orient(p, q, r):
+                return (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1]) - (
+                    q[..., 1] - p[..., 1]
+                ) * (r[..., 0] - p[..., 0])
+
+            d1, d2, d3, d4 = orient(c, d, a), orient(c, d, b), orient(a, b, c), orient(a, b, d)
+            hit = (
+                ((d1 > 0) != (d2 > 0))
+                & ((d3 > 0) != (d4 > 0))
+                & (d1 != 0) & (d2 != 0) & (d3 != 0) & (d4 != 0)
+            )  # fmt: skip
+            crosses = hit.any(axis=1)
+        rounded = np.round(pts.reshape(len(group), -1), 3).tolist()
+        lo, hi = pts.min(axis=1), pts.max(axis=1)
+    results: list[geo.Geometry | str] = []
+    for k, (_, _, w, h) in enumerate(group):
+        if not finite[k]:
+            results.append("Polygon coordinates holds NaN or infinity.")
+        elif not inside[k]:
+            results.append(f"The polygon goes outside the {w}×{h} image.")
+        elif crosses[k]:
+            results.append("The polygon crosses itself; split it or fix its vertices.")
+        elif area[k] <= 0:
+            results.append("The polygon has no area.")
+        else:
+            x0, y0 = float(lo[k, 0]), float(lo[k, 1])
+            results.append(
+                geo.Geometry(
+                    "polygon",
+                    {"points": rounded[k]},
+                    float(area[k]),
+                    (x0, y0, float(hi[k, 0]) - x0, float(hi[k, 1]) - y0),
+                )
+            )
+    return results
+
+
+def _one_polygon(flat, w, h) -> geo.Geometry | str:
+    try:
+        return geo.polygon(flat, w, h)
+    except geo.GeometryError as exc:
+        return str(exc)
+
+
+def _masks(masks: list[tuple[int, str, int, int]]) -> list[geo.Geometry | str]:
+    """Decode COCO's compressed counts (pycocotools' rleFrString) for many masks at once."""
+    results: list[geo.Geometry | str | None] = [None] * len(masks)
+    good = []
+    for k, (_, string, _, _) in enumerate(masks):
+        if not string or not all(48 <= ord(ch) <= 111 for ch in (string[0], string[-1])):
+            results[k] = "The mask counts cannot be decoded: not a COCO RLE string."
+        elif (ord(string[-1]) - 48) & 0x20:
+            results[k] = "The mask counts cannot be decoded: the string is cut short."
+        else:
+            good.append(k)
+    if good:
+        for k, result in zip(good, _decode([masks[k] for k in good]), strict=True):
+            results[k] = result
+    return results  # type: ignore[return-value]
+
+
+def _decode(masks: list[tuple[int, str, int, int]]) -> list[geo.Geometry | str]:
+    from pycocotools import mask as coco
+
+    strings = [m[1] for m in masks]
+    n = len(masks)
+    lengths = np.fromiter((len(s) for s in strings), np.int64, n)
+    chars = np.frombuffer("".join(strings).encode("ascii"), np.uint8).astype(np.int64) - 48
+    owner = np.repeat(np.arange(n), lengths)
+    bad = np.bincount(owner, weights=(chars < 0) | (chars > 63), minlength=n) > 0
+    chars = np.clip(chars, 0, 63)
+    ends = np.flatnonzero((chars & 0x20) == 0)  # the last character of each count
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    nchunks = ends - starts + 1
+    shift = 5 * (np.arange(len(chars)) - np.repeat(starts, nchunks))
+    shift = np.minimum(shift, 62)  # longer counts are refused below
+    values = np.add.reduceat((chars & 0x1F) << shift, starts)
+    last = chars[ends]
+    values = np.where(
+        (last & 0x10) != 0, values - (np.int64(1) << np.minimum(5 * nchunks, 62)), values
+    )
+    # pycocotools writes the shortest encoding: no trailing chunk that only repeats the sign.
+    prev = chars[np.maximum(ends - 1, 0)]
+    redundant = (nchunks > 1) & (
+        ((last == 0) & ((prev & 0x10) == 0)) | ((last == 0x1F) & ((prev & 0x10) != 0))
+    )
+    count_owner = owner[ends]
+    ncounts = np.bincount(count_owner, minlength=n)
+    position = np.arange(len(values)) - np.repeat(np.cumsum(ncounts) - ncounts, ncounts)
+    # counts[m] = x[m] + counts[m - 2] for m > 2: a running sum per mask along each parity.
+    counts = values.copy()
+    for parity in (1, 0):
+        idx = np.flatnonzero((position >= 1) & (position % 2 == parity))
+        if len(idx):
+            run = np.cumsum(values[idx])
+            owners = count_owner[idx]
+            seg_start = np.r_[True, owners[1:] != owners[:-1]]
+            first = np.maximum.accumulate(np.where(seg_start, np.arange(len(idx)), 0))
+            counts[idx] = run - (run - values[idx])[first]
+
+    def per_mask(weights) -> np.ndarray:
+        return np.bincount(count_owner, weights=weights, minlength=n)
+
+    total = per_mask(counts.astype(np.float64))
+    area = per_mask(np.where(position % 2 == 1, counts, 0).astype(np.float64))
+    wrong = per_mask(((counts <= 0) & (position > 0)) | (counts < 0) | redundant | (nchunks > 12))
+    results: list[geo.Geometry | str | None] = [None] * n
+    for k, (_, _, w, h) in enumerate(masks):
+        if bad[k]:
+            results[k] = "The mask counts cannot be decoded: not a COCO RLE string."
+        elif wrong[k]:
+            results[k] = "The mask counts do not sum to height × width."
+        elif int(total[k]) != w * h:
+            results[k] = f"Mask counts sum to {int(total[k]):,}, not height × width = {w * h:,}."
+        elif area[k] <= 0:
+            results[k] = "The mask is empty."
+    ok = [k for k in range(n) if results[k] is None]
+    if ok:
+        rles = [
+            {"size": [masks[k][3], masks[k][2]], "counts": strings[k].encode("ascii")} for k in ok
+        ]
+        boxes = coco.toBbox(rles)
+        for row, k in enumerate(ok):
+            w, h = masks[k][2], masks[k][3]
+            x, y, bw, bh = (float(v) for v in boxes[row])
+            results[k] = geo.Geometry(
+                "mask", {"size": [h, w], "counts": strings[k]}, float(area[k]), (x, y, bw, bh)
+            )
+    return results  # type: ignore[return-value]
