@@ -1,0 +1,254 @@
+"""The annotation flow in headless chromium, as its users do it.
+
+A lead defines classes and a queue; an annotator opens "next task", clicks an object to get
+a mask (GrabCut: no SAM checkpoint here), fixes it with the brush, undoes and redoes, and
+submits; a reviewer rejects one annotation and accepts another; two people saving the same
+annotation from stale pages get a 409 and the second edit is not written over the first.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from annotation import geometry as geo
+from annotation.models import Annotation, AnnotationQueue, QueueItem, ReviewDecision
+from studio.ml.scenes import render_scene
+from studio.models import DatasetVersion
+from studio.services.ingest import upload_create
+from studio.services.jobs import job_run
+from tests.e2e.conftest import SCREENSHOTS
+from tests.factories import PASSWORD, make_dataset, make_project, make_user, upload
+
+pytestmark = [pytest.mark.e2e]
+
+SEEDS = (18, 9, 10)
+
+
+def _png(arr) -> bytes:
+    out = io.BytesIO()
+    PILImage.fromarray(arr).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def scenes(transactional_db):
+    lead = make_user("lena")
+    for name in ("ana", "bo", "rui"):
+        make_user(name)
+    from django.contrib.auth import get_user_model
+
+    users = {u.username: u for u in get_user_model().objects.all()}
+    project = make_project(lead, "Shapes", annotator=users["ana"], reviewer=users["rui"])
+    project.memberships.create(user=users["bo"], role="annotator")
+    dataset = make_dataset(project, lead, "Scenes")
+    rendered = {f"scene-{seed}.png": render_scene(seed) for seed in SEEDS}
+    job = upload_create(actor=lead, project=project, dataset=dataset,
+                        files=[upload(name, _png(s.image)) for name, s in rendered.items()])  # fmt: skip
+    job_run(job_id=job.pk)
+    version = DatasetVersion.objects.get(dataset=dataset)
+    images = {i.original_name: i for i in project.images.all()}
+    return {"project": project, "version": version, "users": users, "scenes": rendered,
+            "images": images}  # fmt: skip
+
+
+def _login(browser, base: str, username: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    return page
+
+
+def _to_screen(page, x: float, y: float) -> tuple[float, float]:
+    return tuple(
+        page.evaluate(
+            """([x, y]) => { const w = window.studioCanvas.world;
+                const r = document.getElementById('stage').getBoundingClientRect();
+                return [r.left + w.x() + x * w.scaleX(), r.top + w.y() + y * w.scaleY()]; }""",
+            [x, y],
+        )
+    )
+
+
+def _settle(page) -> None:
+    page.wait_for_function("() => window.studioCanvas !== undefined")
+    page.evaluate("() => window.studioCanvas.settled()")
+
+
+def _stroke(page, points) -> None:
+    page.mouse.move(*_to_screen(page, *points[0]))
+    page.mouse.down()
+    for p in points[1:]:
+        page.mouse.move(*_to_screen(page, *p), steps=4)
+    page.mouse.up()
+    _settle(page)
+
+
+def _mask(annotation: Annotation) -> np.ndarray:
+    image = annotation.image
+    return geo.to_mask(annotation.geometry, annotation.kind, image.width, image.height)
+
+
+def _iou(a, b) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def test_lead_annotator_reviewer_flow(browser, live_server, scenes):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    base, slug = live_server.url, scenes["project"].slug
+
+    # The lead defines the schema and a queue.
+    lead = _login(browser, base, "lena")
+    lead.goto(f"{base}/p/{slug}/")
+    lead.get_by_role("link", name="Label classes").click()
+    lead.fill("#id_name", "shape")
+    lead.select_option("#id_kind", "mask")
+    lead.fill("#id_attributes", "occluded: no, yes")
+    lead.get_by_role("button", name="Add class").click()
+    lead.get_by_text("Added 'shape'.").wait_for()
+    lead.fill("#id_name", "too dark")
+    lead.select_option("#id_kind", "tag")
+    lead.get_by_role("button", name="Add class").click()
+    lead.get_by_text("Added 'too dark'.").wait_for()
+    lead.get_by_role("link", name="Queues").click()
+    lead.fill("#id_name", "Mask the shapes")
+    lead.select_option("#id_version", str(scenes["version"].pk))
+    lead.check("input[name=assignees][value=ana]")
+    lead.check("input[name=assignees][value=bo]")
+    lead.fill("#id_instructions", "Mask every shape.")
+    lead.get_by_role("button", name="Create queue").click()
+    lead.get_by_text("holds 3 tasks").wait_for()
+    queue = AnnotationQueue.objects.get(name="Mask the shapes")
+
+    # The annotator takes the next task and clicks the object to get its mask.
+    ana = _login(browser, base, "ana")
+    ana.goto(f"{base}/p/{slug}/queues/")
+    ana.click("text=Start annotating")
+    ana.wait_for_selector("#stage canvas")
+    _settle(ana)
+    item = QueueItem.objects.get(queue=queue, assignee=scenes["users"]["ana"])
+    scene = scenes["scenes"][item.image.original_name]
+    target = scene.objects[0].mask
+    ys, xs = np.nonzero(target)
+    ana.mouse.click(*_to_screen(ana, float(xs.mean()), float(ys.mean())))
+    ana.wait_for_function("() => window.studioCanvas.state.anns.size === 1")
+    _settle(ana)
+    first = Annotation.objects.get(image=item.image)
+    assert first.source == "grabcut" and first.status == "draft" and first.author.username == "ana"
+    assert _iou(_mask(first), target) >= 0.6
+    ana.screenshot(path=str(SCREENSHOTS / "annotate-smart-click.png"))
+
+    # Fix it with the brush: a stroke from inside the object out to an empty corner.
+    before = _mask(first)
+    corner = (5.0, 5.0)
+    assert not before[5, 5]
+    ana.keyboard.press("r")
+    _stroke(ana, [(float(xs.mean()), float(ys.mean())), corner])
+    first.refresh_from_db()
+    painted = _mask(first)
+    assert first.version == 2 and painted[5, 5] and painted.sum() > before.sum()
+    assert (painted | before).sum() == painted.sum()  # the brush only added pixels
+    ana.screenshot(path=str(SCREENSHOTS / "annotate-brush.png"))
+
+    # Undo brings the mask back exactly; redo paints it again. Both are new versions.
+    ana.keyboard.press("Control+z")
+    _settle(ana)
+    first.refresh_from_db()
+    assert np.array_equal(_mask(first), before) and first.version == 3
+    ana.keyboard.press("Control+Shift+z")
+    _settle(ana)
+    first.refresh_from_db()
+    assert np.array_equal(_mask(first), painted) and first.version == 4
+
+    # Tag the image, then submit and get the next task.
+    ana.get_by_role("button", name="+ too dark").click()
+    _settle(ana)
+    assert Annotation.objects.filter(image=item.image, kind="tag", deleted=False).count() == 1
+    ana.click("#submit")
+    ana.wait_for_url(lambda url: "/tasks/" in url and f"/tasks/{item.pk}/" not in url)
+    _settle(ana)
+    assert set(Annotation.objects.filter(image=item.image).values_list("status", flat=True)) == {
+        "submitted"
+    }
+    second_item = QueueItem.objects.get(queue=queue, assignee=scenes["users"]["ana"],
+                                        status="in_progress")  # fmt: skip
+    second_scene = scenes["scenes"][second_item.image.original_name]
+    sy, sx = np.nonzero(second_scene.objects[0].mask)
+    ana.mouse.click(*_to_screen(ana, float(sx.mean()), float(sy.mean())))
+    ana.wait_for_function("() => window.studioCanvas.state.anns.size === 1")
+    _settle(ana)
+    ana.keyboard.press("Control+Enter")
+    ana.wait_for_url(lambda url: f"/tasks/{second_item.pk}/" not in url)
+    second = Annotation.objects.get(image=second_item.image, deleted=False)
+    assert second.status == "submitted"
+
+    # The reviewer rejects the first image's mask with a comment and accepts the second.
+    rui = _login(browser, base, "rui")
+    rui.goto(f"{base}/p/{slug}/review/?queue={queue.pk}")
+    rui.locator(".thumbs a").first.click()
+    _settle(rui)
+    assert f"/review/images/{item.image_id}/" in rui.url
+    row = rui.locator(f".ann[data-id='{first.pk}']")
+    row.get_by_role("button", name="Reject").click()
+    row.locator("input.comment").fill("The brush stroke leaks into the background.")
+    row.get_by_role("button", name="Reject").click()
+    _settle(rui)
+    first.refresh_from_db()
+    assert first.status == "rejected"
+    review = ReviewDecision.objects.get(annotation=first)
+    assert review.reviewer.username == "rui" and "leaks" in review.comment
+    assert QueueItem.objects.get(pk=item.pk).returned_to.username == "ana"
+    rui.goto(f"{base}/p/{slug}/review/images/{second_item.image_id}/")
+    _settle(rui)
+
+    # Two people change the same annotation from pages loaded at the same version: the
+    # second save answers 409 and the page shows the current state; nothing is overwritten.
+    other = _login(browser, base, "lena")
+    other.goto(f"{base}/p/{slug}/review/images/{second_item.image_id}/")
+    _settle(other)
+    second.refresh_from_db()
+    loaded = second.version
+    rui.keyboard.press("v")
+    rui.locator(f".ann[data-id='{second.pk}'] .pick").click()
+    rui.keyboard.press("r")
+    _stroke(rui, [(5.0, 5.0), (20.0, 5.0)])
+    second.refresh_from_db()
+    saved_by_rui = second.geometry
+    assert second.version == loaded + 1 and _mask(second)[5, 10]
+    other.keyboard.press("v")
+    other.locator(f".ann[data-id='{second.pk}'] .pick").click()
+    other.keyboard.press("r")
+    _stroke(other, [(5.0, 150.0), (20.0, 150.0)])
+    other.get_by_text("Someone else changed this annotation").wait_for()
+    second.refresh_from_db()
+    assert (
+        second.version == loaded + 1
+        and second.geometry == saved_by_rui
+        and not _mask(second)[150, 10]
+    )
+    other.wait_for_function(
+        f"() => window.studioCanvas.state.anns.get({second.pk}).version === {loaded + 1}"
+    )
+    other.screenshot(path=str(SCREENSHOTS / "annotate-conflict.png"))
+
+    rui.click("#accept-all")
+    rui.wait_for_url(lambda url: f"/review/images/{second_item.image_id}/" not in url)
+    second.refresh_from_db()
+    assert second.status == "accepted"
+    assert QueueItem.objects.get(pk=second_item.pk).status == "done"
+
+    # The rejected task goes back to its author, with the reviewer's comment on the canvas:
+    # once the task in hand is submitted, it is the next one.
+    _settle(ana)
+    ana.get_by_role("button", name="+ too dark").click()
+    _settle(ana)
+    ana.click("#submit")
+    ana.get_by_text("leaks into the background").wait_for()
+    assert f"/tasks/{item.pk}/" in ana.url
+    ana.screenshot(path=str(SCREENSHOTS / "annotate-returned.png"))
