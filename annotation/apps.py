@@ -8,5 +8,9 @@ class AnnotationConfig(AppConfig):
     name = "annotation"
 
     def ready(self) -> None:
-        from annotation.services import curation, embeddings  # noqa: F401 - register job handlers
-        from annotation.services import exchange  # noqa: F401 - export and import jobs
+        from annotation.services import (  # noqa: F401 - register job handlers
+            batch_preannotation,
+            curation,
+            embeddings,
+            exchange,
+        )

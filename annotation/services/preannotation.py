@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+from pathlib import Path
 
 import numpy as np
 from django.core.files.storage import default_storage
@@ -45,25 +46,48 @@ def _points(points, image: Image, what: str) -> list[tuple[float, float]]:
 _SESSIONS: dict[tuple[str, str], object] = {}
 
 
+def sam_weights(*, verify: bool = True) -> tuple[str, str]:
+    """Return (architecture, checkpoint file) of the configured SAM, without loading it.
+
+    Raise ApplicationError saying which checkpoint to put where. ``verify=False`` skips the
+    hash (a quick check in a web request; the worker checks it when it loads the file).
+    """
+    from django.conf import settings
+
+    from studio.ml.backbones import WeightsError
+    from studio.ml.sam import sam_checkpoint_path
+
+    arch = settings.STUDIO["SAM_MODEL"]
+    custom = settings.STUDIO.get("SAM_CHECKPOINT")
+    if custom:
+        if not Path(custom).is_file():
+            raise ApplicationError(
+                f"STUDIO_SAM_CHECKPOINT names {custom}, which is not there; fix the setting."
+            )
+        return arch, str(custom)
+    try:
+        return arch, str(sam_checkpoint_path(arch, settings.STUDIO["WEIGHTS_DIR"], verify=verify))
+    except WeightsError as exc:
+        raise ApplicationError(str(exc))
+
+
 def sam_session():
     """Return the process's SAM session (model loaded once), or raise ApplicationError saying
     which checkpoint to put where."""
-    from django.conf import settings
-
     from studio.ml.backbones import WeightsError, best_device
-    from studio.ml.sam import SamSession, load_sam, sam_checkpoint_path
+    from studio.ml.sam import SamSession, load_sam
 
-    arch = settings.STUDIO["SAM_MODEL"]
-    try:
-        path = settings.STUDIO.get("SAM_CHECKPOINT") or sam_checkpoint_path(
-            arch, settings.STUDIO["WEIGHTS_DIR"]
-        )
-        key = (arch, str(path))
-        if key not in _SESSIONS:
-            _SESSIONS.clear()
-            _SESSIONS[key] = SamSession(load_sam(arch, path, best_device()))
-    except WeightsError as exc:
-        raise ApplicationError(str(exc))
+    # The hash is checked once, when the file is loaded, not on every click.
+    arch, path = sam_weights(verify=False)
+    key = (arch, path)
+    if key not in _SESSIONS:
+        sam_weights(verify=True)
+        try:
+            session = SamSession(load_sam(arch, path, best_device()))
+        except WeightsError as exc:
+            raise ApplicationError(str(exc))
+        _SESSIONS.clear()
+        _SESSIONS[key] = session
     return _SESSIONS[key]
 
 

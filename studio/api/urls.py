@@ -4,6 +4,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 from annotation.api import urlpatterns as curation_urls
 from annotation.api_exchange import urlpatterns as exchange_urls
 from annotation.api_labels import urlpatterns as label_urls
+from annotation.api_preannotate import urlpatterns as preannotate_urls
 from annotation.api_quality import urlpatterns as quality_urls
 
 from . import views as v
@@ -38,4 +39,5 @@ urlpatterns = [
     path("jobs/<int:pk>/files/", v.JobFilesApi.as_view(), name="job-files"),
 ]
 urlpatterns += curation_urls + label_urls + quality_urls
+urlpatterns += preannotate_urls
 urlpatterns += exchange_urls

@@ -39,8 +39,12 @@ def build_sam(arch: str):
     return _build_sam(dim, depth, heads, global_attn, checkpoint=None)
 
 
-def sam_checkpoint_path(arch: str, weights_dir: Path) -> Path:
-    """Return the official checkpoint for ``arch`` in the weights folder, hash-checked."""
+def sam_checkpoint_path(arch: str, weights_dir: Path, *, verify: bool = True) -> Path:
+    """Return the official checkpoint for ``arch`` in the weights folder, hash-checked.
+
+    ``verify=False`` only checks that the file is there (a quick check before queuing a
+    job; the worker verifies the hash when it loads the file).
+    """
     if arch not in SAM_ARCHS or SAM_ARCHS[arch][4] is None:
         raise WeightsError(f"SAM {arch!r} has no official checkpoint; use vit_b, vit_l or vit_h.")
     name = SAM_ARCHS[arch][4]
@@ -51,7 +55,7 @@ def sam_checkpoint_path(arch: str, weights_dir: Path) -> Path:
             f"{weights_dir} (STUDIO_WEIGHTS_DIR). Until then Studio pre-annotates with GrabCut."
         )
     expected = SAM_HASH.search(name).group(1)
-    if not file_sha256(path).startswith(expected):
+    if verify and not file_sha256(path).startswith(expected):
         raise WeightsError(f"{name} does not match its official SHA-256 ({expected}…); replace it.")
     return path
 
@@ -141,3 +145,63 @@ class SamSession:
         )
         order = np.argsort(-scores)
         return masks[order].astype(bool), scores[order]
+
+
+@dataclass
+class AutoMask:
+    """One mask of the automatic generator: COCO RLE (string counts) and SAM's own scores."""
+
+    rle: dict
+    predicted_iou: float
+    stability_score: float
+    area: int
+
+
+def automatic_masks(
+    model,
+    image: np.ndarray,
+    *,
+    points_per_side: int = 32,
+    pred_iou_thresh: float = 0.88,
+    stability_score_thresh: float = 0.95,
+    min_mask_region_area: int = 0,
+    points_per_batch: int = 64,
+) -> list[AutoMask]:
+    """Segment everything with segment-anything's SamAutomaticMaskGenerator; best first.
+
+    A grid of ``points_per_side``² point prompts; masks whose predicted IoU or stability is
+    under its threshold are dropped (0 keeps all), duplicates removed by box NMS, and with
+    ``min_mask_region_area`` > 0 small holes and islands removed. Masks come back as RLE,
+    so a large image with many masks does not hold them all as pixel arrays.
+    """
+    from segment_anything import SamAutomaticMaskGenerator
+
+    generator = SamAutomaticMaskGenerator(
+        model,
+        points_per_side=points_per_side,
+        points_per_batch=points_per_batch,
+        pred_iou_thresh=pred_iou_thresh,
+        stability_score_thresh=stability_score_thresh,
+        min_mask_region_area=min_mask_region_area,
+        output_mode="coco_rle",
+    )
+    records = generator.generate(np.ascontiguousarray(image[..., :3]))
+    masks = [
+        AutoMask(
+            rle={
+                "size": list(r["segmentation"]["size"]),
+                "counts": _text(r["segmentation"]["counts"]),
+            },
+            predicted_iou=float(r["predicted_iou"]),
+            stability_score=float(r["stability_score"]),
+            area=int(r["area"]),
+        )
+        for r in records
+        if r["area"] > 0
+    ]
+    masks.sort(key=lambda m: (-m.predicted_iou, -m.stability_score))
+    return masks
+
+
+def _text(counts) -> str:
+    return counts.decode("ascii") if isinstance(counts, bytes) else str(counts)

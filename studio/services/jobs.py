@@ -94,17 +94,17 @@ def job_create(*, project: Project, kind: str, params: dict, created_by) -> Job:
     )
 
 
-# Kinds whose work belongs on a CUDA worker (training, heavy inference) once they exist.
+# Kinds whose work belongs on a CUDA worker; a job with params["gpu"] (SAM pre-annotation) too.
 GPU_KINDS: frozenset[str] = frozenset({Job.Kind.EMBED})
 
 
-def _send(job_id: int, kind: str) -> None:
+def _send(job_id: int, kind: str, gpu: bool = False) -> None:
     from studio.celery import ensure_broker_folder
     from studio.tasks import run_gpu_job, run_job
 
     try:
         ensure_broker_folder()
-        (run_gpu_job if kind in GPU_KINDS else run_job).delay(job_id)
+        (run_gpu_job if gpu or kind in GPU_KINDS else run_job).delay(job_id)
     except Exception:
         # The row stays queued: the sweeper sends it again once the broker is back.
         log.exception("could not send job %s to the broker", job_id)
@@ -113,7 +113,7 @@ def _send(job_id: int, kind: str) -> None:
 
 def job_enqueue(job: Job) -> None:
     """Send the job to its queue once the surrounding transaction commits."""
-    transaction.on_commit(lambda: _send(job.pk, job.kind))
+    transaction.on_commit(lambda: _send(job.pk, job.kind, bool(job.params.get("gpu"))))
 
 
 def _cleanup(job: Job) -> None:
