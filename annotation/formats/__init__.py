@@ -105,12 +105,23 @@ class ExportContext:
 class Catalog:
     """What a reader may ask about the target version: image sizes by name."""
 
-    def __init__(self, sizes: dict[str, tuple[int, int]], kinds: dict[str, str]) -> None:
+    def __init__(
+        self, sizes: dict[str, tuple[int, int]], kinds: dict[str, str], names: list[str] = ()
+    ) -> None:
         self._sizes = sizes
         self.kinds = kinds  # class name -> kind, for formats whose shapes are ambiguous
+        self._stems: dict[str, str | None] = {}
+        for name in names:  # "a/b.jpg" under "a/b" and "b"; None where ambiguous
+            root = posixpath.splitext(name)[0]
+            for key in {root, posixpath.basename(root)}:
+                self._stems[key] = None if key in self._stems else name
 
     def size(self, name: str) -> tuple[int, int] | None:
         return self._sizes.get(name) or self._sizes.get(posixpath.basename(name))
+
+    def by_stem(self, stem: str) -> str | None:
+        """The image name whose path without extension is ``stem`` (YOLO, VOC file names)."""
+        return self._stems.get(stem)
 
 
 class Bundle:
@@ -119,6 +130,10 @@ class Bundle:
     def __init__(self, path: str, name: str) -> None:
         self.path, self.name = path, name
         self._zip = zipfile.ZipFile(path) if zipfile.is_zipfile(path) else None
+
+    @property
+    def is_zip(self) -> bool:
+        return self._zip is not None
 
     def close(self) -> None:
         if self._zip is not None:
@@ -174,4 +189,4 @@ def registry() -> dict[str, Format]:
     return {m.FORMAT.name: m.FORMAT for m in modules}
 
 
-MODULES = ["coco"]
+MODULES = ["coco", "yolo", "voc", "labelstudio", "cvat"]

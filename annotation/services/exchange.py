@@ -332,7 +332,8 @@ class _Importer:
     def catalog(self) -> Catalog:
         sizes = {base: (w, h) for base, (_, w, h) in self.by_base.items()}
         sizes.update({name: (w, h) for name, (_, w, h) in self.images.items()})
-        return Catalog(sizes, {name: cls.kind for name, cls in self.classes.items()})
+        kinds = {name: cls.kind for name, cls in self.classes.items()}
+        return Catalog(sizes, kinds, list(self.images))
 
     def problem(self, where: str, message: str) -> None:
         self.problem_count += 1
@@ -433,7 +434,9 @@ class _Importer:
                 return None, str(exc)
             from pycocotools import mask as coco
 
-            rle = coco.merge(coco.frPyObjects([list(map(float, p)) for p in parts], h, w))
+            # Rounded as stored polygons are, so a polygon and its rasterised mask agree.
+            parts = [[round(float(v), 3) for v in part] for part in parts]
+            rle = coco.merge(coco.frPyObjects(parts, h, w))
             return "mask", {"size": [h, w], "counts": rle["counts"].decode("ascii")}
         return None, f"a {kind} cannot be stored in {cls.kind} class {cls.name!r}"
 
