@@ -42,6 +42,7 @@ MODES = ("automatic", "boxes_to_masks")
 METHODS = ("auto", "sam", "grabcut")
 OVERLAP_IOU = 0.5
 MAX_FAILURES_KEPT = 100
+CHUNK = 200
 
 # name: (type, lowest, highest, default). The defaults are segment-anything's, except the
 # grid (16² prompts instead of 32², four times faster) and the cap on masks per image.
@@ -88,8 +89,10 @@ def _clean_params(mode: str, params: dict | None, project) -> dict:
         raise ApplicationError("method is auto, sam or grabcut.")
     box_class = params.get("box_class")
     if box_class is not None:
+        if isinstance(box_class, bool) or not isinstance(box_class, int):
+            raise ApplicationError("box_class is the id of a box class.")
         found = LabelClass.objects.filter(pk=box_class, project=project).first()
-        if found is None or isinstance(box_class, bool):
+        if found is None:
             raise ApplicationError("box_class is not a label class of this project.")
         if found.kind != LabelClass.Kind.BOX:
             raise ApplicationError(
@@ -286,26 +289,15 @@ def preannotate_run(job: Job, ctx: JobContext) -> dict:
     total = len(ids)
     state = {"next": 0, "drafts": 0, "skipped_overlap": 0, "failed": [], **job.checkpoint}
     runner = _Runner(job) if state["next"] < total else None
-    images = Image.objects.in_bulk(ids[state["next"] :])
+    source = Annotation.Source.SAM if job.params["method"] == "sam" else Annotation.Source.GRABCUT
+    images: dict[int, Image] = {}
     for position in range(state["next"], total):
         ctx.progress(position, total, f"Pre-annotating image {position + 1} of {total}")
+        if (position - state["next"]) % CHUNK == 0:  # rows in chunks, not a whole version at once
+            images = Image.objects.in_bulk(ids[position : position + CHUNK])
         image = images.get(ids[position])
-        made, skipped = [], 0
         failed = list(state["failed"])
-        mine = f"job {job.pk}:"
-        if (
-            image is not None
-            and not Annotation.objects.filter(image=image, source_detail__startswith=mine).exists()
-        ):
-            image.project = job.project  # one membership lookup for the whole job
-            try:
-                pixels = _pixels(image)
-                if pixels.shape[:2] != (image.height, image.width):
-                    raise ValueError(f"decoded as {pixels.shape[1]}×{pixels.shape[0]}")
-            except Exception as exc:  # noqa: BLE001 - an unreadable image is listed, not fatal
-                failed.append(_failure(image, f"could not be decoded: {exc}"))
-            else:
-                made, skipped = _new_drafts(job, runner, image, pixels, label_class, failed)
+        made, skipped = _image_drafts(job, runner, image, label_class, failed)
         state = {
             **state,
             "next": position + 1,
@@ -316,10 +308,8 @@ def preannotate_run(job: Job, ctx: JobContext) -> dict:
         with transaction.atomic():
             for draft in made:
                 annotation_create(
-                    actor=job.created_by, image=image, label_class=label_class,
-                    geometry=draft["rle"], source=Annotation.Source.SAM if job.params["method"] == "sam"
-                    else Annotation.Source.GRABCUT, source_detail=draft["detail"],
-                    confidence=draft["confidence"],
+                    actor=job.created_by, image=image, label_class=label_class, geometry=draft["rle"],
+                    source=source, source_detail=draft["detail"], confidence=draft["confidence"],
                 )  # fmt: skip
             ctx.save_checkpoint(
                 state, done=position + 1, total=total,
@@ -335,14 +325,30 @@ def preannotate_run(job: Job, ctx: JobContext) -> dict:
     }  # fmt: skip
 
 
-def _new_drafts(job, runner, image, pixels, label_class, failed) -> tuple[list[dict], int]:
+def _image_drafts(job, runner, image, label_class, failed) -> tuple[list[dict], int]:
+    """Decode one image and return its new drafts; an unreadable image goes into ``failed``."""
+    if image is None:  # deleted since the job was queued
+        return [], 0
+    if Annotation.objects.filter(image=image, source_detail__startswith=f"job {job.pk}:").exists():
+        return [], 0  # this job already wrote here (a redelivery that got past the checkpoint)
+    image.project = job.project  # one membership lookup for the whole job
+    try:
+        pixels = _pixels(image)
+        if pixels.shape[:2] != (image.height, image.width):
+            raise ValueError(f"decoded as {pixels.shape[1]}×{pixels.shape[0]}")
+    except Exception as exc:  # noqa: BLE001 - an unreadable image is listed, not fatal
+        failed.append(_failure(image, f"could not be decoded: {exc}"))
+        return [], 0
+    return _new_drafts(runner, image, pixels, label_class, failed)
+
+
+def _new_drafts(runner, image, pixels, label_class, failed) -> tuple[list[dict], int]:
     """Return (drafts to write, proposals skipped because a live mask already covers them)."""
-    existing = [
-        g
-        for g in Annotation.objects.filter(
+    existing = list(
+        Annotation.objects.filter(
             image=image, label_class=label_class, kind=LabelClass.Kind.MASK, deleted=False
         ).values_list("geometry", flat=True)
-    ]
+    )
     limit = runner.options.get("max_masks") if runner.mode == "automatic" else None
     made, skipped = [], 0
     for proposal in runner.proposals(image, pixels, failed):

@@ -69,8 +69,12 @@ def tiny_sam(settings, tmp_path):
 def classes(team):
     lead, project = team["lead"], team["project"]
     return {
-        "object": labels.label_class_create(actor=lead, project=project, name="object", kind="mask"),
-        "box": labels.label_class_create(actor=lead, project=project, name="object box", kind="box"),
+        "object": labels.label_class_create(
+            actor=lead, project=project, name="object", kind="mask"
+        ),
+        "box": labels.label_class_create(
+            actor=lead, project=project, name="object box", kind="box"
+        ),
         "tag": labels.label_class_create(actor=lead, project=project, name="indoor", kind="tag"),
     }
 
@@ -107,7 +111,9 @@ def _human_state():
     )
 
 
-def test_automatic_generation_on_real_photos_makes_scored_sam_drafts(team, classes, tiny_sam, settings):
+def test_automatic_generation_on_real_photos_makes_scored_sam_drafts(
+    team, classes, tiny_sam, settings
+):
     version = _version(team, "Photos", {
         "chelsea.jpg": jpeg(skimage.data.chelsea(), (225, 150)),
         "broken.jpg": jpeg(skimage.data.camera(), (120, 120)),
@@ -168,25 +174,39 @@ def test_parameters_and_targets_are_checked_with_clear_errors(team, classes, sce
     with pytest.raises(ApplicationError, match="method is auto, sam or grabcut"):
         preannotate_start(**start, mode="boxes_to_masks", params={"method": "magic"})
     with pytest.raises(ApplicationError, match="'object' is a mask class, not a box class"):
-        preannotate_start(**start, mode="boxes_to_masks", params={"box_class": classes["object"].pk})
+        preannotate_start(
+            **start, mode="boxes_to_masks", params={"box_class": classes["object"].pk}
+        )
+    with pytest.raises(ApplicationError, match="box_class is the id of a box class"):
+        preannotate_start(**start, mode="boxes_to_masks", params={"box_class": "boxes"})
+    with pytest.raises(
+        ApplicationError, match="Unknown parameter 'points_per_side' for boxes_to_masks"
+    ):
+        preannotate_start(**start, mode="boxes_to_masks", params={"points_per_side": 4})
     with pytest.raises(ApplicationError, match="either a dataset version or a queue"):
         preannotate_start(actor=team["lead"], label_class=classes["object"])
     assert not Job.objects.filter(kind=Job.Kind.PREANNOTATE).exists()
 
 
-def test_automatic_mode_without_a_checkpoint_says_which_file_to_put_where(team, classes, scenes, no_sam):
+def test_automatic_mode_without_a_checkpoint_says_which_file_to_put_where(
+    team, classes, scenes, no_sam
+):
     version, _ = scenes
     with pytest.raises(ApplicationError) as err:
         preannotate_start(actor=team["lead"], version=version, label_class=classes["object"])
     message = err.value.message
     assert message.startswith("Automatic mask generation needs a Segment Anything checkpoint")
-    assert "sam_vit_b_01ec64.pth in the weights folder" in message and "STUDIO_WEIGHTS_DIR" in message
+    assert (
+        "sam_vit_b_01ec64.pth in the weights folder" in message and "STUDIO_WEIGHTS_DIR" in message
+    )
     with pytest.raises(ApplicationError, match="sam_vit_b_01ec64.pth"):
         preannotate_start(actor=team["lead"], version=version, label_class=classes["object"],
                           mode="boxes_to_masks", params={"method": "sam"})  # fmt: skip
 
 
-def test_boxes_to_masks_with_grabcut_cuts_the_objects_and_leaves_human_work_alone(team, classes, scenes, no_sam):
+def test_boxes_to_masks_with_grabcut_cuts_the_objects_and_leaves_human_work_alone(
+    team, classes, scenes, no_sam
+):
     version, truth = scenes
     # A person already drew the mask of one object, and another mask of the class elsewhere.
     covered_box, (image, mask) = next(iter(truth.items()))
@@ -204,14 +224,18 @@ def test_boxes_to_masks_with_grabcut_cuts_the_objects_and_leaves_human_work_alon
     assert job.status == "succeeded", job.error
     assert job.result["method"] == "GrabCut (no SAM checkpoint)"
     drafts = list(_drafts(job))
-    assert len(drafts) == len(truth) - 1 == job.result["drafts"] and job.result["skipped_overlap"] == 1
+    assert (
+        len(drafts) == len(truth) - 1 == job.result["drafts"] and job.result["skipped_overlap"] == 1
+    )
     scores = []
     for d in drafts:
         box_id = int(d.source_detail.rsplit("#", 1)[1])
         assert box_id != covered_box and d.image_id == truth[box_id][0].pk
         assert d.source == "grabcut" and d.confidence is None and d.status == "draft"
         assert "OpenCV GrabCut (no SAM checkpoint needed)" in d.source_detail
-        scores.append(_iou(geo.to_mask(d.geometry, "mask", d.image.width, d.image.height), truth[box_id][1]))
+        scores.append(
+            _iou(geo.to_mask(d.geometry, "mask", d.image.width, d.image.height), truth[box_id][1])
+        )
     assert np.median(scores) >= 0.9 and min(scores) >= 0.8, scores
     # Nothing a person made changed: same versions, geometry, status; no new revisions of it.
     assert _human_state() == before
@@ -269,7 +293,9 @@ def test_boxes_to_masks_with_sam_over_a_queue(team, classes, scenes, tiny_sam):
         assert int(d.source_detail.rsplit("#", 1)[1]) in boxes
 
 
-def test_only_reviewers_and_leads_start_jobs_and_outsiders_see_nothing(api, team, classes, scenes, no_sam):
+def test_only_reviewers_and_leads_start_jobs_and_outsiders_see_nothing(
+    api, team, classes, scenes, no_sam
+):
     version, _ = scenes
     url = f"/api/v1/projects/{team['project'].slug}/preannotate-jobs/"
     body = {"mode": "boxes_to_masks", "label_class": classes["object"].pk,
@@ -287,7 +313,10 @@ def test_only_reviewers_and_leads_start_jobs_and_outsiders_see_nothing(api, team
     r = api(team["lead"]).post(url, {"label_class": classes["object"].pk}, format="json")
     assert r.status_code == 400 and "queue, or a dataset" in r.json()["error"]["message"]
     r = api(team["lead"]).post(url, {**body, "mode": "automatic"}, format="json")
-    assert r.status_code == 400 and "needs a Segment Anything checkpoint" in r.json()["error"]["message"]
+    assert (
+        r.status_code == 400
+        and "needs a Segment Anything checkpoint" in r.json()["error"]["message"]
+    )
 
     r = api(team["reviewer"]).post(url, {**body, "params": {"method": "grabcut"}}, format="json")
     assert r.status_code == 202, r.content
