@@ -30,7 +30,7 @@ from annotation.models import (
 from annotation.services import quality_control
 from annotation.services.labels import record_revision, require_annotator, snapshot
 from studio.errors import ApplicationError, Forbidden
-from studio.models import DatasetVersion, Image, Project
+from studio.models import DatasetVersion, Image, Membership, Project
 from studio.permissions import Capability, require
 
 
@@ -98,6 +98,9 @@ def queue_next(*, actor, queue: AnnotationQueue) -> QueueItem | None:
     require_annotator(actor, queue.project)
     if queue.assignees.exists() and not queue.assignees.filter(pk=actor.pk).exists():
         raise Forbidden("You are not assigned to this queue.")
+    # One call at a time per person: a double click must not lease them two replicas of an
+    # image (the second call would skip the first's locked row and take the next replica).
+    Membership.objects.select_for_update().filter(project=queue.project, user=actor).first()
     now = timezone.now()
     mine = (
         QueueItem.objects.filter(queue=queue, assignee=actor, status=QueueItem.Status.IN_PROGRESS)

@@ -230,3 +230,42 @@ def test_consensus_through_the_api(api, people, version):
     r = lead.post(f"{base}/queues/{qid}/consensus/{ta['image']}/merge/")
     assert r.status_code == 201 and r.json()[0]["geometry"] == [0.0, 0.0, 10.0, 20.0]
     assert lead.post(f"{base}/queues/{qid}/consensus/{ta['image']}/merge/").status_code == 409
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_calls_never_lease_one_person_two_replicas(team, version):
+    """Real concurrent transactions (PostgreSQL): a double click gets one task, not two."""
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises writers; the race needs PostgreSQL's row locks")
+    second = make_user("annotator2")
+    team["project"].memberships.create(user=second, role="annotator")
+    queue = _queue(team, version, 2, count=2)
+    users = [team["annotator"], team["annotator"], second, second, team["reviewer"]]
+    barrier = threading.Barrier(len(users))
+    got: list[tuple[int, int, int]] = []
+
+    def take(user):
+        try:
+            barrier.wait()
+            item = svc.queue_next(actor=user, queue=queue)
+            got.append((user.pk, item.pk, item.image_id))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=take, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == len(users)
+    per_user: dict[int, set] = {}
+    for user_id, item_id, _ in got:
+        per_user.setdefault(user_id, set()).add(item_id)
+    assert all(len(items) == 1 for items in per_user.values())  # the same task both times
+    held = QueueItem.objects.filter(queue=queue, status="in_progress")
+    assert held.count() == 3
+    assert len({(i.assignee_id, i.image_id) for i in held}) == 3
