@@ -66,7 +66,7 @@ def _schedule_sweeper(sender, **kwargs) -> None:
 def ensure_broker_folder() -> None:
     """Create the filesystem broker's folders; a no-op for a server broker."""
     options = app.conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if key in options:
             Path(options[key]).mkdir(parents=True, exist_ok=True)
 
