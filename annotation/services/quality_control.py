@@ -28,6 +28,7 @@ from itertools import combinations
 from statistics import mean
 
 import numpy as np
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count, Max
 from django.utils import timezone
@@ -225,10 +226,7 @@ def consensus_merge(*, actor, queue: AnnotationQueue, image: Image) -> list[Anno
     masks = {u: class_masks(_shapes(work[u]), image.width, image.height) for u in users}
     need = math.ceil(len(users) / 2)
     names = ", ".join(
-        sorted(
-            {a.author.username for rows in work.values() for a in rows if a.author}
-            | {i.assignee.username for i in items if i.assignee}
-        )
+        sorted(get_user_model().objects.filter(pk__in=users).values_list("username", flat=True))
     )
     detail = f"consensus of {names} (≥{need} of {len(users)})"
     classes = LabelClass.objects.in_bulk({c for m in masks.values() for c in m})
@@ -443,8 +441,6 @@ def _annotator_rows(
             )  # fmt: skip
     missing = [u for u in rows if u not in names]
     if missing:
-        from django.contrib.auth import get_user_model
-
         for user in get_user_model().objects.filter(pk__in=missing):
             rows[user.pk]["username"] = user.username
     return sorted(rows.values(), key=lambda r: r["username"].lower())
