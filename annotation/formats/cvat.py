@@ -18,7 +18,7 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 
 from . import Bundle, Catalog, ExportContext, Format, FormatError, Problem, Record, Row
-from .shapes import by_image, decode, num
+from .shapes import by_image, decode, num, tidy
 
 ENTRY = "annotations.xml"
 TYPES = {"box": "rectangle", "polygon": "polygon", "mask": "mask", "tag": "tag"}
@@ -167,7 +167,9 @@ def _image(el, n: int, catalog: Catalog) -> Iterator[Record | Problem]:
         try:
             if tag == "box":
                 x0, y0, x1, y1 = (float(shape.get(a)) for a in ("xtl", "ytl", "xbr", "ybr"))
-                yield Record(where, image, label, "box", [x0, y0, x1 - x0, y1 - y0], attributes)
+                yield Record(
+                    where, image, label, "box", tidy([x0, y0, x1 - x0, y1 - y0]), attributes
+                )
             elif tag == "polygon":
                 points = [
                     float(v) for pair in shape.get("points", "").split(";") for v in pair.split(",")

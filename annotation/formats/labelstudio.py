@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from urllib.parse import unquote, urlparse
 
 from . import Bundle, Catalog, ExportContext, Format, FormatError, Problem, Record, Row, jsonstream
-from .shapes import by_image, decode, exact_polygon
+from .shapes import by_image, decode, exact_polygon, tidy
 
 ENTRY = "tasks.json"
 _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
@@ -161,7 +161,7 @@ def _task(n: int, task, catalog: Catalog) -> Iterator[Record | Problem]:
                     continue
                 box = [float(value["x"]) * w / 100, float(value["y"]) * h / 100,
                        float(value["width"]) * w / 100, float(value["height"]) * h / 100]  # fmt: skip
-                yield Record(where, image, labels[0], "box", box, attributes, ref=ref)
+                yield Record(where, image, labels[0], "box", tidy(box), attributes, ref=ref)
             elif region["type"] == "polygonlabels":
                 points = [float(v) * (w if i % 2 == 0 else h) / 100
                           for pt in value["points"] for i, v in enumerate(pt)]  # fmt: skip

@@ -79,3 +79,8 @@ def num(value: float) -> str:
 def stem(name: str) -> str:
     root, _ = posixpath.splitext(name.replace("\\", "/"))
     return root
+
+
+def tidy(values) -> list[float]:
+    """Round to 1e-9 px: undo the float noise of x1 - x0 or of normalising and back."""
+    return [round(float(v), 9) for v in values]

@@ -22,7 +22,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from . import Bundle, Catalog, ExportContext, Format, FormatError, Problem, Record, Row
-from .shapes import by_image, decode, num, stem
+from .shapes import by_image, decode, num, stem, tidy
 
 
 def palette() -> list[int]:
@@ -201,7 +201,7 @@ def read(bundle: Bundle, catalog: Catalog) -> Iterator[Record | Problem]:
             except (AttributeError, TypeError, ValueError):
                 yield Problem(where, "a box needs numeric xmin, ymin, xmax and ymax")
                 continue
-            yield Record(where, image, label, "box", [x0, y0, x1 - x0, y1 - y0], attributes)
+            yield Record(where, image, label, "box", tidy([x0, y0, x1 - x0, y1 - y0]), attributes)
 
 
 FORMAT = Format(

@@ -15,7 +15,7 @@ import zipfile
 from collections.abc import Iterator
 
 from . import Bundle, Catalog, ExportContext, Format, FormatError, Problem, Record, Row
-from .shapes import by_image, decode, exact_polygon, num, stem
+from .shapes import by_image, decode, exact_polygon, num, stem, tidy
 
 
 def write(zf: zipfile.ZipFile, ctx: ExportContext, rows: Iterator[Row]) -> None:
@@ -128,7 +128,7 @@ def read(bundle: Bundle, catalog: Catalog) -> Iterator[Record | Problem]:
             if len(values) == 4:
                 cx, cy, bw, bh = values
                 yield Record(where, image, names[cls], "box",
-                             [(cx - bw / 2) * w, (cy - bh / 2) * h, bw * w, bh * h])  # fmt: skip
+                             tidy([(cx - bw / 2) * w, (cy - bh / 2) * h, bw * w, bh * h]))  # fmt: skip
             elif len(values) >= 6 and len(values) % 2 == 0:
                 points = [v * (w if k % 2 == 0 else h) for k, v in enumerate(values)]
                 yield Record(where, image, names[cls], "polygon", points)

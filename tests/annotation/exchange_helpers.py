@@ -138,3 +138,23 @@ def decoded(version: DatasetVersion) -> dict:
         m = geo.to_mask(a.geometry, "mask", a.image.width, a.image.height)
         out.setdefault((a.image.original_name, a.label_class.name), []).append(m)
     return out
+
+
+def shapes(version, skip=(), *, attributes=True) -> dict:
+    """(image, class, kind) -> sorted comparable geometries; masks as their pixels."""
+    out: dict = {}
+    rows = Annotation.objects.filter(image__in=version.items.values("image_id"), deleted=False)
+    for a in rows.exclude(pk__in=skip).select_related("image", "label_class"):
+        if a.kind == "mask":
+            value = geo.to_mask(a.geometry, "mask", a.image.width, a.image.height).tobytes()
+        elif a.kind == "box":
+            value = tuple(round(v, 6) for v in a.geometry["box"])
+        elif a.kind == "polygon":
+            value = tuple(a.geometry["points"])
+        else:
+            value = ()
+        attrs = tuple(sorted(a.attributes.items())) if attributes else ()
+        out.setdefault((a.image.original_name, a.label_class.name, a.kind), []).append(
+            (value, attrs)
+        )
+    return {k: sorted(v) for k, v in out.items()}

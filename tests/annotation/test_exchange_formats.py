@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from annotation import geometry as geo
 from annotation.models import Annotation, AnnotationRevision
 from tests.annotation.exchange_helpers import (
     archive,
@@ -19,28 +18,9 @@ from tests.annotation.exchange_helpers import (
     label,
     run_import,
     schema,
+    shapes,
     twin,
 )
-
-
-def _shapes(version, skip=(), *, attributes=True) -> dict:
-    """(image, class, kind) -> sorted comparable geometries; masks as their pixels."""
-    out: dict = {}
-    rows = Annotation.objects.filter(image__in=version.items.values("image_id"), deleted=False)
-    for a in rows.exclude(pk__in=skip).select_related("image", "label_class"):
-        if a.kind == "mask":
-            value = geo.to_mask(a.geometry, "mask", a.image.width, a.image.height).tobytes()
-        elif a.kind == "box":
-            value = tuple(round(v, 6) for v in a.geometry["box"])
-        elif a.kind == "polygon":
-            value = tuple(a.geometry["points"])
-        else:
-            value = ()
-        attrs = tuple(sorted(a.attributes.items())) if attributes else ()
-        out.setdefault((a.image.original_name, a.label_class.name, a.kind), []).append(
-            (value, attrs)
-        )
-    return {k: sorted(v) for k, v in out.items()}
 
 
 def _not_written(job) -> set[int]:
@@ -73,7 +53,7 @@ def test_round_trip_keeps_what_the_format_holds_and_reports_the_rest(
     imported = run_import(team["lead"], fresh, fmt, archive_bytes(job), f"{fmt}.zip")
     assert imported.status == "succeeded", (imported.error, imported.result)
     assert imported.result["imported"] == sum(written.values())
-    assert _shapes(fresh, attributes=keeps_attributes) == _shapes(
+    assert shapes(fresh, attributes=keeps_attributes) == shapes(
         version, skipped, attributes=keeps_attributes
     )
 

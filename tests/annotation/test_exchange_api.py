@@ -1,0 +1,103 @@
+"""Export and import through the REST API: who may do what, the download, the report."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+from annotation.models import Annotation
+from studio.services.jobs import job_run
+from tests.annotation.exchange_helpers import label, schema
+
+
+def _url(team, version, action: str) -> str:
+    slug = team["project"].slug
+    return (
+        f"/api/v1/projects/{slug}/datasets/{version.dataset_id}/versions/{version.number}/{action}/"
+    )
+
+
+def _coco_file(name="a.json"):
+    doc = {"images": [{"id": 1, "file_name": "coffee.jpg", "width": 600, "height": 400}],
+           "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "bbox": [10, 20, 30, 40]}],
+           "categories": [{"id": 1, "name": "car"}]}  # fmt: skip
+    f = io.BytesIO(json.dumps(doc).encode())
+    f.name = name
+    return f
+
+
+def test_export_then_download_through_the_api(api, team, version):
+    label(team["lead"], version, schema(team["lead"], team["project"]))
+    Annotation.objects.filter(kind="polygon").update(status="accepted")
+    viewer = api(team["viewer"])
+    r = viewer.post(_url(team, version, "export"), {"format": "coco", "statuses": ["accepted"]},
+                    format="json")  # fmt: skip
+    assert r.status_code == 202, r.json()
+    job_id = r.json()["id"]
+    assert viewer.get(f"/api/v1/jobs/{job_id}/download/").status_code == 400  # not run yet
+    job_run(job_id=job_id)
+    body = viewer.get(f"/api/v1/jobs/{job_id}/").json()
+    assert body["status"] == "succeeded" and body["result"]["written"] == {"polygon": 9}
+    r = viewer.get(f"/api/v1/jobs/{job_id}/download/")
+    assert r.status_code == 200 and r["Content-Type"] == "application/zip"
+    assert "attachment" in r["Content-Disposition"]
+    doc = json.loads(
+        zipfile.ZipFile(io.BytesIO(b"".join(r.streaming_content))).read("annotations.json")
+    )
+    assert len(doc["annotations"]) == 9
+
+    outsider = api(team["outsider"])
+    assert outsider.get(f"/api/v1/jobs/{job_id}/download/").status_code == 404
+    assert (
+        outsider.post(_url(team, version, "export"), {"format": "coco"}, format="json").status_code
+        == 404
+    )
+
+
+def test_import_through_the_api_reports_per_record(api, team, version):
+    schema(team["lead"], team["project"])
+    annotator = api(team["annotator"])
+    r = annotator.post(_url(team, version, "import"), {"format": "coco", "file": _coco_file(),
+                                                       "status": "draft"}, format="multipart")  # fmt: skip
+    assert r.status_code == 202, r.json()
+    job_run(job_id=r.json()["id"])
+    body = annotator.get(f"/api/v1/jobs/{r.json()['id']}/").json()
+    assert body["status"] == "succeeded", body
+    assert body["result"]["imported"] == 1 and body["result"]["by_kind"] == {"box": 1}
+    a = Annotation.objects.get()
+    assert (a.status, a.source, a.author, a.geometry) == (
+        "draft",
+        "import",
+        team["annotator"],
+        {"box": [10, 20, 30, 40]},
+    )
+
+
+def test_who_may_import(api, team, version):
+    schema(team["lead"], team["project"])
+    url = _url(team, version, "import")
+    r = api(team["viewer"]).post(url, {"format": "coco", "file": _coco_file()}, format="multipart")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    r = api(team["outsider"]).post(
+        url, {"format": "coco", "file": _coco_file()}, format="multipart"
+    )
+    assert r.status_code == 404
+    r = api(team["annotator"]).post(url, {"format": "coco", "file": _coco_file(), "create_classes": True},
+                                    format="multipart")  # fmt: skip
+    assert r.status_code == 403  # adding classes is a lead's call
+    r = api(team["annotator"]).post(
+        url, {"format": "pdf", "file": _coco_file()}, format="multipart"
+    )
+    assert r.status_code == 400
+
+
+def test_download_refuses_other_jobs_and_projects(api, team, version):
+    r = api(team["lead"]).post(_url(team, version, "import"), {"format": "coco", "file": _coco_file()},
+                               format="multipart")  # fmt: skip
+    assert api(team["lead"]).get(f"/api/v1/jobs/{r.json()['id']}/download/").status_code == 404
+
+
+def test_formats_are_listed(api, team):
+    names = [f["name"] for f in api(team["viewer"]).get("/api/v1/formats/").json()]
+    assert names == ["coco", "yolo", "voc", "labelstudio", "cvat"]
