@@ -349,6 +349,15 @@ class PreannotateApi(ApiView):
         return Response(AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
 
 
+class PrepareApi(ApiView):
+    @extend_schema(request=None, responses={200: dict},
+                   description="Run the Segment Anything image encoder now (cached), so the first click "
+                               "is as fast as the next; answers which method clicks will use.")  # fmt: skip
+    def post(self, request, slug, pk):
+        image = selectors.image_get(user=request.user, project=self.project(), image_id=pk)
+        return Response(preannotation.preannotate_prepare(actor=request.user, image=image))
+
+
 class PropagateSerializer(serializers.Serializer):
     k = serializers.IntegerField(default=5, min_value=1, max_value=50)
     min_confidence = serializers.FloatField(default=0.5, min_value=0, max_value=1)
@@ -372,6 +381,11 @@ urlpatterns = [
         name="version-propagate-tags",
     ),
     path(P + "images/<int:pk>/preannotate/", PreannotateApi.as_view(), name="image-preannotate"),
+    path(
+        P + "images/<int:pk>/preannotate/prepare/",
+        PrepareApi.as_view(),
+        name="image-preannotate-prepare",
+    ),
     path(P + "queues/", QueueListApi.as_view(), name="queue-list"),
     path(P + "queues/<int:pk>/next/", QueueNextApi.as_view(), name="queue-next"),
     path(P + "queue-items/<int:pk>/submit/", QueueSubmitApi.as_view(), name="queue-item-submit"),

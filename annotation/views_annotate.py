@@ -239,6 +239,7 @@ def _canvas_config(request, project, image: Image, **extra) -> dict:
             "annotations": f"{api}/images/{image.pk}/annotations/",
             "annotation": f"{api}/annotations/",
             "preannotate": f"{api}/images/{image.pk}/preannotate/",
+            "prepare": f"{api}/images/{image.pk}/preannotate/prepare/",
         },
         "user": request.user.username,
         "preannotator": "Segment Anything" if sam_available() else "GrabCut",

@@ -146,6 +146,20 @@ def preannotate_sam(
     )  # fmt: skip
 
 
+def preannotate_prepare(*, actor, image: Image) -> dict:
+    """Run the SAM image encoder before the first click, so that every click is decoder-only.
+
+    The canvas calls this when it opens an image. GrabCut needs no preparation.
+    """
+    require_annotator(actor, image.project)
+    if not sam_available():
+        return {"method": "grabcut", "encoded": False}
+    session = sam_session()
+    key = (image.pk, image.sha256)
+    encoded = key not in session.cache and session.embed(key, _pixels(image))
+    return {"method": "sam", "encoded": bool(encoded)}
+
+
 def _pixels(image: Image) -> np.ndarray:
     with default_storage.open(image.file.name, "rb") as fh:
         return np.asarray(PILImage.open(io.BytesIO(fh.read())).convert("RGB"))

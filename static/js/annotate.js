@@ -898,6 +898,17 @@
   // Exposed for tests and for people driving the canvas from the console.
   window.studioCanvas = { state, setTool, pickClass, select, undo, redo, fit, stage, world, settled: () => chain.then(() => pending) };
 
+  /* Segment Anything: run the image encoder now, so the first click costs only the decoder. */
+  if (cfg.preannotator === "Segment Anything" && !review) {
+    const started = performance.now();
+    hint("Preparing Segment Anything for this image…");
+    fetch(cfg.api.prepare, { method: "POST", headers: { "X-CSRFToken": csrf }, credentials: "same-origin" })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((data) => {
+        if (data && state.tool === "smart") hint("Segment Anything is ready" + (data.encoded ? " (image encoded in " + Math.round(performance.now() - started) + " ms)" : "") + ". " + hints.smart);
+      });
+  }
+
   renderClasses();
   setTool(review ? "select" : state.classId && classes.get(state.classId).kind === "mask" ? "smart" : "select");
   reload();

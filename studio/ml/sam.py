@@ -10,6 +10,7 @@ No Django here.
 from __future__ import annotations
 
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,16 @@ class SamSession:
         self.cache: OrderedDict[object, _Cached] = OrderedDict()
         self.cache_size = cache_size
         self.encoder_runs = 0
+        # One predictor holds the current image's features: requests served by threads of
+        # one process take turns, or one image's prompt could meet another's features.
+        self.lock = threading.RLock()
+
+    def embed(self, key, image: np.ndarray) -> bool:
+        """Run the image encoder for ``key`` unless cached; True when it ran."""
+        with self.lock:
+            cached = key in self.cache
+            self._use(key, image)
+            return not cached
 
     def _use(self, key, image: np.ndarray | None) -> None:
         if key in self.cache:
@@ -128,6 +139,10 @@ class SamSession:
         multimask: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return (masks bool [K, H, W], scores [K]) best first, for points and/or a box [x, y, w, h]."""
+        with self.lock:
+            return self._predict(key, image, positive, negative, box, multimask)
+
+    def _predict(self, key, image, positive, negative, box, multimask):
         self._use(key, image)
         points = list(positive) + list(negative)
         coords = np.asarray(points, dtype=np.float32) if points else None

@@ -284,10 +284,17 @@ def test_sam_preannotation_through_the_real_loading_path(api, team, image, setti
         and "sam_vit_b_01ec64.pth in the weights folder" in r.json()["error"]["message"]
     )
 
+    prepare = f"{base}/images/{image.pk}/preannotate/prepare/"
+    assert c.post(prepare).json() == {"method": "grabcut", "encoded": False}
+
     path = tmp_path / "my-sam.pth"
     torch.manual_seed(1)
     torch.save(build_sam("tiny").state_dict(), path)
     settings.STUDIO = {**settings.STUDIO, "SAM_MODEL": "tiny", "SAM_CHECKPOINT": str(path)}
+    # The canvas asks for the image encoder to run when it opens the image: once.
+    assert c.post(prepare).json() == {"method": "sam", "encoded": True}
+    assert c.post(prepare).json() == {"method": "sam", "encoded": False}
+    assert api(team["outsider"]).post(prepare).status_code == 404
     r = c.post(
         f"{base}/images/{image.pk}/preannotate/",
         {"label_class": dent["id"], "positive": [[300, 200]], "box": [100, 50, 400, 300]},
@@ -305,9 +312,8 @@ def test_sam_preannotation_through_the_real_loading_path(api, team, image, setti
         {"label_class": dent["id"], "method": "sam", "positive": [[100, 100]]},
         format="json",
     )
-    assert (
-        preannotation.sam_session().encoder_runs == 1
-    )  # the second click reused the image embedding
+    # Both clicks reused the embedding computed when the canvas prepared the image.
+    assert preannotation.sam_session().encoder_runs == 1
 
 
 def test_image_page_draws_and_lists_annotations(client, team, schema, image):
