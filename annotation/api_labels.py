@@ -103,10 +103,26 @@ class LabelClassDetailApi(ApiView):
 
 
 class ImageAnnotationsApi(ApiView):
-    @extend_schema(responses=AnnotationSerializer(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("task", int, required=False, description=(
+            "A queue task of yours on this image: only what the task shows (on consensus and "
+            "honeypot tasks, your own work)."))],
+        responses=AnnotationSerializer(many=True),
+    )  # fmt: skip
     def get(self, request, slug, pk):
-        image = selectors.image_get(user=request.user, project=self.project(), image_id=pk)
-        rows = curation.annotation_list(user=request.user, project=self.project(), image=image)
+        project = self.project()
+        image = selectors.image_get(user=request.user, project=project, image_id=pk)
+        rows = curation.annotation_list(user=request.user, project=project, image=image)
+        if request.query_params.get("task"):
+            try:
+                item_id = int(request.query_params["task"])
+            except ValueError:
+                raise ApplicationError("task is the id of a queue task.")
+            item = curation.queue_item_get(user=request.user, project=project, item_id=item_id)
+            if item.image_id != image.pk or item.assignee_id != request.user.pk:
+                raise ApplicationError("That task is not yours on this image.")
+            shown = quality_control.task_annotations(item=item).values("pk")
+            rows = rows.filter(pk__in=shown)
         return Response(AnnotationSerializer(rows, many=True).data)
 
     @extend_schema(request=AnnotationCreateSerializer, responses={201: AnnotationSerializer})

@@ -77,6 +77,13 @@ class QueueForm(forms.Form):
         initial=30,
         help_text="A task left longer than this goes back to the queue.",
     )
+    annotators_per_image = forms.IntegerField(
+        min_value=1,
+        max_value=10,
+        initial=1,
+        label="Annotators per image",
+        help_text="More than 1: each image goes to that many different people (consensus).",
+    )
 
     def __init__(self, *args, project, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -160,6 +167,7 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
                 actor=request.user, project=project, name=data["name"], version=data["version"],
                 assignees=[form.members[name] for name in data["assignees"]],
                 instructions=data["instructions"], lease_minutes=data["lease_minutes"],
+                annotators_per_image=data["annotators_per_image"],
             )  # fmt: skip
         except ApplicationError as exc:
             _form_error(form, exc)
@@ -217,7 +225,7 @@ def queue_next(request: HttpRequest, project, queue_id: int) -> HttpResponse:
 def _canvas_config(request, project, image: Image, **extra) -> dict:
     classes = curation.label_class_list(user=request.user, project=project)
     api = f"/api/v1/projects/{project.slug}"
-    return {
+    config = {
         "image": {
             "id": image.pk,
             "width": image.width,
@@ -245,6 +253,9 @@ def _canvas_config(request, project, image: Image, **extra) -> dict:
         "preannotator": "Segment Anything" if sam_available() else "GrabCut",
         **extra,
     }
+    if extra.get("task"):  # a task shows only what its annotator may see (consensus, honeypots)
+        config["api"]["list"] = f"{config['api']['annotations']}?task={extra['task']}"
+    return config
 
 
 @require_GET
@@ -267,7 +278,7 @@ def task(request: HttpRequest, project, item_id: int) -> HttpResponse:
         (a, a.reviews.filter(decision="reject").order_by("-created_at").first()) for a in rejected
     ]
     config = _canvas_config(
-        request, project, item.image, mode="annotate",
+        request, project, item.image, mode="annotate", task=item.pk,
         submit=f"/api/v1/projects/{project.slug}/queue-items/{item.pk}/submit/",
         next=reverse("annotation:queue_next", kwargs={"slug": project.slug, "queue_id": item.queue_id}),
     )  # fmt: skip

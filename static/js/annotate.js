@@ -91,7 +91,7 @@
   }
 
   async function reload() {
-    const r = await fetch(cfg.api.annotations, { credentials: "same-origin" });
+    const r = await fetch(cfg.api.list || cfg.api.annotations, { credentials: "same-origin" });
     if (!r.ok) return;
     const rows = await r.json();
     state.anns.clear();

@@ -62,7 +62,7 @@ def test_queue_form_next_task_and_canvas_page(team, version, circle):
     url = f"/p/{team['project'].slug}/queues/"
     response = lead.post(url, {
         "name": "Masks", "version": version.pk, "assignees": ["annotator"],
-        "instructions": "Mask every cat", "lease_minutes": 15,
+        "instructions": "Mask every cat", "lease_minutes": 15, "annotators_per_image": 1,
     })  # fmt: skip
     assert response.status_code == 302, response.content.decode()[:2000]
     queue = AnnotationQueue.objects.get(name="Masks")
@@ -118,3 +118,41 @@ def test_review_list_shows_submitted_images_to_reviewers_only(team, version, cir
     assert "Only reviewers and leads" in denied.content.decode()
     assert Annotation.objects.get(pk=annotation.pk).status == "accepted"
     assert json.loads(json.dumps(page.context["config"]))["review"].endswith("/annotations/")
+
+
+def test_consensus_task_shows_only_your_own_work(team, version, circle, api):
+    from tests.factories import make_user
+
+    second = make_user("annotator2")
+    team["project"].memberships.create(user=second, role="annotator")
+    lead = _client(team["lead"])
+    lead.post(f"/p/{team['project'].slug}/queues/", {
+        "name": "Twice", "version": version.pk, "assignees": ["annotator", "annotator2"],
+        "lease_minutes": 15, "annotators_per_image": 2,
+    })  # fmt: skip
+    queue = AnnotationQueue.objects.get(name="Twice")
+    assert queue.annotators_per_image == 2
+    first = queue_services.queue_next(actor=team["annotator"], queue=queue)
+    other = queue_services.queue_next(actor=second, queue=queue)
+    assert first.image_id == other.image_id and first.pk != other.pk
+    box = [[0] * first.image.width for _ in range(first.image.height)]
+    box[3][3] = 1
+    import numpy as np
+
+    from annotation import geometry as geo
+
+    mine = labels.annotation_create(
+        actor=team["annotator"], image=first.image, label_class=circle,
+        geometry=geo.mask_from_array(np.array(box, bool)),
+    )  # fmt: skip
+    page = _client(second).get(f"/p/{team['project'].slug}/tasks/{other.pk}/")
+    listing = page.context["config"]["api"]["list"]
+    assert listing.endswith(f"?task={other.pk}")
+    assert api(second).get(listing).json() == []
+    shown = api(team["annotator"]).get(
+        page.context["config"]["api"]["annotations"] + f"?task={first.pk}"
+    )
+    assert [a["id"] for a in shown.json()] == [mine.pk]
+    # Someone else's task cannot be used to read through.
+    refused = api(second).get(page.context["config"]["api"]["annotations"] + f"?task={first.pk}")
+    assert refused.status_code == 400 and "not yours" in refused.json()["error"]["message"]
