@@ -167,15 +167,21 @@ def queue_submit(*, actor, item: QueueItem) -> QueueItem:
     item = QueueItem.objects.select_for_update().select_related("queue", "image").get(pk=item.pk)
     if item.assignee_id != actor.pk or item.status != QueueItem.Status.IN_PROGRESS:
         raise ApplicationError("This task is not yours right now; ask for the next task.")
-    drafts = Annotation.objects.filter(
-        image_id=item.image_id, author=actor, status=Annotation.Status.DRAFT, deleted=False
-    )
+    # The annotator's drafts, and their rejected work (fixed, or kept as it is and sent
+    # back). On a plain task also the machine drafts they left in place (batch pre-annotation
+    # made by whoever started the job): submitting is vouching for them. Consensus and
+    # honeypot tasks show only the annotator's own work, so only that is submitted.
+    mine = Q(author=actor, status__in=[Annotation.Status.DRAFT, Annotation.Status.REJECTED])
+    if item.honeypot_id is None and item.queue.annotators_per_image == 1:
+        mine |= Q(status=Annotation.Status.DRAFT) & ~Q(source=Annotation.Source.HUMAN)
+    drafts = Annotation.objects.filter(mine, image_id=item.image_id, deleted=False)
     submitted = []
     for annotation in drafts:
         before = snapshot(annotation)
         annotation.status = Annotation.Status.SUBMITTED
         annotation.version += 1
-        annotation.save(update_fields=["status", "version", "updated_at"])
+        annotation.author = actor
+        annotation.save(update_fields=["status", "version", "author", "updated_at"])
         record_revision(annotation=annotation, action="update", actor=actor, before=before)
         submitted.append(annotation)
     submission = TaskSubmission(

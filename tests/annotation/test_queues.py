@@ -152,12 +152,44 @@ def test_queue_flow_through_the_api(api, team, queue, version):
     assert ann.post(f"{base}/queues/{qid}/next/").status_code == 204
 
 
-def test_queue_list_counts_items_without_a_query_per_queue(api, team, queue, version, django_assert_max_num_queries):
+def test_queue_list_counts_items_without_a_query_per_queue(
+    api, team, queue, version, django_assert_max_num_queries
+):
     from annotation.services import queues as queue_services
 
     for n in range(3):
-        queue_services.queue_create(actor=team["lead"], project=team["project"], name=f"Q{n}", version=version)
+        queue_services.queue_create(
+            actor=team["lead"], project=team["project"], name=f"Q{n}", version=version
+        )
     c = api(team["lead"])
     with django_assert_max_num_queries(8):
         body = c.get(f"/api/v1/projects/{team['project'].slug}/queues/").json()
     assert body["count"] == 4 and {q["items"] for q in body["results"]} == {9}
+
+
+def test_submit_takes_machine_drafts_left_in_place_and_resubmits_rejected_work(team, queue):
+    sign = labels.label_class_create(
+        actor=team["lead"], project=team["project"], name="sign", kind="box"
+    )
+    item = svc.queue_next(actor=team["annotator"], queue=queue)
+    # A batch job started by the lead left a draft on the image; another person's draft too.
+    machine = labels.annotation_create(
+        actor=team["lead"], image=item.image, label_class=sign, geometry=[2, 2, 8, 8],
+        source=Annotation.Source.GRABCUT,
+    )  # fmt: skip
+    someone = labels.annotation_create(
+        actor=team["annotator2"], image=item.image, label_class=sign, geometry=[3, 3, 8, 8]
+    )
+    own = labels.annotation_create(
+        actor=team["annotator"], image=item.image, label_class=sign, geometry=[1, 1, 9, 9]
+    )
+    svc.queue_submit(actor=team["annotator"], item=item)
+    machine.refresh_from_db(), someone.refresh_from_db(), own.refresh_from_db()
+    assert machine.status == own.status == "submitted" and someone.status == "draft"
+    assert machine.author == team["annotator"]  # vouched for by whoever submitted it
+    svc.annotation_review(actor=team["reviewer"], annotation=own, decision="reject", comment="x")
+    again = svc.queue_next(actor=team["annotator"], queue=queue)
+    assert again.pk == item.pk
+    svc.queue_submit(actor=team["annotator"], item=again)  # kept as it was: sent back as it is
+    own.refresh_from_db()
+    assert own.status == "submitted"
