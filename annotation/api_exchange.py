@@ -37,6 +37,9 @@ class ImportSerializer(serializers.Serializer):
     create_classes = serializers.BooleanField(
         default=False, help_text="Add classes the file names that the schema lacks (leads only)."
     )
+    dry_run = serializers.BooleanField(
+        default=False, help_text="Check every record and report; write nothing."
+    )
 
 
 class _VersionView(ApiView):
@@ -71,7 +74,7 @@ class ImportApi(_VersionView):
         data = _validated(ImportSerializer, request.data)
         job = exchange.import_start(
             actor=request.user, version=version, fmt=data["format"], upload=data["file"],
-            status=data["status"], create_classes=data["create_classes"],
+            status=data["status"], create_classes=data["create_classes"], dry_run=data["dry_run"],
         )  # fmt: skip
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

@@ -101,3 +101,15 @@ def test_download_refuses_other_jobs_and_projects(api, team, version):
 def test_formats_are_listed(api, team):
     names = [f["name"] for f in api(team["viewer"]).get("/api/v1/formats/").json()]
     assert names == ["coco", "yolo", "voc", "labelstudio", "cvat"]
+
+
+def test_dry_run_reports_and_writes_nothing(api, team, version):
+    schema(team["lead"], team["project"])
+    url = _url(team, version, "import")
+    r = api(team["lead"]).post(url, {"format": "coco", "file": _coco_file(), "dry_run": True},
+                               format="multipart")  # fmt: skip
+    job_run(job_id=r.json()["id"])
+    body = api(team["lead"]).get(f"/api/v1/jobs/{r.json()['id']}/").json()
+    assert body["status"] == "succeeded"
+    assert body["result"]["dry_run"] and body["result"]["by_kind"] == {"box": 1}
+    assert body["result"]["imported"] == 0 and not Annotation.objects.exists()
