@@ -20,6 +20,7 @@ from annotation import geometry as geo
 
 MAX_CROSS_CHECK = 500  # as in geometry.polygon: the quadratic check stops here
 PAIR_BUDGET = 2_000_000  # edge pairs per numpy step
+CHARS = 4_000_000  # RLE characters per numpy decode
 
 
 def validate_many(items: list[tuple[str, object, int, int]]) -> list[geo.Geometry | str]:
@@ -164,16 +165,26 @@ def _masks(masks: list[tuple[int, str, int, int]]) -> list[geo.Geometry | str]:
     """Decode COCO's compressed counts (pycocotools' rleFrString) for many masks at once."""
     results: list[geo.Geometry | str | None] = [None] * len(masks)
     good = []
-    for k, (_, string, _, _) in enumerate(masks):
+    for k, (_, string, w, h) in enumerate(masks):
         if not string or not all(48 <= ord(ch) <= 111 for ch in (string[0], string[-1])):
             results[k] = "The mask counts cannot be decoded: not a COCO RLE string."
         elif (ord(string[-1]) - 48) & 0x20:
             results[k] = "The mask counts cannot be decoded: the string is cut short."
+        elif len(string) > 6 * (w * h + 1):  # each of at most w·h + 1 counts takes ≤ 6 characters
+            results[k] = "The mask counts are longer than any mask of this size."
         else:
             good.append(k)
-    if good:
-        for k, result in zip(good, _decode([masks[k] for k in good]), strict=True):
+    # Decode in slices of at most CHARS characters, so memory stays bounded.
+    start = 0
+    while start < len(good):
+        stop, size = start, 0
+        while stop < len(good) and (stop == start or size + len(masks[good[stop]][1]) <= CHARS):
+            size += len(masks[good[stop]][1])
+            stop += 1
+        part = good[start:stop]
+        for k, result in zip(part, _decode([masks[k] for k in part]), strict=True):
             results[k] = result
+        start = stop
     return results  # type: ignore[return-value]
 
 

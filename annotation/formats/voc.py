@@ -141,7 +141,7 @@ def _load_png(bundle: Bundle, path: str) -> np.ndarray | str:
             return np.asarray(img)
     except KeyError:
         return f"{path} is missing"
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - a broken or oversized PNG is the record's problem
         return f"{path} cannot be read: {exc}"
 
 
