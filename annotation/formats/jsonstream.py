@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections.abc import Iterator
 from typing import IO, Any
 
 from . import FormatError
 
 READ = 1 << 20
+MAX_ELEMENT = 256 << 20  # characters one value may span
 WHITESPACE = " \t\n\r"
+_BLANKS = re.compile(r"[ \t\n\r]*")
 
 
 class _Text:
@@ -68,6 +71,11 @@ class _Text:
             try:
                 value, end = self.json.raw_decode(self.buf, self.pos)
             except json.JSONDecodeError as exc:
+                if len(self.buf) - self.pos > MAX_ELEMENT:
+                    raise FormatError(
+                        f"The file is not valid JSON ({exc.msg}), or holds an element larger "
+                        f"than {MAX_ELEMENT >> 20} MiB."
+                    )
                 if self.fill(size):
                     size *= 2
                     continue
@@ -91,10 +99,24 @@ def _array(text: _Text) -> Iterator[Any]:
     if text.peek() == "]":
         text.pos += 1
         return
+    decode, skip = text.json.raw_decode, _BLANKS.match
     while True:
-        yield text.value()
-        char = text.peek()
-        text.pos += 1
+        # Fast path: the element and the separator after it are in the window.
+        buf = text.buf
+        pos = skip(buf, text.pos).end()
+        try:
+            value, end = decode(buf, pos)
+        except json.JSONDecodeError:
+            end = -1
+        sep = skip(buf, end).end() if 0 <= end < len(buf) else len(buf)
+        if sep >= len(buf):  # cut at the window's edge (or bad JSON): the careful path
+            value = text.value()
+            char = text.peek()
+            text.pos += 1
+        else:
+            char = buf[sep]
+            text.pos = sep + 1
+        yield value
         if char == "]":
             return
         if char != ",":

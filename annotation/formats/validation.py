@@ -12,6 +12,7 @@ checks that both modules agree.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -46,6 +47,8 @@ def validate_many(items: list[tuple[str, object, int, int]]) -> list[geo.Geometr
                 polygons.setdefault(len(flat) // 2, []).append((index, flat, width, height))
         elif kind == "mask" and _compressed(payload, width, height):
             masks.append((index, payload["counts"], width, height))
+        elif kind == "box" and (box := _box(payload, width, height)) is not None:
+            out[index] = box
         else:
             try:
                 out[index] = geo.validate(kind, payload, width, height)
@@ -59,6 +62,21 @@ def validate_many(items: list[tuple[str, object, int, int]]) -> list[geo.Geometr
     for (index, *_), result in zip(masks, _masks(masks), strict=True):
         out[index] = result
     return out  # type: ignore[return-value]
+
+
+def _box(values, width: int, height: int) -> geo.Geometry | None:
+    """geometry.box for a valid box of plain numbers; None sends anything else there."""
+    if type(values) is not list or len(values) != 4:
+        return None
+    try:
+        x, y, w, h = (float(v) for v in values if type(v) is float or type(v) is int)
+    except ValueError:  # not four plain numbers
+        return None
+    if not (0 < w < math.inf and 0 < h < math.inf and x >= 0 and y >= 0):
+        return None
+    if x + w > width or y + h > height:
+        return None
+    return geo.Geometry("box", {"box": [x, y, w, h]}, w * h, (x, y, w, h))
 
 
 def _flat(points) -> list[float] | str:
