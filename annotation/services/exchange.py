@@ -445,52 +445,65 @@ class _Importer:
     def geometry_for(self, record: Record, cls: LabelClass, w: int, h: int):
         """Return (kind, client geometry) for the class, or a message when it cannot hold it."""
         kind, payload = record.kind, record.geometry
+        # COCO writes a polygon in parts: [[x, y, ...], ...] (a vertex pair has 2 numbers).
+        parts = None
+        if kind == "polygon" and isinstance(payload, list) and payload:
+            first = payload[0]
+            if isinstance(first, list) and len(first) != 2:
+                parts = payload
         if cls.kind == kind:
-            if kind == "polygon" and payload and isinstance(payload[0], list) and len(payload) > 1 \
-                    and isinstance(payload[0][0], int | float):  # fmt: skip
-                return None, f"the polygon has {len(payload)} parts; a Studio polygon has one"
-            return kind, payload
+            if parts is not None and len(parts) > 1:
+                return None, f"the polygon has {len(parts)} parts; a Studio polygon has one"
+            return kind, parts[0] if parts is not None else payload
         if cls.kind == "mask" and kind == "polygon":
-            parts = (
-                payload
-                if payload and isinstance(payload[0], list) and not isinstance(payload[0][0], list)
-                else [payload]
-            )
             try:
-                for part in parts:
+                for part in parts or [payload]:
                     geo.polygon(part, w, h)
             except geo.GeometryError as exc:
                 return None, str(exc)
             from pycocotools import mask as coco
 
             # Rounded as stored polygons are, so a polygon and its rasterised mask agree.
-            parts = [[round(float(v), 3) for v in part] for part in parts]
-            rle = coco.merge(coco.frPyObjects(parts, h, w))
+            rounded = [[round(float(v), 3) for v in part] for part in parts or [payload]]
+            rle = coco.merge(coco.frPyObjects(rounded, h, w))
             return "mask", {"size": [h, w], "counts": rle["counts"].decode("ascii")}
         return None, f"a {kind} cannot be stored in {cls.kind} class {cls.name!r}"
 
     def flush(self, batch: list[Record]) -> None:
         pending: list[tuple[Record, LabelClass, int]] = []
         items = []
+        refs, classes, resolved = self.refs, self.classes, self.resolved
         for record in batch:
-            if record.ref is not None:
-                if record.ref in self.refs:
-                    self.problem(record.where, f"duplicate id {record.ref}")
+            ref = record.ref
+            if ref is not None:
+                if ref in refs:
+                    self.problem(record.where, f"duplicate id {ref}")
                     continue
-                self.refs.add(record.ref)
-            found = self.image(record)
-            cls = self.label_class(record)
-            if found is None or cls is None or not self.attributes(record, cls):
+                refs.add(ref)
+            found = resolved.get(record.image)
+            if found is None or isinstance(found, str):
+                found = self.image(record)
+            cls = classes.get(record.label) or self.label_class(record)
+            if (
+                found is None
+                or cls is None
+                or (record.attributes and not self.attributes(record, cls))
+            ):
+                continue
+            if type(record.attributes) is not dict:
+                self.problem(record.where, "attributes must be name: value pairs")
                 continue
             image_id, w, h = found
-            if cls.kind == "tag" or record.kind == "tag":
-                if cls.kind != record.kind:
+            kind = record.kind
+            if cls.kind == kind and kind in ("box", "mask"):  # the common case, nothing to convert
+                payload = record.geometry
+            elif cls.kind == "tag" or kind == "tag":
+                if cls.kind != kind:
                     self.problem(
-                        record.where,
-                        f"a {record.kind} cannot be stored in {cls.kind} class {cls.name!r}",
+                        record.where, f"a {kind} cannot be stored in {cls.kind} class {cls.name!r}"
                     )
                     continue
-                kind, payload = "tag", None
+                payload = None
             else:
                 kind, payload = self.geometry_for(record, cls, w, h)
                 if kind is None:
@@ -500,12 +513,13 @@ class _Importer:
             items.append((kind, payload, w, h))
         shapes = validate_many(items)
         rows = []
+        counts = self.counts
         for (record, cls, image_id), shape in zip(pending, shapes, strict=True):
-            if isinstance(shape, str):
+            if type(shape) is str:
                 self.problem(record.where, _lower(shape))
                 continue
             rows.append((image_id, cls.pk, shape, record.attributes))
-            self.counts[shape.kind] = self.counts.get(shape.kind, 0) + 1
+            counts[shape.kind] = counts.get(shape.kind, 0) + 1
         if rows and not self.problem_count and not self.dry_run:  # a failure commits nothing
             self.writer.insert(rows)
 
