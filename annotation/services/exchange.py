@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import uuid
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from json.encoder import encode_basestring_ascii
@@ -166,10 +167,7 @@ def export_run(job: Job, ctx: JobContext) -> dict:
         with open(local, "rb") as fh:
             path = default_storage.save(path, File(fh, name=name))
         size = os.path.getsize(local)
-    names = [i.name for i in images]
-    ambiguous = (
-        sorted({n for n in names if names.count(n) > 1}) if len(set(names)) < len(names) else []
-    )
+    ambiguous = sorted(n for n, c in Counter(i.name for i in images).items() if c > 1)
     report = context.report
     result = {
         "format": fmt.name, "path": path, "name": name, "size": size, "version": version.number,
