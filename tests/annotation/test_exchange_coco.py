@@ -188,3 +188,17 @@ def test_polygons_for_a_mask_class_are_rasterised(team, version):
     assert job.status == "succeeded", job.error
     a = Annotation.objects.get()
     assert a.kind == "mask" and a.area > 40 * 40
+
+
+def test_images_sharing_a_name_are_reported_on_export_and_refused_on_import(team, version):
+    from studio.models import Image
+
+    schema(team["lead"], team["project"])
+    Image.objects.filter(original_name="camera.jpg").update(original_name="coffee.jpg")
+    job = export(team["lead"], version, "coco")
+    assert job.result["ambiguous_image_names"] == ["coffee.jpg"]
+    data = _coco([{"id": 1, "file_name": "coffee.jpg", "width": 600, "height": 400}],
+                 [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 2, 3, 4]}])  # fmt: skip
+    job = _failed(team, version, data)
+    assert "ambiguous" in job.result["problems"][0]["message"]
+    assert job.result["problems"][0]["where"] == "annotations[0] (id 1)"
