@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import uuid
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +57,7 @@ from studio.errors import ApplicationError, NotFound
 from studio.models import DatasetVersion, Job
 from studio.permissions import Capability, require
 from studio.services.jobs import JobContext, job_create, job_enqueue, register
+from studio.storage import storage_delete_tree
 
 BATCH = 2000
 MAX_PROBLEMS = 1000  # kept in the report; all are counted
@@ -235,9 +237,8 @@ def import_start(*, actor, version: DatasetVersion, fmt: str, upload, status: st
 
 def import_cleanup(job: Job) -> None:
     """Delete the staged upload once the import has reached a final state."""
-    path = job.params.get("path")
-    if path and default_storage.exists(path):
-        default_storage.delete(path)
+    if job.params.get("folder"):
+        storage_delete_tree(job.params["folder"])
 
 
 @contextmanager
@@ -313,7 +314,9 @@ def import_run(job: Job, ctx: JobContext) -> dict:
             f"Nothing was imported: {count:,} record{'s' if count != 1 else ''} "
             f"{'are' if count != 1 else 'is'} wrong. {first}" + (" …" if count > 5 else "")
         )
-    except FormatError as exc:
+    except (FormatError, zipfile.BadZipFile, zlib.error, EOFError, UnicodeDecodeError) as exc:
+        if not isinstance(exc, FormatError):  # a damaged archive or text that is not UTF-8
+            exc = FormatError(f"The file cannot be read: {exc}")
         report = {"format": fmt.name, "problem_count": 1, "imported": 0,
                   "problems": [{"where": job.params["name"], "message": str(exc)}]}  # fmt: skip
         Job.objects.filter(pk=job.pk).update(result=report)

@@ -170,3 +170,19 @@ def test_label_studio_bad_regions_are_named(team, version):
     coco = json.dumps({"images": [], "annotations": [], "categories": []}).encode()
     job, _ = _fails(team, version, "labelstudio", coco, "coco.json")
     assert "Not a Label Studio export" in job.error
+
+
+def test_a_damaged_archive_fails_with_a_reason(team, version):
+    data = bytearray(
+        _zip({"classes.txt": "car\n", "labels/coffee.txt": "0 0.5 0.5 0.2 0.2\n" * 50})
+    )
+    data[40:60] = b"\0" * 20  # inside the first entry's compressed bytes
+    job, _ = _fails(team, version, "yolo", bytes(data), "y.zip")
+    assert job.error.startswith("Nothing was imported: y.zip: The file cannot be read"), job.error
+
+
+def test_the_staged_upload_is_deleted_once_the_import_is_final(team, version, settings):
+    schema(team["lead"], team["project"])
+    job = run_import(team["lead"], version, "cvat", b"<annotations/>", "a.xml")
+    assert job.status == "succeeded" and job.result["imported"] == 0
+    assert not list((settings.MEDIA_ROOT / "projects").rglob("a.xml"))
