@@ -5,8 +5,8 @@ A task is ``{"data": {"image": name}, "annotations": [{"result": [...]}]}``. Box
 ``polygonlabels`` (``points`` in percent), tags ``choices`` from the ``tags`` control,
 and a region's attributes are ``choices`` results with the region's id and the
 attribute's name as ``from_name`` (how Label Studio ties per-region controls to a
-region). Masks are written as polygons when one reproduces them pixel for pixel and
-reported otherwise: Label Studio's brush RLE is not implemented. On import, an image
+region). Masks are ``brushlabels`` in Label Studio's own RLE (``lsbrush.py``), so they
+come back pixel for pixel. On import, an image
 reference that is a URL or an upload path (``/data/...``) is matched by its file name.
 """
 
@@ -19,8 +19,19 @@ import zipfile
 from collections.abc import Iterator
 from urllib.parse import unquote, urlparse
 
-from . import Bundle, Catalog, ExportContext, Format, FormatError, Problem, Record, Row, jsonstream
-from .shapes import by_image, decode, exact_polygon, tidy
+from . import (
+    Bundle,
+    Catalog,
+    ExportContext,
+    Format,
+    FormatError,
+    Problem,
+    Record,
+    Row,
+    jsonstream,
+    lsbrush,
+)
+from .shapes import by_image, decode, tidy
 
 ENTRY = "tasks.json"
 _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
@@ -38,22 +49,17 @@ def write(zf: zipfile.ZipFile, ctx: ExportContext, rows: Iterator[Row]) -> None:
                 region = f"s{row.id}"
                 base = {"id": region, "from_name": "label", "to_name": "image",
                         "original_width": w, "original_height": h, "image_rotation": 0}  # fmt: skip
-                points = None
                 if row.kind == "mask":
-                    points = exact_polygon(decode(row.geometry))
-                    if points is None:
-                        ctx.report.cannot_hold(
-                            row,
-                            "Label Studio export writes masks as polygons; none holds this one pixel for pixel",
-                        )
-                        continue
-                if row.kind == "box":
+                    value = {"format": "rle", "rle": lsbrush.encode(decode(row.geometry)),
+                             "brushlabels": [cls]}  # fmt: skip
+                    result.append({**base, "type": "brushlabels", "value": value})
+                elif row.kind == "box":
                     x, y, bw, bh = row.geometry["box"]
                     value = {"x": x / w * 100, "y": y / h * 100, "width": bw / w * 100,
                              "height": bh / h * 100, "rotation": 0, "rectanglelabels": [cls]}  # fmt: skip
                     result.append({**base, "type": "rectanglelabels", "value": value})
                 else:
-                    p = points or row.geometry["points"]
+                    p = row.geometry["points"]
                     value = {
                         "points": [
                             [p[k] / w * 100, p[k + 1] / h * 100] for k in range(0, len(p), 2)
@@ -167,9 +173,18 @@ def _task(n: int, task, catalog: Catalog) -> Iterator[Record | Problem]:
                           for pt in value["points"] for i, v in enumerate(pt)]  # fmt: skip
                 yield Record(where, image, labels[0], "polygon", points, attributes, ref=ref)
             else:
-                yield Problem(
-                    where,
-                    "brush masks (Label Studio RLE) are not supported; use COCO or CVAT for masks",
+                if value.get("format", "rle") != "rle":
+                    yield Problem(where, f"brush format {value.get('format')!r} is not supported")
+                    continue
+                try:
+                    mask = lsbrush.decode(value["rle"], w, h)
+                except lsbrush.BrushError as exc:
+                    yield Problem(where, str(exc))
+                    continue
+                from annotation.geometry import mask_from_array
+
+                yield Record(
+                    where, image, labels[0], "mask", mask_from_array(mask), attributes, ref=ref
                 )
         except (KeyError, TypeError, ValueError):
             yield Problem(where, "its coordinates are missing or not numbers")
@@ -180,5 +195,5 @@ FORMAT = Format(
     label="Label Studio JSON",
     write=write,
     read=read,
-    holds="boxes, polygons, tags (choices), attributes; masks only when a polygon reproduces them exactly",
+    holds="boxes, polygons, masks (brush RLE), tags (choices), attributes",
 )

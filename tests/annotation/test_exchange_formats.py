@@ -33,7 +33,7 @@ def _not_written(job) -> set[int]:
         ("yolo", {"mask": 5, "polygon": 9, "box": 9}, False),
         ("voc", {"mask": 11, "box": 9}, True),
         ("cvat", {"mask": 14, "polygon": 9, "box": 9, "tag": 3}, True),
-        ("labelstudio", {"mask": 5, "polygon": 9, "box": 9, "tag": 3}, True),
+        ("labelstudio", {"mask": 14, "polygon": 9, "box": 9, "tag": 3}, True),
     ],
 )
 def test_round_trip_keeps_what_the_format_holds_and_reports_the_rest(
@@ -165,7 +165,7 @@ def test_label_studio_bad_regions_are_named(team, version):
     job, problems = _fails(team, version, "labelstudio", json.dumps(tasks).encode(), "t.json")
     assert "outside the 600×400 image" in problems["tasks[0] (id 1) result 1 (id a)"]
     assert "unknown class 'bus'" in problems["tasks[0] (id 1) result 2 (id b)"]
-    assert "brush masks" in problems["tasks[0] (id 1) result 3 (id c)"]
+    assert "brush RLE ends early" in problems["tasks[0] (id 1) result 3 (id c)"]
     assert "escapes the dataset" in problems["tasks[1] (id 2) result 0 (id d)"]
     coco = json.dumps({"images": [], "annotations": [], "categories": []}).encode()
     job, _ = _fails(team, version, "labelstudio", coco, "coco.json")

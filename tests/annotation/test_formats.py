@@ -112,3 +112,19 @@ def test_cvat_crop_rle_starts_with_background():
     runs, left, top, w, h = crop_rle(m)
     assert (left, top, w, h) == (2, 1, 2, 2)
     assert runs == [0, 2, 1, 1]
+
+
+def test_label_studio_brush_rle_round_trips_and_reads_literal_blocks():
+    from annotation.formats import lsbrush
+
+    rng = np.random.default_rng(3)
+    mask = rng.random((37, 23)) < 0.3
+    assert np.array_equal(lsbrush.decode(lsbrush.encode(mask), 23, 37), mask)
+    # A hand-made stream: a 1×1 image, one literal block of 4 words (R, G, B, alpha).
+    bits = f"{4:032b}{7:05b}" + "".join(f"{s - 1:04b}" for s in lsbrush.SIZES)
+    bits += "0" + "00" + f"{3:03b}" + "".join(f"{v:08b}" for v in (9, 9, 9, 200))
+    bits += "0" * (-len(bits) % 8)
+    rle = list(int(bits, 2).to_bytes(len(bits) // 8, "big"))
+    assert lsbrush.decode(rle, 1, 1).tolist() == [[True]]
+    with pytest.raises(lsbrush.BrushError, match="2×1 RGBA image has 8"):
+        lsbrush.decode(rle, 2, 1)
