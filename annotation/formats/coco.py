@@ -82,7 +82,7 @@ def write(zf: zipfile.ZipFile, ctx: ExportContext, rows: Iterator[Row]) -> None:
 
 
 class _Buffered:
-    """Collect small writes into ~1 MiB blocks before they reach the zip stream."""
+    """Collect small writes into ~256 KiB blocks before they reach the zip stream."""
 
     def __init__(self, raw) -> None:
         self.raw, self.parts, self.size = raw, [], 0
@@ -90,7 +90,7 @@ class _Buffered:
     def write(self, text: str) -> None:
         self.parts.append(text)
         self.size += len(text)
-        if self.size > 1 << 20:
+        if self.size > 1 << 18:
             self.flush()
 
     def flush(self) -> None:

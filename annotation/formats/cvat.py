@@ -99,7 +99,7 @@ class _Writer:
     def write(self, text: str) -> None:
         self.parts.append(text)
         self.size += len(text)
-        if self.size > 1 << 20:
+        if self.size > 1 << 18:
             self.flush()
 
     def flush(self) -> None:

@@ -110,7 +110,7 @@ def _import(owner, version, path: str, dry_run: bool = False) -> tuple[float, Jo
 
         prof = cProfile.Profile()
         prof.runcall(job_run, job_id=job.pk)
-        pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+        pstats.Stats(prof).sort_stats(os.environ["BENCH_PROFILE"]).print_stats(22)
     else:
         job_run(job_id=job.pk)
     elapsed = time.perf_counter() - start
@@ -175,6 +175,17 @@ def test_coco_import_throughput_vs_pycocotools(capsys, tmp_path):
     peak_tenth = _peak(lambda: _import(owner, _version(owner, "Mem tenth"), tenth))
     peak_full = _peak(lambda: _import(owner, _version(owner, "Mem full"), path))
     peak_coco = _peak(lambda: COCO(path))
+    # The export of a tenth (the first tenth of the images, in a version of their own).
+    dataset = make_dataset(source.dataset.project, owner, "Tenth")
+    first = source.items.order_by("image_id").values_list("image_id", flat=True)
+    dataset_add_images(dataset=dataset, image_ids=list(first[: max(1, N // PER_IMAGE // 10)]))
+    small, _ = dataset_version_create(dataset=dataset, actor=owner)
+    export_tenth = _peak(
+        lambda: job_run(job_id=export_start(actor=owner, version=small, fmt="coco").pk)
+    )
+    export_full = _peak(
+        lambda: job_run(job_id=export_start(actor=owner, version=source, fmt="coco").pk)
+    )
 
     s, c, d = statistics.median(studio), statistics.median(coco), statistics.median(checks)
     with capsys.disabled():
@@ -192,4 +203,7 @@ def test_coco_import_throughput_vs_pycocotools(capsys, tmp_path):
         print(f"Studio dry run (parse + resolve + validate, no writes): {d:.2f} s: {c / d:.2f}x")
         print(f"peak Python memory: import of {N // 10:,}: {peak_tenth / 1e6:.1f} MB; of {N:,}: "
               f"{peak_full / 1e6:.1f} MB; pycocotools COCO of {N:,}: {peak_coco / 1e6:.1f} MB")  # fmt: skip
+        print(f"peak Python memory of the export job: {N // 10:,}: {export_tenth / 1e6:.1f} MB; "
+              f"{N:,}: {export_full / 1e6:.1f} MB")  # fmt: skip
     assert peak_full < 3 * peak_tenth, "import memory grows with the file"
+    assert export_full < 3 * export_tenth, "export memory grows with the version"
