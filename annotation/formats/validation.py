@@ -47,6 +47,8 @@ def validate_many(items: list[tuple[str, object, int, int]]) -> list[geo.Geometr
                 polygons.setdefault(len(flat) // 2, []).append((index, flat, width, height))
         elif kind == "mask" and _compressed(payload, width, height):
             masks.append((index, payload["counts"], width, height))
+        elif kind == "mask" and isinstance(payload, dict) and _non_ascii(payload.get("counts")):
+            out[index] = "The mask counts cannot be decoded: not a COCO RLE string."
         elif kind == "box" and (box := _box(payload, width, height)) is not None:
             out[index] = box
         else:
@@ -93,6 +95,10 @@ def _flat(points) -> list[float] | str:
             except (TypeError, ValueError):
                 return "Polygon coordinates must be numbers."
     return points
+
+
+def _non_ascii(counts) -> bool:
+    return isinstance(counts, str) and not counts.isascii()
 
 
 def _compressed(payload, width: int, height: int) -> bool:

@@ -68,6 +68,9 @@ def test_rle_that_does_not_cover_the_image_is_refused_with_the_sums():
     assert validate_many([("mask", {"size": [4, 5], "counts": short}, 5, 4)]) == [
         "Mask counts sum to 16, not height × width = 20."
     ]
+    assert validate_many([("mask", {"size": [4, 5], "counts": "é0"}, 5, 4)]) == [
+        "The mask counts cannot be decoded: not a COCO RLE string."
+    ]
 
 
 def test_json_stream_reads_elements_across_window_edges(monkeypatch):
