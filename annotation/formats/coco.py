@@ -116,8 +116,12 @@ def _header(images, categories) -> tuple[dict, dict, list[Problem]]:
     by_id: dict = {}
     for n, image in enumerate(images):
         where = f"images[{n}]"
-        if not isinstance(image, dict) or "id" not in image or "file_name" not in image:
-            problems.append(Problem(where, "an image needs an id and a file_name"))
+        if (
+            not isinstance(image, dict)
+            or not isinstance(image.get("id"), int | str)
+            or not isinstance(image.get("file_name"), str)
+        ):
+            problems.append(Problem(where, "an image needs an id (number) and a file_name (text)"))
             continue
         where += f" (id {image['id']})"
         unsafe = unsafe_path(str(image["file_name"]))
@@ -130,8 +134,12 @@ def _header(images, categories) -> tuple[dict, dict, list[Problem]]:
     names: dict = {}
     for n, category in enumerate(categories):
         where = f"categories[{n}]"
-        if not isinstance(category, dict) or "id" not in category or "name" not in category:
-            problems.append(Problem(where, "a category needs an id and a name"))
+        if (
+            not isinstance(category, dict)
+            or not isinstance(category.get("id"), int | str)
+            or "name" not in category
+        ):
+            problems.append(Problem(where, "a category needs an id (number) and a name"))
         elif category["id"] in names:
             problems.append(Problem(f"{where} (id {category['id']})", "duplicate category id"))
         else:
@@ -178,9 +186,16 @@ def _tags(images: list, names: dict) -> Iterator[Record | Problem]:
     for n, image in enumerate(images):
         if not isinstance(image, dict) or not image.get("tags"):
             continue
+        if not isinstance(image["tags"], list):
+            yield Problem(f"images[{n}].tags", "tags must be a list")
+            continue
         for t, tag in enumerate(image["tags"]):
             where = f"images[{n}].tags[{t}]"
-            if not isinstance(tag, dict) or tag.get("category_id") not in names:
+            if (
+                not isinstance(tag, dict)
+                or not isinstance(tag.get("category_id"), int | str)
+                or tag["category_id"] not in names
+            ):
                 yield Problem(where, "a tag needs a category_id from categories")
                 continue
             yield Record(where, str(image.get("file_name", "")), names[tag["category_id"]], "tag",
@@ -196,7 +211,12 @@ def _annotations(
             yield Problem(f"annotations[{n}]", "an annotation needs an id")
             continue
         where = f"annotations[{n}] (id {ann['id']})"
-        image = images.get(ann.get("image_id"))
+        if not isinstance(ann.get("image_id"), int | str) or not isinstance(
+            ann.get("category_id"), int | str
+        ):
+            yield Problem(where, "image_id and category_id must be numbers")
+            continue
+        image = images.get(ann["image_id"])
         if image is None:
             yield Problem(where, f"image_id {ann.get('image_id')!r} is not in images")
             continue

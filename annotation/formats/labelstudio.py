@@ -135,6 +135,9 @@ def _task(n: int, task, catalog: Catalog) -> Iterator[Record | Problem]:
             continue
         kind, value = r.get("type"), r["value"]
         if kind in ("rectanglelabels", "polygonlabels", "brushlabels"):
+            if str(r.get("id")) in regions:
+                yield Problem(where, f"duplicate id {r.get('id')} (a region id appears twice)")
+                continue
             regions[str(r.get("id"))] = {"where": where, "type": kind, "value": value, "r": r}
         elif kind == "choices" and r.get("from_name") == "tags":
             for choice in value.get("choices") or []:

@@ -202,3 +202,19 @@ def test_images_sharing_a_name_are_reported_on_export_and_refused_on_import(team
     job = _failed(team, version, data)
     assert "ambiguous" in job.result["problems"][0]["message"]
     assert job.result["problems"][0]["where"] == "annotations[0] (id 1)"
+
+
+def test_ids_of_the_wrong_type_are_records_errors(team, version):
+    schema(team["lead"], team["project"])
+    data = _coco(
+        [
+            {"id": [1], "file_name": "coffee.jpg"},
+            {"id": 2, "file_name": "coffee.jpg", "tags": {"a": 1}},
+        ],
+        [{"id": 1, "image_id": [2], "category_id": 3, "bbox": [1, 2, 3, 4]}],
+    )
+    job = _failed(team, version, data)
+    problems = {p["where"]: p["message"] for p in job.result["problems"]}
+    assert "needs an id (number)" in problems["images[0]"]
+    assert "must be numbers" in problems["annotations[0] (id 1)"]
+    assert "tags must be a list" in problems["images[1].tags"]

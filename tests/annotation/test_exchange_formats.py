@@ -155,7 +155,8 @@ def test_label_studio_bad_regions_are_named(team, version):
     tasks = [
         {"id": 1, "data": {"image": "/data/upload/3/coffee.jpg"}, "annotations": [{"result": [
             {"id": "a", "type": "rectanglelabels", "value": box},
-            {"id": "a", "type": "rectanglelabels", "value": {**box, "x": 95}},
+            {"id": "a", "type": "rectanglelabels", "value": box},
+            {"id": "a2", "type": "rectanglelabels", "value": {**box, "x": 95}},
             {"id": "b", "type": "rectanglelabels", "value": {**box, "rectanglelabels": ["bus"]}},
             {"id": "c", "type": "brushlabels", "value": {"rle": [1], "brushlabels": ["cell"]}},
         ]}]},
@@ -163,9 +164,11 @@ def test_label_studio_bad_regions_are_named(team, version):
             {"id": "d", "type": "rectanglelabels", "value": box}]}]},
     ]  # fmt: skip
     job, problems = _fails(team, version, "labelstudio", json.dumps(tasks).encode(), "t.json")
-    assert "outside the 600×400 image" in problems["tasks[0] (id 1) result 1 (id a)"]
-    assert "unknown class 'bus'" in problems["tasks[0] (id 1) result 2 (id b)"]
-    assert "brush RLE ends early" in problems["tasks[0] (id 1) result 3 (id c)"]
+    assert "duplicate id a" in problems["tasks[0] (id 1) result 1 (id a)"]
+    assert "outside the 600×400 image" in problems["tasks[0] (id 1) result 2 (id a2)"]
+    assert "unknown class 'bus'" in problems["tasks[0] (id 1) result 3 (id b)"]
+    assert "brush RLE ends early" in problems["tasks[0] (id 1) result 4 (id c)"]
+    assert "tasks[0] (id 1) result 0 (id a)" not in problems
     assert "escapes the dataset" in problems["tasks[1] (id 2) result 0 (id d)"]
     coco = json.dumps({"images": [], "annotations": [], "categories": []}).encode()
     job, _ = _fails(team, version, "labelstudio", coco, "coco.json")
