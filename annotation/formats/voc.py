@@ -147,7 +147,8 @@ def _load_png(bundle: Bundle, path: str) -> np.ndarray | str:
 
 def read(bundle: Bundle, catalog: Catalog) -> Iterator[Record | Problem]:
     files = [n for n in bundle.find(".xml") if "Annotations/" in n]
-    if not bundle.is_zip or not files:
+    labelmap = any(n.rsplit("/", 1)[-1] == "labelmap.txt" for n in bundle.names())
+    if not bundle.is_zip or not (files or labelmap):  # a labelmap alone: nothing labelled
         raise FormatError("Not a Pascal VOC archive: upload a zip with Annotations/*.xml.")
     pngs = set(bundle.find(".png"))
     for path in files:

@@ -95,9 +95,7 @@ def read(bundle: Bundle, catalog: Catalog) -> Iterator[Record | Problem]:
             "Not a YOLO archive: upload a zip of classes.txt or data.yaml and labels/*.txt."
         )
     names = _names(bundle)
-    labels = [n for n in bundle.find(".txt") if "/labels/" in f"/{n}"]
-    if not labels:
-        raise FormatError("Not a YOLO archive: no labels/*.txt files.")
+    labels = [n for n in bundle.find(".txt") if "/labels/" in f"/{n}"]  # none: nothing labelled
     for path in labels:
         relative = f"/{path}".split("/labels/", 1)[1]
         image = catalog.by_stem(relative[: -len(".txt")])

@@ -189,3 +189,13 @@ def test_the_staged_upload_is_deleted_once_the_import_is_final(team, version, se
     job = run_import(team["lead"], version, "cvat", b"<annotations/>", "a.xml")
     assert job.status == "succeeded" and job.result["imported"] == 0
     assert not list((settings.MEDIA_ROOT / "projects").rglob("a.xml"))
+
+
+@pytest.mark.parametrize("fmt", ["coco", "yolo", "voc", "cvat", "labelstudio"])
+def test_an_unlabelled_version_exports_and_imports_as_nothing(team, version, fmt):
+    schema(team["lead"], team["project"])
+    job = export(team["lead"], version, fmt)
+    assert job.status == "succeeded" and job.result["annotations"] == 0
+    back = run_import(team["lead"], version, fmt, archive_bytes(job), f"{fmt}.zip")
+    assert back.status == "succeeded", back.error
+    assert back.result["imported"] == 0 and not Annotation.objects.exists()
