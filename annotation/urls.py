@@ -28,3 +28,4 @@ urlpatterns += [
     path(P + "review/", va.review_list, name="review_list"),
     path(P + "review/images/<int:image_id>/", va.review_image, name="review_image"),
 ]
+urlpatterns += [path(D + "exchange/", va.exchange, name="exchange")]
