@@ -123,7 +123,10 @@ def mask_rle(rle: dict, width: int, height: int) -> Geometry:
             )
         encoded = coco.frPyObjects({"size": [height, width], "counts": counts}, height, width)
     elif isinstance(counts, str):
-        encoded = {"size": [height, width], "counts": counts.encode("ascii", "strict")}
+        try:
+            encoded = {"size": [height, width], "counts": counts.encode("ascii", "strict")}
+        except UnicodeEncodeError:
+            raise GeometryError("The mask counts are not a COCO RLE string (non-ASCII text).")
         try:
             decoded = coco.decode(encoded)
         except Exception as exc:  # noqa: BLE001 - malformed counts

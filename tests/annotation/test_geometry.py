@@ -27,6 +27,8 @@ def test_uncompressed_counts_must_cover_the_image():
         g.validate("mask", {"size": [3, 3], "counts": [9]}, 3, 2)
     with pytest.raises(g.GeometryError, match="empty"):
         g.validate("mask", {"size": [2, 3], "counts": [6]}, 3, 2)
+    with pytest.raises(g.GeometryError, match="non-ASCII"):
+        g.validate("mask", {"size": [2, 3], "counts": "0é1"}, 3, 2)
 
 
 @pytest.mark.parametrize(
