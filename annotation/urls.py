@@ -29,3 +29,6 @@ urlpatterns += [
     path(P + "review/images/<int:image_id>/", va.review_image, name="review_image"),
 ]
 urlpatterns += [path(D + "exchange/", va.exchange, name="exchange")]
+urlpatterns += [
+    path(P + "queues/<int:queue_id>/preannotate/", va.queue_preannotate, name="queue_preannotate")
+]

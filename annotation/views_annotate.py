@@ -194,6 +194,10 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
             "rows": rows,
             "form": form,
             "has_classes": curation.label_class_list(user=request.user, project=project).exists(),
+            "mask_classes": curation.label_class_list(user=request.user, project=project).filter(
+                kind=LabelClass.Kind.MASK
+            ),
+            "sam": sam_available(),
             "can_review": _can_review(request.user, project),
         },
     )
@@ -464,3 +468,30 @@ def exchange(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
         {"project": project, "dataset": dataset, "export_form": export_form,
          "import_form": import_form, "jobs": jobs, "has_versions": bool(versions)},
     )  # fmt: skip
+
+
+@require_POST
+@member_view
+def queue_preannotate(request: HttpRequest, project, queue_id: int) -> HttpResponse:
+    """Start a batch pre-annotation of a queue's images from the queue list."""
+    from annotation.services.batch_preannotation import preannotate_start
+
+    queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
+    mode = request.POST.get("mode", "")
+    try:
+        label_class = curation.label_class_get(
+            user=request.user, project=project, label_class_id=int(request.POST["label_class"])
+        )
+        params: dict = {"method": "auto"}
+        if mode == "automatic":
+            params = {"points_per_side": int(request.POST.get("points_per_side") or 16)}
+        job = preannotate_start(
+            actor=request.user, label_class=label_class, mode=mode, queue=queue, params=params
+        )
+    except (KeyError, ValueError):
+        messages.error(request, "Choose a mask class and a whole number of points per side.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        return redirect("studio:job_detail", job_id=job.pk)
+    return redirect("annotation:queue_list", slug=project.slug)

@@ -156,3 +156,35 @@ def test_consensus_task_shows_only_your_own_work(team, version, circle, api):
     # Someone else's task cannot be used to read through.
     refused = api(second).get(page.context["config"]["api"]["annotations"] + f"?task={first.pk}")
     assert refused.status_code == 400 and "not yours" in refused.json()["error"]["message"]
+
+
+def test_queue_page_starts_a_boxes_to_masks_job(team, version, circle):
+    from studio.models import Job
+    from studio.services.jobs import job_run
+
+    car = labels.label_class_create(
+        actor=team["lead"], project=team["project"], name="car", kind="box"
+    )
+    queue = queue_services.queue_create(
+        actor=team["lead"], project=team["project"], name="Q", version=version
+    )
+    image = version.items.order_by("image_id").first().image
+    labels.annotation_create(
+        actor=team["annotator"], image=image, label_class=car, geometry=[100, 60, 200, 160]
+    )
+    lead = _client(team["lead"])
+    page = lead.get(f"/p/{team['project'].slug}/queues/").content.decode()
+    assert "Pre-annotate this queue" in page and "needs a SAM checkpoint" in page
+    url = f"/p/{team['project'].slug}/queues/{queue.pk}/preannotate/"
+    refused = lead.post(url, {"mode": "automatic", "label_class": circle.pk}, follow=True)
+    assert "needs a Segment Anything checkpoint" in refused.content.decode()
+    started = lead.post(url, {"mode": "boxes_to_masks", "label_class": circle.pk})
+    job = Job.objects.get(kind="preannotate")
+    assert started.url == f"/jobs/{job.pk}/"
+    job_run(job_id=job.pk)
+    draft = Annotation.objects.get(label_class=circle)
+    assert draft.status == "draft" and draft.source == "grabcut" and draft.image == image
+    assert _client(team["annotator"]).post(url, {"mode": "boxes_to_masks",
+                                                 "label_class": circle.pk}).status_code == 302  # fmt: skip
+    assert Job.objects.filter(kind="preannotate").count() == 1  # annotators may not start one
+    assert _client(team["outsider"]).post(url, {"label_class": circle.pk}).status_code == 404
