@@ -188,3 +188,37 @@ def test_queue_page_starts_a_boxes_to_masks_job(team, version, circle):
                                                  "label_class": circle.pk}).status_code == 302  # fmt: skip
     assert Job.objects.filter(kind="preannotate").count() == 1  # annotators may not start one
     assert _client(team["outsider"]).post(url, {"label_class": circle.pk}).status_code == 404
+
+
+def test_admin_lists_annotation_records_read_only(client, team, version, circle):
+    from django.contrib.auth import get_user_model
+
+    from tests.factories import PASSWORD
+
+    image = version.items.order_by("image_id").first().image
+    import numpy as np
+
+    from annotation import geometry as geo
+
+    mask = np.zeros((image.height, image.width), bool)
+    mask[5:9, 5:9] = True
+    annotation = labels.annotation_create(
+        actor=team["annotator"], image=image, label_class=circle,
+        geometry=geo.mask_from_array(mask), status="submitted",
+    )  # fmt: skip
+    queue_services.annotation_review(
+        actor=team["reviewer"], annotation=annotation, decision="reject", comment="too small"
+    )
+    queue_services.queue_create(actor=team["lead"], project=team["project"], name="Q",
+                                version=version)  # fmt: skip
+    root = get_user_model().objects.create_superuser("root", "root@example.invalid", PASSWORD)
+    client.force_login(root)
+    for url in ["/admin/annotation/labelclass/", "/admin/annotation/annotationqueue/",
+                "/admin/annotation/annotation/", f"/admin/annotation/annotation/{annotation.pk}/change/",
+                "/admin/annotation/reviewdecision/", "/admin/annotation/consensusresult/",
+                "/admin/annotation/tasksubmission/"]:  # fmt: skip
+        response = client.get(url)
+        assert response.status_code == 200, url
+    page = client.get(f"/admin/annotation/annotation/{annotation.pk}/change/").content.decode()
+    assert "too small" in page and 'name="_save"' not in page  # history and review, read-only
+    assert client.get("/admin/annotation/labelclass/").context["cl"].result_list[0]._used == 1
