@@ -236,31 +236,34 @@
     const [r, g, b] = rgb(hex);
     return "rgba(" + r + "," + g + "," + b + "," + alpha + ")";
   }
-  function maskBits(a) {
-    if (!state.bits.has(a.id)) state.bits.set(a.id, RLE.decode(a.geometry));
-    return state.bits.get(a.id);
-  }
-  function maskCanvas(bits, colour, box) {
-    const [bx, by, bw, bh] = box;
+  /* A mask decoded once, cropped to its box: {box, bits (row-major, box-sized), canvas}. */
+  function maskOf(a) {
+    const c = classes.get(a.label_class);
+    const colour = c ? c.colour : "#999999";
+    let m = state.bits.get(a.id);
+    if (m && m.colour === colour) return m;
+    const full = RLE.decode(a.geometry);
+    const [bx, by, bw, bh] = a.bbox.map((v) => Math.round(v));
+    const bits = new Uint8Array(Math.max(1, bw * bh));
+    for (let y = 0; y < bh; y++) bits.set(full.subarray((by + y) * W + bx, (by + y) * W + bx + bw), y * bw);
     const canvas = document.createElement("canvas");
     canvas.width = Math.max(1, bw);
     canvas.height = Math.max(1, bh);
     const ctx = canvas.getContext("2d");
     const img = ctx.createImageData(canvas.width, canvas.height);
     const [r, g, b] = rgb(colour);
-    for (let y = 0; y < bh; y++) {
-      for (let x = 0; x < bw; x++) {
-        if (bits[(by + y) * W + bx + x]) {
-          const o = (y * bw + x) * 4;
-          img.data[o] = r;
-          img.data[o + 1] = g;
-          img.data[o + 2] = b;
-          img.data[o + 3] = 255;
-        }
+    for (let i = 0; i < bits.length; i++) {
+      if (bits[i]) {
+        img.data[i * 4] = r;
+        img.data[i * 4 + 1] = g;
+        img.data[i * 4 + 2] = b;
+        img.data[i * 4 + 3] = 255;
       }
     }
     ctx.putImageData(img, 0, 0);
-    return canvas;
+    m = { box: [bx, by, bw, bh], bits, canvas, colour };
+    state.bits.set(a.id, m);
+    return m;
   }
   function machine(a) {
     return a.source !== "human";
@@ -277,9 +280,8 @@
       const selected = state.selected === a.id;
       const stroke = { stroke: c.colour, strokeWidth: selected ? 3 : 1.5, strokeScaleEnabled: false, dash: machine(a) && a.status === "draft" ? [6, 4] : null };
       if (a.kind === "mask") {
-        const bits = maskBits(a);
-        const box = a.bbox.map((v) => Math.round(v));
-        annGroup.add(new Konva.Image({ x: box[0], y: box[1], image: maskCanvas(bits, c.colour, box), opacity: selected ? Math.min(0.9, state.opacity + 0.2) : state.opacity, listening: false }));
+        const { box, canvas } = maskOf(a);
+        annGroup.add(new Konva.Image({ x: box[0], y: box[1], image: canvas, opacity: selected ? Math.min(0.9, state.opacity + 0.2) : state.opacity, listening: false }));
         if (selected) annGroup.add(new Konva.Rect(Object.assign({ x: box[0], y: box[1], width: box[2], height: box[3], listening: false, dash: [4, 4] }, stroke)));
       } else if (a.kind === "polygon") {
         annGroup.add(new Konva.Line(Object.assign({ points: a.geometry, closed: true, fill: rgba(c.colour, state.opacity), listening: false }, stroke)));
@@ -543,7 +545,11 @@
   }
 
   function inside(a, x, y) {
-    if (a.kind === "mask") return !!maskBits(a)[Math.floor(y) * W + Math.floor(x)];
+    if (a.kind === "mask") {
+      const { box, bits } = maskOf(a);
+      const px = Math.floor(x) - box[0], py = Math.floor(y) - box[1];
+      return px >= 0 && py >= 0 && px < box[2] && py < box[3] && !!bits[py * box[2] + px];
+    }
     if (a.kind === "box") {
       const [bx, by, bw, bh] = a.geometry;
       return x >= bx && x <= bx + bw && y >= by && y <= by + bh;
@@ -624,18 +630,8 @@
     canvas.height = H;
     const ctx = canvas.getContext("2d");
     if (a) {
-      const bits = maskBits(a);
-      const img = ctx.createImageData(W, H);
-      const [r, g, b] = rgb(c.colour);
-      for (let i = 0; i < bits.length; i++) {
-        if (bits[i]) {
-          img.data[i * 4] = r;
-          img.data[i * 4 + 1] = g;
-          img.data[i * 4 + 2] = b;
-          img.data[i * 4 + 3] = 255;
-        }
-      }
-      ctx.putImageData(img, 0, 0);
+      const m = maskOf(a);
+      ctx.drawImage(m.canvas, m.box[0], m.box[1]);
     }
     ctx.fillStyle = c.colour;
     ctx.strokeStyle = c.colour;
