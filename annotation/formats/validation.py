@@ -22,6 +22,7 @@ from annotation import geometry as geo
 MAX_CROSS_CHECK = 500  # as in geometry.polygon: the quadratic check stops here
 PAIR_BUDGET = 2_000_000  # edge pairs per numpy step
 CHARS = 4_000_000  # RLE characters per numpy decode
+_NUMBERS = frozenset({float, int})
 
 
 def validate_many(items: list[tuple[str, object, int, int]]) -> list[geo.Geometry | str]:
@@ -70,10 +71,11 @@ def _box(values, width: int, height: int) -> geo.Geometry | None:
     """geometry.box for a valid box of plain numbers; None sends anything else there."""
     if type(values) is not list or len(values) != 4:
         return None
-    try:
-        x, y, w, h = (float(v) for v in values if type(v) is float or type(v) is int)
-    except ValueError:  # not four plain numbers
+    x, y, w, h = values
+    if not (type(x) in _NUMBERS and type(y) in _NUMBERS and type(w) in _NUMBERS
+            and type(h) in _NUMBERS):  # fmt: skip
         return None
+    x, y, w, h = float(x), float(y), float(w), float(h)
     if not (0 < w < math.inf and 0 < h < math.inf and x >= 0 and y >= 0):
         return None
     if x + w > width or y + h > height:
@@ -88,6 +90,8 @@ def _flat(points) -> list[float] | str:
         points = [
             v for pair in points for v in (pair if isinstance(pair, list | tuple) else [pair])
         ]
+    if set(map(type, points)) <= _NUMBERS:  # the common case, checked at C speed
+        return points
     for v in points:
         if type(v) is not float and type(v) is not int:
             try:

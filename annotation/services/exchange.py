@@ -19,14 +19,16 @@ import gc
 import json
 import os
 import posixpath
+import queue
 import shutil
 import tempfile
+import threading
 import uuid
 import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from json.encoder import encode_basestring_ascii
 
 from django.conf import settings
@@ -369,6 +371,24 @@ class _Importer:
             self.problems.append({"where": where, "message": message})
 
     def run(self, records: Iterator[Record | Problem]) -> dict:
+        try:
+            seen = self._stream(records)
+            if self.problem_count:
+                self.writer.abandon()  # it all rolls back: don't wait for the writes
+            self.writer.close()
+        except BaseException:
+            self.writer.abandon()
+            raise
+        report = {"format": self.fmt, "version": self.version.number, "records": seen,
+                  "imported": 0 if self.problem_count or self.dry_run else sum(self.counts.values()),
+                  "dry_run": self.dry_run,
+                  "by_kind": self.counts, "status": self.status,
+                  "problem_count": self.problem_count, "problems": self.problems}  # fmt: skip
+        if self.problem_count:
+            raise _Failed(report)
+        return report
+
+    def _stream(self, records: Iterator[Record | Problem]) -> int:
         batch: list[Record] = []
         seen = 0
         for record in records:
@@ -382,14 +402,7 @@ class _Importer:
                 batch = []
                 self.ctx.progress(seen, 0, f"Read {seen:,} records")
         self.flush(batch)
-        report = {"format": self.fmt, "version": self.version.number, "records": seen,
-                  "imported": 0 if self.problem_count or self.dry_run else sum(self.counts.values()),
-                  "dry_run": self.dry_run,
-                  "by_kind": self.counts, "status": self.status,
-                  "problem_count": self.problem_count, "problems": self.problems}  # fmt: skip
-        if self.problem_count:
-            raise _Failed(report)
-        return report
+        return seen
 
     def image(self, record: Record) -> tuple[int, int, int] | None:
         # Records of one image come together: resolve each name once.
@@ -542,80 +555,236 @@ def _geometry_json(shape: geo.Geometry) -> str:
     return json.dumps(data)
 
 
-ANN_INSERT = (
-    "INSERT INTO {table} (id, image_id, label_class_id, kind, geometry, area, bbox, attributes, "
-    "source, source_detail, confidence, status, author_id, version, deleted, created_at, "
-    "updated_at) VALUES (%s, %s, %s, %s, %s{jsonb}, %s, %s{jsonb}, %s{jsonb}, %s, %s, NULL, %s, "
-    "%s, 1, %s, %s, %s)"
+ANN_COLUMNS = (
+    "image_id, label_class_id, kind, geometry, area, bbox, attributes, source, source_detail, "
+    "confidence, status, author_id, version, deleted, created_at, updated_at"
 )
-REV_INSERT = (
-    "INSERT INTO {table} (id, annotation_id, version, action, author_id, before, after, "
-    "created_at) VALUES (%s, %s, 1, 'create', %s, NULL, %s{jsonb}, %s)"
+# One statement per batch: the rows arrive as one JSON array, which SQLite reads with
+# json_each in C; the GIL stays released while it inserts them all.
+SQLITE_ANN_INSERT = (  # names are constants; values go as parameters
+    "INSERT INTO {table} (id, " + ANN_COLUMNS + ") SELECT ? + key, "  # noqa: S608
+    "json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
+    "json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), "
+    "json_extract(value, '$[6]'), 'import', ?, NULL, ?, ?, 1, 0, ?, ? FROM json_each(?) "
+    "ORDER BY key"
+)
+PG_ANN_COPY = "COPY {table} (" + ANN_COLUMNS + ") FROM STDIN"
+# The create revision of each annotation just written, built from its row by the database
+# (the keys of labels.snapshot), so the geometry is serialised once, in Python, per import.
+SQLITE_REV_INSERT = (
+    "INSERT INTO {table} (annotation_id, version, action, author_id, before, after, "
+    "created_at) SELECT id, 1, 'create', author_id, NULL, json_object('label_class', "
+    "label_class_id, 'kind', kind, 'geometry', json(geometry), 'attributes', json(attributes), "
+    "'source', source, 'confidence', confidence, 'status', status, 'deleted', json('false')), "
+    "created_at FROM {annotations} WHERE id BETWEEN ? AND ? ORDER BY id"
+)
+PG_REV_INSERT = (
+    "INSERT INTO {table} (annotation_id, version, action, author_id, before, after, "
+    "created_at) SELECT id, 1, 'create', author_id, NULL, jsonb_build_object('label_class', "
+    "label_class_id, 'kind', kind, 'geometry', geometry, 'attributes', attributes, "
+    "'source', source, 'confidence', confidence, 'status', status, 'deleted', deleted), "
+    "created_at FROM {annotations} WHERE id > %s AND source_detail = %s "
+    "AND id <= currval(pg_get_serial_sequence(%s, 'id')) ORDER BY id RETURNING annotation_id"
 )
 
 
-def _sql(template: str, model, jsonb: str) -> str:
-    """Fill in a model's table name (never user input); values always go as parameters."""
-    table = connection.ops.quote_name(model._meta.db_table)
-    return template.replace("{table}", table).replace("{jsonb}", jsonb)
+def _sql(template: str, model) -> str:
+    """Fill in table names (never user input); values always go as parameters."""
+    quote = connection.ops.quote_name
+    return template.replace("{table}", quote(model._meta.db_table)).replace(
+        "{annotations}", quote(Annotation._meta.db_table)
+    )
+
+
+def _copy_text(value: str) -> str:
+    """Escape JSON text for COPY's text format (JSON holds no raw tab or newline)."""
+    return value.replace("\\", "\\\\") if "\\" in value else value
+
+
+def _foreign_keys_immediate(cur):
+    """Check the written tables' deferred foreign keys as each row arrives; return the
+    statement that defers them again.
+
+    Django declares foreign keys ``DEFERRABLE INITIALLY DEFERRED``: checked at commit,
+    one lookup per row and key, after the last batch, while nothing else runs. Checked
+    immediately, the same lookups happen inside each ``COPY``, in the database's own
+    process, while the importer's thread reads the next batch. Same checks, same
+    transaction: a broken reference still fails the import and nothing is written.
+    """
+    from psycopg import sql
+
+    cur.execute(
+        "SELECT conname FROM pg_constraint WHERE contype = 'f' AND condeferred "
+        "AND conrelid IN (%s::regclass, %s::regclass) ORDER BY conname",
+        [Annotation._meta.db_table, AnnotationRevision._meta.db_table],
+    )
+    found = [sql.Identifier(name) for (name,) in cur.fetchall()]
+    if not found:
+        return ""
+    names = sql.SQL(", ").join(found)
+    cur.execute(sql.SQL("SET CONSTRAINTS {} IMMEDIATE").format(names))
+    return sql.SQL("SET CONSTRAINTS {} DEFERRED").format(names)
 
 
 class _Writer:
-    """Insert annotations and their create revisions with ``executemany``.
+    """Write annotations and their create revisions on a second thread, batch by batch.
 
-    The ORM's ``bulk_create`` spends most of an import's time preparing each value of
-    each row; here a row is a tuple of already-serialised values. Ids are taken from the
-    table's sequence (PostgreSQL) or after its current maximum (SQLite, where the
-    caller's transaction already holds the database's only write lock).
+    The importer's thread goes on reading and validating the next batch while this one's
+    rows are written: PostgreSQL receives them with ``COPY`` and does the inserting in its
+    own process; SQLite's module releases the GIL while SQLite inserts. Both threads use
+    the one connection, inside the import's one transaction (psycopg serialises its use
+    with a lock; SQLite's library with its own mutex). Revisions are built from the rows
+    by the database (``INSERT ... SELECT``), so Python serialises each geometry once.
+
+    Precondition: inside the import's ``transaction.atomic()`` block; ``close()`` must be
+    called before that block ends, whatever happened, so that no write outlives it.
     """
 
-    def __init__(self, job: Job, status: str, detail: str) -> None:
-        self.job, self.status, self.detail = job, status, detail[:200]
-        self.actor_id = job.created_by_id
-        self.now = connection.ops.adapt_datetimefield_value(timezone.now())
-        self.next_ids: dict[str, int] = {}
-        jsonb = "::jsonb" if connection.vendor == "postgresql" else ""
-        self.ann_sql = _sql(ANN_INSERT, Annotation, jsonb)
-        self.rev_sql = _sql(REV_INSERT, AnnotationRevision, jsonb)
+    QUEUED = 2  # batches waiting: bounds memory while the database catches up
 
-    def _ids(self, model, n: int) -> range:
-        table = model._meta.db_table
-        with connection.cursor() as cur:
-            if connection.vendor == "postgresql":
-                cur.execute(
-                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                    [table, n],
-                )
-                ids = [r[0] for r in cur.fetchall()]
-                return ids  # type: ignore[return-value]
-            if table not in self.next_ids:
-                cur.execute(_sql("SELECT COALESCE(MAX(id), 0) FROM {table}", model, ""))
+    def __init__(self, job: Job, status: str, detail: str) -> None:
+        self.status, self.detail = status, detail[:200]
+        self.actor_id = job.created_by_id
+        now = timezone.now()
+        self.postgres = connection.vendor == "postgresql"
+        self.error: BaseException | None = None
+        self.queue: queue.Queue = queue.Queue(self.QUEUED)
+        self.thread: threading.Thread | None = None
+        if self.postgres:
+            actor = "\\N" if self.actor_id is None else str(self.actor_id)
+            stamp = now.isoformat()
+            self.tail = f"\timport\t{_copy_text(self.detail)}\t\\N\t{status}\t{actor}\t1\tf\t{stamp}\t{stamp}\n"
+        else:
+            self.now = connection.ops.adapt_datetimefield_value(now)
+            self.next_id: int | None = None
+
+    def insert(self, rows: list[tuple[int, int, geo.Geometry, dict]]) -> None:
+        """Queue a batch of validated rows (image id, class id, geometry, attributes)."""
+        self._check()
+        if self.thread is None:
+            connection.ensure_connection()
+            self.thread = threading.Thread(
+                target=self._work, args=(connection.connection,), name="import-writer", daemon=True
+            )
+            self.thread.start()
+        batch = self._copy_batch(rows) if self.postgres else self._sqlite_batch(rows)
+        while True:  # never block for good on a writer that has died
+            try:
+                self.queue.put(batch, timeout=0.5)
+                break
+            except queue.Full:
+                self._check()
+
+    def close(self) -> None:
+        """Wait until every queued batch is written; raise the writer's error, if any."""
+        if self.thread is not None:
+            self.queue.put(None)
+            self.thread.join()
+            self.thread = None
+        self._check()
+
+    def abandon(self) -> None:
+        """Stop without writing what is still queued (the transaction is rolled back)."""
+        if self.thread is not None:
+            self.error = self.error or _Abandoned()
+            while True:
+                try:
+                    self.queue.get_nowait()
+                except queue.Empty:
+                    break
+            self.queue.put(None)
+            self.thread.join()
+            self.thread = None
+
+    def _check(self) -> None:
+        if self.error is not None and not isinstance(self.error, _Abandoned):
+            raise self.error
+
+    def _work(self, raw) -> None:
+        try:
+            with closing(raw.cursor()) as cur:
+                floor, deferred = None, None
+                if self.postgres:
+                    # Every id this session draws from now on is above this one.
+                    cur.execute(
+                        "SELECT nextval(pg_get_serial_sequence(%s, 'id'))",
+                        [Annotation._meta.db_table],
+                    )
+                    floor = cur.fetchone()[0]
+                    deferred = _foreign_keys_immediate(cur)
+                done = False
+                while not done:
+                    batches = [self.queue.get()]
+                    while batches[-1] is not None and not self.queue.empty():
+                        batches.append(self.queue.get())  # the database fell behind: merge
+                    if batches[-1] is None:
+                        done = True
+                        batches.pop()
+                    if batches and self.error is None:
+                        if self.postgres:
+                            floor = self._copy(cur, "".join(batches), floor)
+                        else:
+                            self._insert_json(cur, batches)
+                if deferred:
+                    cur.execute(deferred)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the importer's thread
+            self.error = exc
+            while self.queue.get() is not None:  # let the importer's puts through
+                pass
+
+    # PostgreSQL: one COPY per batch; the ids come from the table's sequence.
+
+    def _copy_batch(self, rows) -> str:
+        tail = self.tail
+        lines = []
+        for image_id, class_id, shape, attributes in rows:
+            geometry = _copy_text(_geometry_json(shape))
+            attrs = _copy_text(json.dumps(attributes)) if attributes else "{}"
+            lines.append(f"{image_id}\t{class_id}\t{shape.kind}\t{geometry}\t{shape.area!r}\t"
+                         f"[{', '.join(map(repr, shape.bbox))}]\t{attrs}{tail}")  # fmt: skip
+        return "".join(lines)
+
+    def _copy(self, cur, text: str, floor: int) -> int:
+        with cur.copy(_sql(PG_ANN_COPY, Annotation)) as copy:
+            copy.write(text)
+        # This batch's rows: this import's, drawn from the sequence after the previous
+        # batch's and up to the last id the COPY drew (currval: this session's, and not
+        # moved by the revisions' own sequence). The highest is the next batch's floor.
+        cur.execute(
+            _sql(PG_REV_INSERT, AnnotationRevision),
+            [floor, self.detail, Annotation._meta.db_table],
+        )
+        return max(row[0] for row in cur.fetchall())
+
+    # SQLite: ids follow the table's maximum (the transaction holds the only write lock).
+
+    def _sqlite_batch(self, rows) -> tuple[int, int, str]:
+        if self.next_id is None:
+            with connection.cursor() as cur:
+                table = Annotation._meta.db_table
+                cur.execute(_sql("SELECT COALESCE(MAX(id), 0) FROM {table}", Annotation))
                 top = cur.fetchone()[0]
                 cur.execute(
                     "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = %s", [table]
                 )
-                top = max(top, cur.fetchone()[0])
-                self.next_ids[table] = top + 1
-            start = self.next_ids[table]
-            self.next_ids[table] = start + n
-            return range(start, start + n)
+                self.next_id = max(top, cur.fetchone()[0]) + 1
+        first = self.next_id
+        self.next_id += len(rows)
+        values = []
+        for image_id, class_id, shape, attributes in rows:
+            attrs = json.dumps(attributes) if attributes else "{}"
+            values.append(f'[{image_id}, {class_id}, "{shape.kind}", {_geometry_json(shape)}, '
+                          f"{shape.area!r}, [{', '.join(map(repr, shape.bbox))}], {attrs}]")  # fmt: skip
+        return first, len(rows), ", ".join(values)
 
-    def insert(self, rows: list[tuple[int, int, geo.Geometry, dict]]) -> None:
-        ann_ids = self._ids(Annotation, len(rows))
-        rev_ids = self._ids(AnnotationRevision, len(rows))
-        status, actor, now, detail = self.status, self.actor_id, self.now, self.detail
-        ann_rows, rev_rows = [], []
-        for pk, rev_pk, (image_id, class_id, shape, attributes) in zip(
-            ann_ids, rev_ids, rows, strict=True
-        ):
-            geometry, attrs = _geometry_json(shape), json.dumps(attributes) if attributes else "{}"
-            bbox = "[%r, %r, %r, %r]" % shape.bbox  # noqa: UP031 - finite floats: repr is JSON
-            ann_rows.append((pk, image_id, class_id, shape.kind, geometry, shape.area, bbox,
-                             attrs, "import", detail, status, actor, False, now, now))  # fmt: skip
-            after = (f'{{"label_class": {class_id}, "kind": "{shape.kind}", "geometry": {geometry}, '
-                     f'"attributes": {attrs}, "source": "import", "confidence": null, '
-                     f'"status": "{status}", "deleted": false}}')  # fmt: skip
-            rev_rows.append((rev_pk, pk, actor, after, now))
-        with connection.cursor() as cur:
-            cur.executemany(self.ann_sql, ann_rows)
-            cur.executemany(self.rev_sql, rev_rows)
+    def _insert_json(self, cur, batches: list[tuple[int, int, str]]) -> None:
+        first = batches[0][0]
+        last = batches[-1][0] + batches[-1][1] - 1  # ids are contiguous across batches
+        text = "[" + ", ".join(body for _, _, body in batches) + "]"
+        cur.execute(_sql(SQLITE_ANN_INSERT, Annotation),
+                    (first, self.detail, self.status, self.actor_id, self.now, self.now, text))  # fmt: skip
+        cur.execute(_sql(SQLITE_REV_INSERT, AnnotationRevision), (first, last))
+
+
+class _Abandoned(Exception):
+    """The import stopped (it failed or was cancelled): nothing more is written."""

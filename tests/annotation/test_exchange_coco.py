@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from django.db import connection
 from pycocotools.coco import COCO
 
 from annotation.models import Annotation, AnnotationRevision
@@ -218,3 +219,56 @@ def test_ids_of_the_wrong_type_are_records_errors(team, version):
     assert "needs an id (number)" in problems["images[0]"]
     assert "must be numbers" in problems["annotations[0] (id 1)"]
     assert "tags must be a list" in problems["images[1].tags"]
+
+
+def test_import_writes_across_batches_with_a_create_revision_holding_each_state(
+    team, version, monkeypatch
+):
+    """Batches go to the writer thread (COPY on PostgreSQL, executemany on SQLite); the
+    database builds each create revision from its row, as labels.snapshot would."""
+    from annotation.services import exchange
+    from annotation.services.labels import snapshot
+
+    monkeypatch.setattr(exchange, "BATCH", 4)
+    classes = schema(team["lead"], team["project"])
+    label(team["lead"], version, classes)
+    job = export(team["lead"], version, "coco")
+    fresh = twin(team["lead"])
+    schema(team["lead"], fresh.dataset.project)
+    imported = run_import(team["lead"], fresh, "coco", archive_bytes(job), "export.zip")
+    assert imported.status == "succeeded", imported.error
+    assert contents(fresh) == contents(version)
+    rows = Annotation.objects.filter(image__project=fresh.dataset.project)
+    assert rows.count() == 35
+    for a in rows:
+        (revision,) = a.revisions.all()
+        assert (revision.action, revision.version, revision.before) == ("create", 1, None)
+        assert revision.author_id == team["lead"].pk and revision.created_at == a.created_at
+        assert revision.after == snapshot(a)
+        assert a.source_detail == f"coco import, job {imported.pk}"
+
+
+def test_a_failed_write_mid_import_leaves_nothing(team, version, monkeypatch):
+    from annotation.services import exchange
+
+    monkeypatch.setattr(exchange, "BATCH", 4)
+    classes = schema(team["lead"], team["project"])
+    label(team["lead"], version, classes)
+    data = archive_bytes(export(team["lead"], version, "coco"))
+    writes = []
+
+    def broken(self, *args):
+        writes.append(1)
+        if len(writes) >= 3:  # every attempt fails on its third write
+            raise RuntimeError("disk full")
+        return original(self, *args)
+
+    name = "_copy" if connection.vendor == "postgresql" else "_insert_json"
+    original = getattr(exchange._Writer, name)
+    monkeypatch.setattr(exchange._Writer, name, broken)
+    fresh = twin(team["lead"])
+    schema(team["lead"], fresh.dataset.project)
+    before = Annotation.objects.count(), AnnotationRevision.objects.count()
+    job = run_import(team["lead"], fresh, "coco", data, "export.zip")
+    assert job.status in ("failed", "queued") and "RuntimeError: disk full" in job.error
+    assert (Annotation.objects.count(), AnnotationRevision.objects.count()) == before
