@@ -258,6 +258,9 @@ class QueueItemSerializer(serializers.ModelSerializer):
 class ReviewSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=["accept", "reject"])
     comment = serializers.CharField(required=False, allow_blank=True, default="")
+    version = serializers.IntegerField(
+        required=False, help_text="The version you reviewed; a stale one answers 409."
+    )
 
 
 class QueueListApi(ApiView):
@@ -324,7 +327,10 @@ class ReviewApi(ApiView):
             user=request.user, project=self.project(), annotation_id=pk
         )
         data = _validated(ReviewSerializer, request.data)
-        queue_services.annotation_review(actor=request.user, annotation=annotation, **data)
+        queue_services.annotation_review(
+            actor=request.user, annotation=annotation, decision=data["decision"],
+            comment=data["comment"], expected_version=data.get("version"),
+        )  # fmt: skip
         annotation.refresh_from_db()
         return Response(AnnotationSerializer(annotation).data)
 

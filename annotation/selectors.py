@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from annotation.models import (
     Annotation,
@@ -17,12 +17,14 @@ from annotation.models import (
     DuplicateMember,
     EmbeddingMap,
     EmbeddingSpace,
+    Honeypot,
     LabelClass,
     QueueItem,
     VersionImageScore,
 )
 from studio.errors import ApplicationError, NotFound
 from studio.models import DatasetVersion, Image, Project
+from studio.permissions import role_of
 
 
 def embedding_space_list(*, user, project: Project) -> QuerySet[EmbeddingSpace]:
@@ -187,6 +189,18 @@ def annotation_list(
     ).select_related("label_class")
     if image is not None:
         qs = qs.filter(image=image)
+    if role_of(user, project) == "annotator":
+        # Honeypot answers and the other replicas of a consensus image stay hidden from
+        # annotators everywhere (image pages, lists, detail, history, exports): they see
+        # their own work on those images, nothing else.
+        blind = Q(
+            image_id__in=Honeypot.objects.filter(queue__project=project).values("image_id")
+        ) | Q(
+            image_id__in=QueueItem.objects.filter(
+                queue__project=project, queue__annotators_per_image__gt=1
+            ).values("image_id")
+        )
+        qs = qs.exclude(blind & ~Q(author=user))
     if not include_deleted:
         qs = qs.filter(deleted=False)
     return qs.order_by("id")

@@ -93,8 +93,9 @@ class QueueForm(forms.Form):
         self.fields["version"].label_from_instance = lambda v: (
             f"{v.dataset.name} — version {v.number} ({v.image_count} images)"
         )
-        self.members = {
-            m.user.username: m.user for m in selectors.member_list(user=user, project=project)
+        self.members = {  # viewers cannot annotate, so they are not offered
+            m.user.username: m.user
+            for m in selectors.member_list(user=user, project=project).exclude(role="viewer")
         }
         self.fields["assignees"].choices = [(name, name) for name in sorted(self.members)]
         self.fields["assignees"].widget = forms.CheckboxSelectMultiple(
@@ -270,7 +271,8 @@ def task(request: HttpRequest, project, item_id: int) -> HttpResponse:
     if item.assignee_id != request.user.pk or item.status != QueueItem.Status.IN_PROGRESS:
         messages.error(
             request,
-            "That task is not yours right now (its lease may have run out); here is the next one.",
+            "That task is not yours right now (it was submitted, or its lease ran out and someone "
+            "else took it). Start annotating to get your next task.",
         )
         return redirect("annotation:queue_list", slug=project.slug)
     rejected = (

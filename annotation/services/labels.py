@@ -143,7 +143,7 @@ def record_revision(
     )  # fmt: skip
 
 
-def _stale(annotation: Annotation, expected_version: int) -> StaleAnnotation:
+def stale_annotation(annotation: Annotation, expected_version: int) -> StaleAnnotation:
     annotation.refresh_from_db()
     return StaleAnnotation(
         f"The annotation changed (now version {annotation.version}) since you loaded version "
@@ -211,7 +211,7 @@ def annotation_update(
         raise ApplicationError(f"Cannot change {', '.join(sorted(unknown))}.")
     current = Annotation.objects.select_related("label_class", "image").get(pk=annotation.pk)
     if current.version != expected_version or current.deleted:
-        raise _stale(current, expected_version)
+        raise stale_annotation(current, expected_version)
     before = snapshot(current)
     label_class = changes.get("label_class", current.label_class)
     if label_class.project_id != current.image.project_id:
@@ -224,20 +224,27 @@ def annotation_update(
             changes.get("geometry", current.geometry if label_class.kind == current.kind else None),
         )
         fields.update(kind=shape.kind, geometry=shape.data, area=shape.area, bbox=list(shape.bbox))
-    fields["attributes"] = _check_attributes(
-        label_class, changes.get("attributes", current.attributes)
-    )
+    if "attributes" in changes or label_class.pk != current.label_class_id:
+        # Checked when they change: values a later schema edit disallowed do not block a move.
+        fields["attributes"] = _check_attributes(
+            label_class, changes.get("attributes", current.attributes)
+        )
     if "status" in changes:
         if changes["status"] not in (Annotation.Status.DRAFT, Annotation.Status.SUBMITTED):
             raise ApplicationError("Annotators set draft or submitted; reviewers accept or reject.")
         fields["status"] = changes["status"]
     if "confidence" in changes:
         fields["confidence"] = changes["confidence"]
+    content = {"label_class", "geometry", "attributes"} & set(changes)
+    if content and current.status == Annotation.Status.ACCEPTED and "status" not in changes:
+        fields["status"] = Annotation.Status.SUBMITTED  # changed accepted work is reviewed again
+    # ``author`` stays: whoever made the annotation answers for it (rejections go back to
+    # them); each revision records who changed what.
     updated = Annotation.objects.filter(pk=current.pk, version=expected_version).update(
-        version=F("version") + 1, author=actor, **fields
+        version=F("version") + 1, **fields
     )
     if not updated:  # someone saved between our read and our write
-        raise _stale(current, expected_version)
+        raise stale_annotation(current, expected_version)
     current.refresh_from_db()
     record_revision(annotation=current, action="update", actor=actor, before=before)
     return current
@@ -251,8 +258,8 @@ def annotation_delete(*, actor, annotation: Annotation, expected_version: int) -
     before = snapshot(annotation)
     if not Annotation.objects.filter(
         pk=annotation.pk, version=expected_version, deleted=False
-    ).update(deleted=True, version=F("version") + 1, author=actor):
-        raise _stale(annotation, expected_version)
+    ).update(deleted=True, version=F("version") + 1):
+        raise stale_annotation(annotation, expected_version)
     annotation.refresh_from_db()
     record_revision(annotation=annotation, action="delete", actor=actor, before=before)
     return annotation
@@ -277,12 +284,21 @@ def annotation_restore(*, actor, revision: AnnotationRevision) -> Annotation:
     shape = _geometry(label_class, annotation.image, _client_form(state["kind"], state["geometry"]))
     Annotation.objects.filter(pk=annotation.pk).update(
         label_class=label_class, kind=shape.kind, geometry=shape.data, area=shape.area, bbox=list(shape.bbox),
-        attributes=state["attributes"], status=state["status"], confidence=state["confidence"],
-        deleted=state.get("deleted", False), version=F("version") + 1, author=actor,
+        attributes=state["attributes"], status=_restored_status(state["status"]),
+        confidence=state["confidence"],
+        deleted=state.get("deleted", False), version=F("version") + 1,
     )  # fmt: skip
     annotation.refresh_from_db()
     record_revision(annotation=annotation, action="restore", actor=actor, before=before)
     return annotation
+
+
+def _restored_status(status: str) -> str:
+    """A restore brings back content, not a review: accepted or rejected states come back as
+    submitted, for a reviewer to decide again."""
+    if status in (Annotation.Status.DRAFT, Annotation.Status.SUBMITTED):
+        return status
+    return Annotation.Status.SUBMITTED
 
 
 def _client_form(kind: str, stored: dict):

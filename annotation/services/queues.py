@@ -28,7 +28,12 @@ from annotation.models import (
     TaskSubmission,
 )
 from annotation.services import quality_control
-from annotation.services.labels import record_revision, require_annotator, snapshot
+from annotation.services.labels import (
+    record_revision,
+    require_annotator,
+    snapshot,
+    stale_annotation,
+)
 from studio.errors import ApplicationError, Forbidden
 from studio.models import DatasetVersion, Image, Membership, Project
 from studio.permissions import Capability, require
@@ -205,9 +210,15 @@ def queue_submit(*, actor, item: QueueItem) -> QueueItem:
 
 @transaction.atomic
 def annotation_review(
-    *, actor, annotation: Annotation, decision: str, comment: str = ""
-) -> ReviewDecision:
-    """Accept or reject submitted work (reviewers and leads). Rejected work returns to its author."""
+    *, actor, annotation: Annotation, decision: str, comment: str = "",
+    expected_version: int | None = None,
+) -> ReviewDecision:  # fmt: skip
+    """Accept or reject submitted work (reviewers and leads). Rejected work returns to its author.
+
+    With ``expected_version`` (the canvas sends it) a decision on an annotation that changed
+    since the reviewer loaded it — edited, or decided by a colleague — is refused with the
+    current state (StaleAnnotation, a 409) instead of overturning what happened meanwhile.
+    """
     role = require(actor, annotation.image.project, Capability.VIEW)
     if role not in ("lead", "reviewer"):
         raise Forbidden("Only reviewers and leads review annotations.")
@@ -216,6 +227,8 @@ def annotation_review(
     if decision == "reject" and not comment.strip():
         raise ApplicationError("Say why it is rejected, so its author can fix it.")
     annotation = Annotation.objects.select_for_update().get(pk=annotation.pk)
+    if expected_version is not None and annotation.version != expected_version:
+        raise stale_annotation(annotation, expected_version)
     if annotation.deleted or annotation.status not in (
         Annotation.Status.SUBMITTED,
         Annotation.Status.ACCEPTED,
@@ -248,9 +261,13 @@ def annotation_review(
             returned_to=annotation.author,
         )
     elif (
-        not Annotation.objects.filter(image_id=annotation.image_id, deleted=False)
-        .exclude(status=Annotation.Status.ACCEPTED)
-        .exists()
+        # Work waiting for a decision keeps the task open; stray drafts (nobody submitted
+        # them) do not.
+        not Annotation.objects.filter(
+            image_id=annotation.image_id,
+            deleted=False,
+            status__in=[Annotation.Status.SUBMITTED, Annotation.Status.REJECTED],
+        ).exists()
     ):
         items.filter(status=QueueItem.Status.SUBMITTED).update(status=QueueItem.Status.DONE)
     return review

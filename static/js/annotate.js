@@ -28,6 +28,9 @@
     smart: null, // {positive, negative, box, annId}
     poly: null, // [x, y, ...] while drawing
     spacePan: false,
+    rejecting: new Map(), // annotation id → the reject comment being typed
+    generation: 0, // bumped by every reload
+    failed: false, // the last save was refused or never reached the server
   };
 
   /* ---------------------------------------------------------------- API */
@@ -40,14 +43,20 @@
     el.className = cls;
   }
 
+  /* One write at a time, in order. ``url`` and ``body`` may be functions: they are read when
+   * the request is sent, so a change queued behind another carries the version that the
+   * earlier one produced, not the one current when it was queued. */
   function request(method, url, body) {
     pending += 1;
     setSave("Saving…", "saving");
     const run = async () => {
-      const res = await fetch(url, {
+      const target = typeof url === "function" ? url() : url;
+      const payload = typeof body === "function" ? body() : body;
+      if (target === null || payload === null) return { ok: false, status: 0, data: null, skipped: true };
+      const res = await fetch(target, {
         method,
         headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, Accept: "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: payload === undefined ? undefined : JSON.stringify(payload),
         credentials: "same-origin",
       });
       let data = null;
@@ -59,26 +68,38 @@
     return result.then(
       (r) => {
         pending -= 1;
-        if (r.status === 409) {
+        if (r.skipped) {
+          if (pending === 0 && !state.failed) setSave("Saved", "saved");
+        } else if (r.status === 409) {
           setSave("Changed by someone else: reloaded", "error");
           notify("Someone else changed this annotation since you loaded it. You now see their version; apply your edit again.");
           reload();
         } else if (!r.ok) {
-          const message = (r.data && (r.data.detail || r.data.message)) || "Could not save (" + r.status + ")";
+          state.failed = true;
           setSave("Not saved", "error");
-          notify(typeof message === "string" ? message : JSON.stringify(message));
-        } else if (pending === 0) {
-          setSave("Saved", "saved");
+          notify(errorMessage(r));
+          renderAll(); // show what the server has, not the edit it refused
+        } else {
+          if (method !== "GET") state.failed = false;
+          if (pending === 0) setSave("Saved", "saved");
         }
         return r;
       },
       (err) => {
         pending -= 1;
+        state.failed = true;
+        renderAll();
         setSave("Offline: not saved", "error");
         notify("The server did not answer: " + err.message);
         return { ok: false, status: 0, data: null };
       }
     );
+  }
+
+  function errorMessage(r) {
+    const d = r.data || {};
+    const message = (d.error && d.error.message) || d.detail || d.message;
+    return typeof message === "string" ? message : "Could not save (" + r.status + ").";
   }
 
   function notify(text) {
@@ -90,10 +111,17 @@
     $("tool-hint").classList.remove("warn");
   }
 
+  /* Reload what the server has. Undo history is dropped: its steps were made against
+   * versions that are gone, and replaying them would overwrite someone else's work. */
   async function reload() {
-    const r = await fetch(cfg.api.list || cfg.api.annotations, { credentials: "same-origin" });
-    if (!r.ok) return;
+    const load = () => fetch(cfg.api.list || cfg.api.annotations, { credentials: "same-origin" });
+    const r = await (chain = chain.then(load, load));
+    chain = chain.catch(() => {});
+    if (!r.ok) return notify("Could not reload the annotations (" + r.status + ").");
     const rows = await r.json();
+    state.undo.length = 0;
+    state.redo.length = 0;
+    state.generation += 1;
     state.anns.clear();
     state.bits.clear();
     for (const a of rows) state.anns.set(a.id, a);
@@ -116,17 +144,17 @@
   }
 
   async function patch(id, changes) {
-    const a = state.anns.get(id);
-    if (!a) return { ok: false };
-    const r = await request("PATCH", cfg.api.annotation + id + "/", Object.assign({ version: a.version }, changes));
+    if (!state.anns.has(id)) return { ok: false };
+    const body = () => (state.anns.has(id) ? Object.assign({ version: state.anns.get(id).version }, changes) : null);
+    const r = await request("PATCH", cfg.api.annotation + id + "/", body);
     if (r.ok) upsert(r.data);
     return r;
   }
 
   async function remove(id) {
-    const a = state.anns.get(id);
-    if (!a) return { ok: false };
-    const r = await request("DELETE", cfg.api.annotation + id + "/?version=" + a.version);
+    if (!state.anns.has(id)) return { ok: false };
+    const url = () => (state.anns.has(id) ? cfg.api.annotation + id + "/?version=" + state.anns.get(id).version : null);
+    const r = await request("DELETE", url);
     if (r.ok) upsert(r.data);
     return r;
   }
@@ -152,29 +180,37 @@
   async function apply(op, backwards) {
     if (op.t === "group") {
       const ops = backwards ? op.ops.slice().reverse() : op.ops;
-      for (const o of ops) await apply(o, backwards);
-    } else if (op.t === "create") {
-      await (backwards ? remove(op.id) : restoreLive(op.id));
-    } else if (op.t === "delete") {
-      await (backwards ? restoreLive(op.id) : remove(op.id));
-    } else if (op.t === "update") {
-      await patch(op.id, backwards ? op.before : op.after);
+      for (const o of ops) if (!(await apply(o, backwards))) return false;
+      return true;
+    }
+    let r;
+    if (op.t === "create") r = await (backwards ? remove(op.id) : restoreLive(op.id));
+    else if (op.t === "delete") r = await (backwards ? restoreLive(op.id) : remove(op.id));
+    else r = await patch(op.id, backwards ? op.before : op.after);
+    return !!(r && r.ok);
+  }
+  /* Undo and redo steps run one after another (a second Ctrl+Z waits for the first); a
+   * step moves to the other stack only once it is saved. */
+  let steps = Promise.resolve();
+  async function step(from, to, backwards, done) {
+    const op = from.pop();
+    if (!op) return hint(backwards ? "Nothing to undo." : "Nothing to redo.");
+    const generation = state.generation;
+    const ok = await apply(op, backwards);
+    if (generation !== state.generation) return; // a reload dropped the history meanwhile
+    if (ok) {
+      to.push(op);
+      hint(done);
+    } else {
+      from.push(op);
     }
   }
-  async function undo() {
-    const op = state.undo.pop();
-    if (!op) return hint("Nothing to undo.");
-    await apply(op, true);
-    state.redo.push(op);
-    hint("Undone.");
+  function queueStep(...args) {
+    steps = steps.then(() => step(...args)).catch(() => {});
+    return steps;
   }
-  async function redo() {
-    const op = state.redo.pop();
-    if (!op) return hint("Nothing to redo.");
-    await apply(op, false);
-    state.undo.push(op);
-    hint("Redone.");
-  }
+  const undo = () => queueStep(state.undo, state.redo, true, "Undone.");
+  const redo = () => queueStep(state.redo, state.undo, false, "Redone.");
   async function update(id, changes) {
     const before = editable(state.anns.get(id));
     const r = await patch(id, changes);
@@ -190,8 +226,9 @@
   const imageNode = new Konva.Image({ x: 0, y: 0, width: W, height: H, listening: false });
   const annGroup = new Konva.Group({ listening: true });
   const uiGroup = new Konva.Group();
+  const paintGroup = new Konva.Group({ listening: false }); // a stroke in progress; redraws leave it
   const transformer = new Konva.Transformer({ rotateEnabled: false, keepRatio: false, ignoreStroke: true, flipEnabled: false });
-  world.add(imageNode, annGroup, uiGroup, transformer);
+  world.add(imageNode, annGroup, paintGroup, uiGroup, transformer);
   const photo = new window.Image();
   photo.onload = () => {
     imageNode.image(photo);
@@ -276,7 +313,7 @@
     const ordered = Array.from(state.anns.values()).sort((p, q) => q.area - p.area); // small on top
     for (const a of ordered) {
       const c = classes.get(a.label_class);
-      if (!c || a.kind === "tag") continue;
+      if (!c || a.kind === "tag" || a.id === state.painting) continue;
       const selected = state.selected === a.id;
       const stroke = { stroke: c.colour, strokeWidth: selected ? 3 : 1.5, strokeScaleEnabled: false, dash: machine(a) && a.status === "draft" ? [6, 4] : null };
       if (a.kind === "mask") {
@@ -307,6 +344,16 @@
     renderList();
     $("zoom").textContent = Math.round(s * 100) + "%";
   }
+
+  window.addEventListener("mouseup", (e) => {
+    if (container.contains(e.target)) return; // the stage's own handler has it
+    if (paint) endPaint();
+    if (drag) {
+      if (drag.rect) drag.rect.destroy();
+      drag = null;
+      renderUi();
+    }
+  });
 
   function vertexHandles(a, s) {
     const pts = a.geometry.slice();
@@ -420,14 +467,26 @@
         actions.className = "review-actions";
         actions.innerHTML = '<button type="button" class="btn accept">Accept</button> <button type="button" class="btn danger reject">Reject</button>';
         actions.querySelector(".accept").addEventListener("click", () => decide(a.id, "accept", ""));
-        actions.querySelector(".reject").addEventListener("click", () => {
+        // The comment being typed survives redraws (state.rejecting holds it until sent).
+        const askWhy = (focus) => {
           actions.innerHTML = '<input type="text" class="comment" placeholder="Why? (the author sees this)" aria-label="Reason for rejecting"> <button type="button" class="btn danger send">Reject</button>';
           const input = actions.querySelector(".comment");
-          input.focus();
-          const send = () => (input.value.trim() ? decide(a.id, "reject", input.value.trim()) : hint("Say why it is rejected, so its author can fix it."));
+          input.value = state.rejecting.get(a.id) || "";
+          input.addEventListener("input", () => state.rejecting.set(a.id, input.value));
+          if (focus) input.focus();
+          const send = async () => {
+            if (!input.value.trim()) return hint("Say why it is rejected, so its author can fix it.");
+            const r = await decide(a.id, "reject", input.value.trim());
+            if (r.ok) state.rejecting.delete(a.id);
+          };
           actions.querySelector(".send").addEventListener("click", send);
           input.addEventListener("keydown", (e) => e.key === "Enter" && send());
+        };
+        actions.querySelector(".reject").addEventListener("click", () => {
+          state.rejecting.set(a.id, state.rejecting.get(a.id) || "");
+          askWhy(true);
         });
+        if (state.rejecting.has(a.id)) askWhy(document.activeElement === document.body);
         li.appendChild(actions);
       }
       list.appendChild(li);
@@ -475,8 +534,12 @@
     }
   }
 
+  const deciding = new Set();
   async function decide(id, decision, comment) {
-    const r = await request("POST", cfg.review + id + "/review/", { decision, comment });
+    if (deciding.has(id)) return { ok: false };
+    deciding.add(id);
+    const body = () => (state.anns.has(id) ? { decision, comment, version: state.anns.get(id).version } : null);
+    const r = await request("POST", cfg.review + id + "/review/", body).finally(() => deciding.delete(id));
     if (r.ok) {
       upsert(r.data);
       hint(decision === "accept" ? "Accepted." : "Rejected: it goes back to its author.");
@@ -576,21 +639,27 @@
     const c = currentClass(["mask"]);
     if (!c) return;
     const s = state.smart;
+    const seq = (s.seq = (s.seq || 0) + 1);
     const started = performance.now();
     hint("Finding the object…");
-    const body = { label_class: c.id, positive: s.positive, negative: s.negative };
-    if (s.box) body.box = s.box;
+    // Read when sent: a prompt overtaken by a newer click of the same object is not sent.
+    const body = () => {
+      if (seq !== s.seq) return null;
+      const b = { label_class: c.id, positive: s.positive.slice(), negative: s.negative.slice() };
+      if (s.box) b.box = s.box.slice();
+      return b;
+    };
     const r = await request("POST", cfg.api.preannotate, body);
     if (!r.ok) return;
     const ms = Math.round(performance.now() - started);
     upsert(r.data);
+    const old = s.annId; // taken before any await: the next response replaces this one
+    s.annId = r.data.id;
     const ops = [{ t: "create", id: r.data.id }];
-    if (s.annId && state.anns.has(s.annId)) {
-      const old = s.annId;
+    if (old && state.anns.has(old)) {
       const d = await remove(old);
       if (d.ok) ops.unshift({ t: "delete", id: old });
     }
-    s.annId = r.data.id;
     state.selected = r.data.id;
     record(ops.length === 1 ? ops[0] : { t: "group", ops });
     renderAll();
@@ -625,6 +694,7 @@
     let c = a ? classes.get(a.label_class) : currentClass(["mask"]);
     if (!c) return;
     if (!a && erase) return hint("Select a mask to erase from.");
+    if (pending > 0) return notify("Saving the last change… paint again in a moment.");
     const canvas = document.createElement("canvas");
     canvas.width = W;
     canvas.height = H;
@@ -640,8 +710,10 @@
     ctx.globalCompositeOperation = erase ? "destination-out" : "source-over";
     ctx.lineWidth = Math.max(1, state.brush / scale());
     const node = new Konva.Image({ x: 0, y: 0, image: canvas, opacity: Math.min(0.9, state.opacity + 0.2), listening: false });
-    uiGroup.add(node);
+    paintGroup.add(node);
     paint = { a, c, canvas, ctx, node, last: pointer() };
+    state.painting = a ? a.id : null; // its stored pixels are hidden while the stroke shows them
+    renderAll();
     dab(paint.last);
   }
   function dab(p) {
@@ -654,11 +726,13 @@
     ctx.arc(p.x, p.y, ctx.lineWidth / 2, 0, Math.PI * 2);
     ctx.fill();
     paint.last = p;
-    paint.node.getLayer().batchDraw();
+    world.batchDraw();
   }
   async function endPaint() {
-    const { a, c, ctx } = paint;
+    const { a, c, ctx, node } = paint;
     paint = null;
+    state.painting = null;
+    node.destroy();
     const data = ctx.getImageData(0, 0, W, H).data;
     const bits = new Uint8Array(W * H);
     let any = false;
@@ -697,7 +771,8 @@
       drag = { start: p, screen: stage.getPointerPosition(), button: e.evt.button, rect: null };
     }
   });
-  stage.on("mousemove", () => {
+  stage.on("mousemove", (e) => {
+    if (paint && e.evt.buttons === 0) return endPaint(); // released outside the canvas
     if (paint) return dab(pointer());
     if (!drag) return;
     const p = pointer();
@@ -746,6 +821,8 @@
     if (state.tool === "select") {
       if (e.target.name && e.target.name() === "vertex") return;
       if (e.target.getParent && e.target.getParent() === transformer) return;
+      const current = state.anns.get(state.selected);
+      if (current && current.kind === "polygon" && nearEdge(current, p) !== null) return; // keep it for a double-click
       const a = annotationAt(p.x, p.y);
       state.selected = a ? a.id : null;
       if (a) state.classId = a.label_class;
@@ -760,13 +837,10 @@
       renderUi();
     }
   });
-  stage.on("dblclick", () => {
-    if (state.tool !== "select") return;
-    const a = state.anns.get(state.selected);
-    if (!a || a.kind !== "polygon") return;
-    const p = pointer();
+  /* The index of the polygon edge within 10 screen px of p, or null. */
+  function nearEdge(a, p) {
     const pts = a.geometry;
-    let best = -1, bestDist = Infinity;
+    let best = null, bestDist = Infinity;
     for (let i = 0; i < pts.length; i += 2) {
       const j = (i + 2) % pts.length;
       const d = segmentDistance(p, pts[i], pts[i + 1], pts[j], pts[j + 1]);
@@ -775,9 +849,17 @@
         best = i;
       }
     }
-    if (bestDist * scale() > 10) return;
-    const next = pts.slice();
-    next.splice(best + 2, 0, Math.round(p.x * 10) / 10, Math.round(p.y * 10) / 10);
+    return bestDist * scale() <= 10 ? best : null;
+  }
+  stage.on("dblclick", () => {
+    if (state.tool !== "select") return;
+    const a = state.anns.get(state.selected);
+    if (!a || a.kind !== "polygon") return;
+    const p = pointer();
+    const edge = nearEdge(a, p);
+    if (edge === null) return;
+    const next = a.geometry.slice();
+    next.splice(edge + 2, 0, Math.round(p.x * 10) / 10, Math.round(p.y * 10) / 10);
     update(a.id, { geometry: next });
   });
   function segmentDistance(p, x1, y1, x2, y2) {
@@ -791,6 +873,7 @@
     if (e.target.matches("input, textarea, select")) return;
     const key = e.key.toLowerCase();
     const mod = e.ctrlKey || e.metaKey;
+    if (e.repeat && key !== "[" && key !== "]") return; // a held key acts once
     if (mod && key === "enter") {
       e.preventDefault();
       return submit();
@@ -818,6 +901,7 @@
       state.brush = Math.max(2, Math.min(200, state.brush * (key === "]" ? 1.25 : 0.8)));
       return hint("Brush " + Math.round(state.brush) + " px");
     }
+    if (key === "enter" && (state.poly || state.smart)) e.preventDefault();
     if (key === "enter") {
       if (state.poly) return closePolygon();
       if (state.smart) {
@@ -872,11 +956,19 @@
     form.submit();
   }
 
+  let submitting = false;
   async function submit() {
-    if (review) return;
-    await chain;
-    const r = await request("POST", cfg.submit);
-    if (r.ok) go(cfg.next, "POST");
+    if (review || submitting) return;
+    if (paint || state.poly) return notify("Finish the stroke or polygon first (Enter closes a polygon, Esc drops it).");
+    submitting = true;
+    try {
+      await chain;
+      if (state.failed) return notify("The last change was not saved (see above); fix or undo it before submitting.");
+      const r = await request("POST", cfg.submit);
+      if (r.ok) go(cfg.next, "POST");
+    } finally {
+      submitting = false;
+    }
   }
   if ($("submit")) $("submit").addEventListener("click", submit);
   if ($("accept-all")) {

@@ -168,3 +168,31 @@ def test_honeypots_through_the_api(api, setup):
         assert "honeypot" not in task and task["annotations"] == []
         client.post(f"/api/v1/projects/{slug}/queue-items/{task['id']}/submit/")
     assert TaskSubmission.objects.filter(honeypot_score__isnull=False).count() == 1
+
+
+def test_annotators_cannot_read_or_change_the_gold_anywhere(setup, api):
+    queue_add_honeypots(
+        actor=setup["lead"], queue=setup["queue"], image_ids=[setup["gold_image"].pk]
+    )
+    base = f"/api/v1/projects/{setup['project'].slug}"
+    gold = setup["gold"]
+    annotator = api(setup["annotator"])
+    assert annotator.get(f"{base}/images/{setup['gold_image'].pk}/annotations/").json() == []
+    assert annotator.get(f"{base}/annotations/{gold.pk}/").status_code == 404
+    assert annotator.get(f"{base}/annotations/{gold.pk}/history/").status_code == 404
+    moved = annotator.patch(f"{base}/annotations/{gold.pk}/", {"version": gold.version,
+                            "geometry": [0, 0, 5, 5]}, format="json")  # fmt: skip
+    assert moved.status_code == 404
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(setup["annotator"])
+    page = browser.get(f"/p/{setup['project'].slug}/images/{setup['gold_image'].pk}/")
+    assert page.status_code == 200 and page.context["annotations"] == []
+    # Reviewers and leads still see it; the annotator's own work on the image stays theirs.
+    assert [a["id"] for a in api(setup["reviewer"]).get(
+        f"{base}/images/{setup['gold_image'].pk}/annotations/").json()] == [gold.pk]  # fmt: skip
+    own = annotator.post(f"{base}/images/{setup['gold_image'].pk}/annotations/",
+                         {"label_class": setup["sign"].pk, "geometry": [1, 1, 4, 4]}, format="json")  # fmt: skip
+    assert [a["id"] for a in annotator.get(
+        f"{base}/images/{setup['gold_image'].pk}/annotations/").json()] == [own.json()["id"]]  # fmt: skip

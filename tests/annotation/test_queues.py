@@ -193,3 +193,41 @@ def test_submit_takes_machine_drafts_left_in_place_and_resubmits_rejected_work(t
     svc.queue_submit(actor=team["annotator"], item=again)  # kept as it was: sent back as it is
     own.refresh_from_db()
     assert own.status == "submitted"
+
+
+def test_review_integrity_stale_decisions_stray_drafts_changed_accepted_work(team, queue, api):
+    sign = labels.label_class_create(actor=team["lead"], project=team["project"], name="sign",
+                                     kind="box", attributes={"side": ["left", "right"]})  # fmt: skip
+    item = svc.queue_next(actor=team["annotator"], queue=queue)
+    ann = labels.annotation_create(actor=team["annotator"], image=item.image, label_class=sign,
+                                   geometry=[1, 1, 9, 9], attributes={"side": "left"})  # fmt: skip
+    svc.queue_submit(actor=team["annotator"], item=item)
+    ann.refresh_from_db()
+    # A draft nobody will submit (drawn by the reviewer on the review canvas).
+    labels.annotation_create(
+        actor=team["reviewer"], image=item.image, label_class=sign, geometry=[2, 2, 3, 3]
+    )
+    base = f"/api/v1/projects/{team['project'].slug}/annotations/{ann.pk}"
+    stale = api(team["lead"]).post(f"{base}/review/", {"decision": "reject", "comment": "no",
+                                                        "version": ann.version - 1}, format="json")  # fmt: skip
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "stale_version"
+    ok = api(team["reviewer"]).post(f"{base}/review/",
+                                    {"decision": "accept", "version": ann.version}, format="json")  # fmt: skip
+    assert ok.status_code == 200 and ok.json()["status"] == "accepted"
+    assert QueueItem.objects.get(pk=item.pk).status == "done"  # the stray draft does not block
+    # A colleague's page loaded before that decision cannot overturn it.
+    late = api(team["lead"]).post(f"{base}/review/", {"decision": "reject", "comment": "no",
+                                                       "version": ann.version}, format="json")  # fmt: skip
+    assert late.status_code == 409
+    # Changing accepted work sends it back to review, and its author stays its author.
+    ann.refresh_from_db()
+    sign.attributes = {"side": ["up", "down"]}  # the schema changed since
+    sign.save()
+    moved = labels.annotation_update(
+        actor=team["reviewer"], annotation=ann, expected_version=ann.version, geometry=[1, 1, 20, 9]
+    )
+    assert moved.status == "submitted" and moved.author == team["annotator"]
+    # Restoring the accepted revision brings the shape back, not the decision.
+    accepted = moved.revisions.filter(action="review").last()
+    restored = labels.annotation_restore(actor=team["lead"], revision=accepted)
+    assert restored.geometry["box"] == [1, 1, 9, 9] and restored.status == "submitted"

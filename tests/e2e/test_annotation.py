@@ -252,3 +252,61 @@ def test_lead_annotator_reviewer_flow(browser, live_server, scenes):
     ana.get_by_text("leaks into the background").wait_for()
     assert f"/tasks/{item.pk}/" in ana.url
     ana.screenshot(path=str(SCREENSHOTS / "annotate-returned.png"))
+
+
+def test_quick_edits_on_a_slow_network_queue_up_without_false_conflicts(
+    browser, live_server, scenes
+):
+    """Edits made faster than the server answers go out one after another, each with the
+    version the previous one produced: no 409 between one person's own edits, undo steps
+    that all land, and one draft per smart-click sequence."""
+    import time
+
+    from annotation.services import labels
+
+    project, lead = scenes["project"], scenes["users"]["lena"]
+    box_class = labels.label_class_create(actor=lead, project=project, name="box", kind="box")
+    shape = labels.label_class_create(actor=lead, project=project, name="shape", kind="mask")
+    image = scenes["images"]["scene-18.png"]
+    box = labels.annotation_create(actor=lead, image=image, label_class=box_class,
+                                   geometry=[10, 10, 40, 30], status="submitted")  # fmt: skip
+    page = _login(browser, live_server.url, "lena")
+
+    def slow(route):
+        time.sleep(0.4)  # every write answers late, as on a slow connection
+        route.continue_()
+
+    page.route("**/api/v1/**", slow)
+    page.goto(f"{live_server.url}/p/{project.slug}/review/images/{image.pk}/")
+    _settle(page)
+    page.keyboard.press("v")
+    page.mouse.click(*_to_screen(page, 30, 25))
+    for dx in (20, 40):  # two drags, the second before the first is saved
+        page.mouse.move(*_to_screen(page, 30 + dx - 20, 25))
+        page.mouse.down()
+        page.mouse.move(*_to_screen(page, 30 + dx, 25), steps=3)
+        page.mouse.up()
+    _settle(page)
+    box.refresh_from_db()
+    assert box.version == 3 and box.geometry["box"][0] > 30  # both moves saved, in order
+    assert "Someone else" not in page.locator("#tool-hint").inner_text()
+    page.keyboard.press("Control+z")
+    page.keyboard.press("Control+z")  # pressed while the first undo is still on its way
+    page.wait_for_function("() => window.studioCanvas.state.undo.length === 0")
+    _settle(page)
+    box.refresh_from_db()
+    assert box.geometry["box"] == [10, 10, 40, 30] and box.version == 5
+    assert page.evaluate("() => window.studioCanvas.state.redo.length") == 2
+
+    page.keyboard.press("s")
+    page.click(f"button.class-pick[data-class-id='{shape.pk}']")
+    obj = scenes["scenes"]["scene-18.png"].objects[0].mask
+    ys, xs = np.nonzero(obj)
+    for dx in (0, 3, -3):  # three clicks on the object, faster than each answer
+        page.mouse.click(*_to_screen(page, float(xs.mean()) + dx, float(ys.mean())))
+    _settle(page)
+    page.wait_for_timeout(500)
+    _settle(page)
+    drafts = Annotation.objects.filter(image=image, label_class=shape, deleted=False)
+    assert drafts.count() == 1, list(drafts.values("id", "version"))
+    assert "Someone else" not in page.locator("#tool-hint").inner_text()
