@@ -286,6 +286,7 @@ def task(request: HttpRequest, project, item_id: int) -> HttpResponse:
     config = _canvas_config(
         request, project, item.image, mode="annotate", task=item.pk,
         submit=f"/api/v1/projects/{project.slug}/queue-items/{item.pk}/submit/",
+        lease_expires_at=item.lease_expires_at.isoformat() if item.lease_expires_at else None,
         next=reverse("annotation:queue_next", kwargs={"slug": project.slug, "queue_id": item.queue_id}),
     )  # fmt: skip
     return render(

@@ -983,6 +983,29 @@
     });
   }
 
+  /* The task's lease: a countdown in the status line, and a warning once it has run out
+   * (someone else may take the task; submitting then tells whether it is still yours). */
+  if (cfg.lease_expires_at) {
+    const ends = new Date(cfg.lease_expires_at).getTime();
+    const lease = document.createElement("span");
+    lease.id = "lease";
+    $("zoom").before(lease);
+    const tick = () => {
+      const left = Math.round((ends - Date.now()) / 1000);
+      if (left > 0) {
+        lease.textContent = "lease " + Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0") + " · ";
+        lease.className = left < 120 ? "warn" : "";
+        return;
+      }
+      lease.textContent = "lease ended · ";
+      lease.className = "warn";
+      notify("Your lease on this task ran out: submit now to keep your work on it (if nobody has taken it), or start annotating again for a task.");
+      clearInterval(timer);
+    };
+    const timer = setInterval(tick, 1000);
+    tick();
+  }
+
   // Exposed for tests and for people driving the canvas from the console.
   window.studioCanvas = { state, setTool, pickClass, select, undo, redo, fit, stage, world, settled: () => chain.then(() => pending) };
 

@@ -310,3 +310,25 @@ def test_quick_edits_on_a_slow_network_queue_up_without_false_conflicts(
     drafts = Annotation.objects.filter(image=image, label_class=shape, deleted=False)
     assert drafts.count() == 1, list(drafts.values("id", "version"))
     assert "Someone else" not in page.locator("#tool-hint").inner_text()
+
+
+def test_a_lease_that_runs_out_is_shown_on_the_task(browser, live_server, scenes):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotation.services import labels, queues
+
+    project, ana = scenes["project"], scenes["users"]["ana"]
+    labels.label_class_create(actor=scenes["users"]["lena"], project=project, name="s", kind="mask")
+    queue = queues.queue_create(actor=scenes["users"]["lena"], project=project, name="Q",
+                                version=scenes["version"], lease_minutes=1)  # fmt: skip
+    item = queues.queue_next(actor=ana, queue=queue)
+    page = _login(browser, live_server.url, "ana")
+    QueueItem.objects.filter(pk=item.pk).update(
+        lease_expires_at=timezone.now() + timedelta(seconds=5)
+    )
+    page.goto(f"{live_server.url}/p/{project.slug}/tasks/{item.pk}/")
+    assert page.locator("#lease").inner_text().startswith("lease 0:0")
+    page.get_by_text("Your lease on this task ran out").wait_for(timeout=15_000)
+    assert page.locator("#lease.warn").inner_text().startswith("lease ended")
