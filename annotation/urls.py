@@ -32,3 +32,10 @@ urlpatterns += [path(D + "exchange/", va.exchange, name="exchange")]
 urlpatterns += [
     path(P + "queues/<int:queue_id>/preannotate/", va.queue_preannotate, name="queue_preannotate")
 ]
+urlpatterns += [
+    path(
+        P + "review/images/<int:image_id>/merge/<int:queue_id>/",
+        va.review_merge,
+        name="review_merge",
+    )
+]

@@ -368,15 +368,41 @@ def review_image(request: HttpRequest, project, image_id: int) -> HttpResponse:
         )
     if queue_id:
         next_url += f"?queue={queue_id}"
+    from annotation.models import ConsensusResult
+
+    # A consensus image whose replicas are not merged yet: review the merge, not N copies.
+    unmerged = (
+        ConsensusResult.objects.filter(queue__project=project, image=image, merged_at__isnull=True)
+        .select_related("queue")
+        .first()
+    )
     config = _canvas_config(
         request, project, image, mode="review", next=next_url,
-        review=f"/api/v1/projects/{project.slug}/annotations/",
+        review=f"/api/v1/projects/{project.slug}/annotations/", consensus=unmerged is not None,
     )  # fmt: skip
     return render(
         request,
         "annotation/canvas.html",
-        {"project": project, "image": image, "config": config, "review": True},
-    )
+        {"project": project, "image": image, "config": config, "review": True,
+         "unmerged": unmerged},
+    )  # fmt: skip
+
+
+@require_POST
+@member_view
+def review_merge(request: HttpRequest, project, image_id: int, queue_id: int) -> HttpResponse:
+    """Merge a consensus image's replicas (majority vote), then review the result."""
+    from annotation.services import quality_control
+
+    queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
+    image = selectors.image_get(user=request.user, project=project, image_id=image_id)
+    try:
+        merged = quality_control.consensus_merge(actor=request.user, queue=queue, image=image)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Merged into {len(merged)} annotation(s); review them below.")
+    return redirect("annotation:review_image", slug=project.slug, image_id=image.pk)
 
 
 FORMAT_CHOICES = [

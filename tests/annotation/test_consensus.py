@@ -272,3 +272,24 @@ def test_concurrent_calls_never_lease_one_person_two_replicas(team, version):
     held = QueueItem.objects.filter(queue=queue, status="in_progress")
     assert held.count() == 3
     assert len({(i.assignee_id, i.image_id) for i in held}) == 3
+
+
+def test_review_page_asks_for_the_merge_before_accepting_replicas(people, version, client):
+    box, mask = _classes(people)
+    queue = _queue(people, version, 2, count=1)
+    a, b = people["annotator"], people["annotator2"]
+    image = svc.queue_next(actor=a, queue=queue).image
+    _work(a, queue, draw=[(mask, _rect(image, 20, 20, 40, 30))])
+    _work(b, queue, draw=[(mask, _rect(image, 22, 20, 40, 30))])
+    client.force_login(people["reviewer"])
+    url = f"/p/{people['project'].slug}/review/images/{image.pk}/"
+    page = client.get(url)
+    assert page.context["unmerged"] is not None and "accept-all" not in page.content.decode()
+    merged = client.post(f"{url}merge/{queue.pk}/", follow=True)
+    assert "Merged into 1 annotation" in merged.content.decode()
+    assert merged.context["unmerged"] is None and 'id="accept-all"' in merged.content.decode()
+    live = Annotation.objects.filter(image=image, deleted=False)
+    assert live.count() == 1 and live.get().status == "submitted"
+    client.force_login(a)
+    assert client.post(f"{url}merge/{queue.pk}/").status_code == 302  # refused, with a message
+    assert Annotation.objects.filter(image=image, deleted=False).count() == 1
