@@ -687,61 +687,81 @@
 
   /* Brush and eraser paint on a full-size canvas of the mask being edited; on release the
    * pixels are encoded and saved. */
+  /* Brush and eraser: each dab sets or clears the pixels whose centres lie within the
+   * brush radius, in a bitmap of the whole image (no anti-aliasing: what is shown is what
+   * is saved, pixel for pixel). The preview redraws only the rectangle a dab touched. */
   let paint = null;
   function startPaint(erase) {
     let a = state.anns.get(state.selected);
     if (a && a.kind !== "mask") a = null;
-    let c = a ? classes.get(a.label_class) : currentClass(["mask"]);
+    const c = a ? classes.get(a.label_class) : currentClass(["mask"]);
     if (!c) return;
     if (!a && erase) return hint("Select a mask to erase from.");
     if (pending > 0) return notify("Saving the last change… paint again in a moment.");
+    const bits = new Uint8Array(W * H);
+    if (a) {
+      const m = maskOf(a);
+      const [bx, by, bw, bh] = m.box;
+      for (let y = 0; y < bh; y++) bits.set(m.bits.subarray(y * bw, (y + 1) * bw), (by + y) * W + bx);
+    }
     const canvas = document.createElement("canvas");
     canvas.width = W;
     canvas.height = H;
     const ctx = canvas.getContext("2d");
-    if (a) {
-      const m = maskOf(a);
-      ctx.drawImage(m.canvas, m.box[0], m.box[1]);
-    }
-    ctx.fillStyle = c.colour;
-    ctx.strokeStyle = c.colour;
-    ctx.lineCap = "round";
-    ctx.lineJoin = "round";
-    ctx.globalCompositeOperation = erase ? "destination-out" : "source-over";
-    ctx.lineWidth = Math.max(1, state.brush / scale());
+    const img = ctx.createImageData(W, H);
+    const colour = rgb(c.colour);
+    for (let i = 0; i < bits.length; i++) if (bits[i]) paintPixel(img.data, i, colour, 1);
+    ctx.putImageData(img, 0, 0);
     const node = new Konva.Image({ x: 0, y: 0, image: canvas, opacity: Math.min(0.9, state.opacity + 0.2), listening: false });
     paintGroup.add(node);
-    paint = { a, c, canvas, ctx, node, last: pointer() };
+    const radius = Math.max(0.5, state.brush / scale() / 2);
+    paint = { a, c, bits, ctx, img, colour, node, erase, radius, last: pointer(), any: false };
     state.painting = a ? a.id : null; // its stored pixels are hidden while the stroke shows them
     renderAll();
     dab(paint.last);
   }
+  function paintPixel(data, i, [r, g, b], on) {
+    data[i * 4] = r;
+    data[i * 4 + 1] = g;
+    data[i * 4 + 2] = b;
+    data[i * 4 + 3] = on ? 255 : 0;
+  }
+  function stamp(cx, cy) {
+    const { bits, img, colour, erase, radius } = paint;
+    const x0 = Math.max(0, Math.floor(cx - radius)), x1 = Math.min(W - 1, Math.ceil(cx + radius));
+    const y0 = Math.max(0, Math.floor(cy - radius)), y1 = Math.min(H - 1, Math.ceil(cy + radius));
+    const r2 = radius * radius;
+    for (let y = y0; y <= y1; y++) {
+      for (let x = x0; x <= x1; x++) {
+        if ((x + 0.5 - cx) ** 2 + (y + 0.5 - cy) ** 2 <= r2) {
+          const i = y * W + x;
+          bits[i] = erase ? 0 : 1;
+          paintPixel(img.data, i, colour, !erase);
+        }
+      }
+    }
+    return [x0, y0, x1, y1];
+  }
   function dab(p) {
-    const ctx = paint.ctx;
-    ctx.beginPath();
-    ctx.moveTo(paint.last.x, paint.last.y);
-    ctx.lineTo(p.x, p.y);
-    ctx.stroke();
-    ctx.beginPath();
-    ctx.arc(p.x, p.y, ctx.lineWidth / 2, 0, Math.PI * 2);
-    ctx.fill();
+    const from = paint.last;
+    const steps = Math.max(1, Math.ceil(Math.hypot(p.x - from.x, p.y - from.y) / Math.max(0.5, paint.radius / 2)));
+    let box = null;
+    for (let k = 0; k <= steps; k++) {
+      const [x0, y0, x1, y1] = stamp(from.x + ((p.x - from.x) * k) / steps, from.y + ((p.y - from.y) * k) / steps);
+      box = box ? [Math.min(box[0], x0), Math.min(box[1], y0), Math.max(box[2], x1), Math.max(box[3], y1)] : [x0, y0, x1, y1];
+    }
+    if (box && box[2] >= box[0] && box[3] >= box[1]) {
+      paint.ctx.putImageData(paint.img, 0, 0, box[0], box[1], box[2] - box[0] + 1, box[3] - box[1] + 1);
+    }
     paint.last = p;
     world.batchDraw();
   }
   async function endPaint() {
-    const { a, c, ctx, node } = paint;
+    const { a, c, bits, node } = paint;
     paint = null;
     state.painting = null;
     node.destroy();
-    const data = ctx.getImageData(0, 0, W, H).data;
-    const bits = new Uint8Array(W * H);
-    let any = false;
-    for (let i = 0; i < bits.length; i++) {
-      if (data[i * 4 + 3] >= 128) {
-        bits[i] = 1;
-        any = true;
-      }
-    }
+    const any = bits.some((v) => v);
     const geometry = { size: [H, W], counts: RLE.encode(bits, W, H) };
     if (!a) {
       if (!any) return renderAll();

@@ -154,6 +154,18 @@ def test_lead_annotator_reviewer_flow(browser, live_server, scenes):
     painted = _mask(first)
     assert first.version == 2 and painted[5, 5] and painted.sum() > before.sum()
     assert (painted | before).sum() == painted.sum()  # the brush only added pixels
+    # What was added is the stroke: every pixel whose centre is within the brush radius of
+    # the segment (16 screen px wide at this zoom), and nothing farther.
+    radius = 16 / ana.evaluate("() => window.studioCanvas.world.scaleX()") / 2
+    (ax, ay), (bx, by) = (float(xs.mean()), float(ys.mean())), corner
+    yy, xx = np.mgrid[: painted.shape[0], : painted.shape[1]] + 0.5
+    t = np.clip(
+        ((xx - ax) * (bx - ax) + (yy - ay) * (by - ay)) / ((bx - ax) ** 2 + (by - ay) ** 2), 0, 1
+    )
+    distance = np.hypot(xx - (ax + t * (bx - ax)), yy - (ay + t * (by - ay)))
+    added = painted & ~before
+    assert distance[added].max() <= radius + 1.0
+    assert painted[distance <= radius - 1.0].all()
     ana.screenshot(path=str(SCREENSHOTS / "annotate-brush.png"))
 
     # Undo brings the mask back exactly; redo paints it again. Both are new versions.
