@@ -175,7 +175,9 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
         else:
             messages.success(request, f"Queue {queue.name!r} holds {queue.items.count()} tasks.")
             return redirect("annotation:queue_list", slug=project.slug)
-    queues = list(curation.queue_list(user=request.user, project=project))
+    queues = list(
+        curation.queue_list(user=request.user, project=project).prefetch_related("assignees")
+    )
     by_status = {
         (row["queue_id"], row["status"]): row["n"]
         for row in QueueItem.objects.filter(queue__in=queues)
