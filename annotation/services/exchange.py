@@ -55,7 +55,7 @@ from annotation.formats import (
 from annotation.formats.validation import validate_many
 from annotation.models import Annotation, AnnotationRevision, LabelClass
 from annotation.services.labels import require_annotator
-from studio.errors import ApplicationError, NotFound
+from studio.errors import ApplicationError, Forbidden, NotFound
 from studio.models import DatasetVersion, Job
 from studio.permissions import Capability, require
 from studio.services.jobs import JobContext, job_create, job_enqueue, register
@@ -81,10 +81,16 @@ def export_start(
 ) -> Job:
     """Queue a job that writes the version's annotations (of these statuses) in a format.
 
-    Any member may export: it reads what they may already see.
+    Leads, reviewers and viewers may export. Annotators may not: an export holds every
+    label of the version, including honeypot answers and the other replicas of consensus
+    images, which annotators must not see.
     """
     project = version.dataset.project
-    require(actor, project, Capability.VIEW)
+    if require(actor, project, Capability.VIEW) == "annotator":
+        raise Forbidden(
+            "Annotators cannot export: exports hold honeypot answers and other people's "
+            "consensus work. Ask a reviewer or a lead."
+        )
     _format(fmt)
     statuses = list(statuses or Annotation.Status.values)
     unknown = [s for s in statuses if s not in Annotation.Status.values]

@@ -113,3 +113,10 @@ def test_dry_run_reports_and_writes_nothing(api, team, version):
     assert body["status"] == "succeeded"
     assert body["result"]["dry_run"] and body["result"]["by_kind"] == {"box": 1}
     assert body["result"]["imported"] == 0 and not Annotation.objects.exists()
+
+
+def test_annotators_cannot_export(api, team, version):
+    r = api(team["annotator"]).post(
+        _url(team, version, "export"), {"format": "coco"}, format="json"
+    )
+    assert r.status_code == 403 and "honeypot" in r.json()["error"]["message"]
