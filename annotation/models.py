@@ -454,7 +454,9 @@ class Annotation(models.Model):
         ACCEPTED = "accepted", "Accepted"
         REJECTED = "rejected", "Rejected"
 
-    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="annotations")
+    image = models.ForeignKey(
+        Image, on_delete=models.CASCADE, related_name="annotations", db_index=False
+    )
     label_class = models.ForeignKey(
         LabelClass, on_delete=models.PROTECT, related_name="annotations"
     )
@@ -483,7 +485,9 @@ class Annotation(models.Model):
 
     class Meta:
         ordering = ["image_id", "id"]
-        indexes = [models.Index(fields=["image", "status"]), models.Index(fields=["label_class"])]
+        # (image, status) serves lookups by image too, and the label_class foreign key has its
+        # own index: fewer indexes to maintain on every write (imports write many rows).
+        indexes = [models.Index(fields=["image", "status"])]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(confidence__isnull=True)
