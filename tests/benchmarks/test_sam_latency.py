@@ -97,7 +97,9 @@ def test_click_through_the_api_vs_full_path(arch, capsys, team, settings, tmp_pa
                         "positive": [[float(x), float(y)]]}, format="json")  # fmt: skip
         times.append(time.perf_counter() - t)
         assert r.status_code in (201, 400), r.content  # 400: random weights found nothing
-        runs.append(len(r.json().get("geometry", {}).get("counts", "")) if r.status_code == 201 else 0)
+        runs.append(
+            len(r.json().get("geometry", {}).get("counts", "")) if r.status_code == 201 else 0
+        )
     full = []
     predictor = SamPredictor(model)
     for x, y in rng.uniform(20, 490, size=(3, 2)):
