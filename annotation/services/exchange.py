@@ -339,6 +339,7 @@ class _Importer:
         self.job, self.ctx, self.version, self.fmt = job, ctx, version, fmt
         self.status = job.params.get("status", Annotation.Status.SUBMITTED)
         self.create_classes = job.params.get("create_classes", False)
+        self.created: set[int] = set()  # classes this import made
         self.dry_run = job.params.get("dry_run", False)
         self.problems: list[dict] = []
         self.problem_count = 0
@@ -440,6 +441,7 @@ class _Importer:
                 project=self.job.project, name=record.label.strip()[:100], kind=record.kind
             )
             self.classes[cls.name] = cls
+            self.created.add(cls.pk)
         if cls is None:
             self.problem(record.where, f"unknown class {record.label!r}; the project's classes are "
                          f"{', '.join(sorted(self.classes)[:20]) or 'none'}")  # fmt: skip
@@ -449,6 +451,17 @@ class _Importer:
         if not isinstance(record.attributes, dict):
             self.problem(record.where, "attributes must be name: value pairs")
             return False
+        if cls.pk in self.created:  # a class this import made learns the file's attributes
+            learned = False
+            for name, value in record.attributes.items():
+                if isinstance(value, str) and value and value not in cls.attributes.get(name, []):
+                    cls.attributes = {
+                        **cls.attributes,
+                        name: [*cls.attributes.get(name, []), value],
+                    }
+                    learned = True
+            if learned:
+                LabelClass.objects.filter(pk=cls.pk).update(attributes=cls.attributes)
         for name, value in record.attributes.items():
             allowed = cls.attributes.get(name)
             if allowed is None:

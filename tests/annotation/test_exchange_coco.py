@@ -272,3 +272,30 @@ def test_a_failed_write_mid_import_leaves_nothing(team, version, monkeypatch):
     job = run_import(team["lead"], fresh, "coco", data, "export.zip")
     assert job.status in ("failed", "queued") and "RuntimeError: disk full" in job.error
     assert (Annotation.objects.count(), AnnotationRevision.objects.count()) == before
+
+
+def test_classes_an_import_creates_take_the_attributes_the_file_uses(team, version):
+    from annotation.models import LabelClass
+
+    existing = LabelClass.objects.create(project=team["project"], name="plate", kind="box")
+    data = _coco([{"id": 1, "file_name": "coffee.jpg", "width": 600, "height": 400}],
+                 [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [1, 2, 3, 4],
+                   "attributes": {"full": "yes"}},
+                  {"id": 2, "image_id": 1, "category_id": 7, "bbox": [5, 2, 3, 4],
+                   "attributes": {"full": "no"}}],
+                 [{"id": 7, "name": "cup"}])  # fmt: skip
+    job = run_import(team["lead"], version, "coco", data, "ok.json", create_classes=True)
+    assert job.status == "succeeded", job.error
+    assert LabelClass.objects.get(name="cup").attributes == {"full": ["yes", "no"]}
+    # A class the project already had keeps its schema: unknown attributes are errors.
+    data = _coco([{"id": 1, "file_name": "coffee.jpg", "width": 600, "height": 400}],
+                 [{"id": 1, "image_id": 1, "category_id": 8, "bbox": [1, 2, 3, 4],
+                   "attributes": {"shiny": "yes"}}],
+                 [{"id": 8, "name": "plate"}])  # fmt: skip
+    job = run_import(team["lead"], version, "coco", data, "bad.json", create_classes=True)
+    assert (
+        job.status == "failed"
+        and "has no attribute 'shiny'" in job.result["problems"][0]["message"]
+    )
+    existing.refresh_from_db()
+    assert existing.attributes == {}
