@@ -16,13 +16,16 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation import selectors as curation
-from annotation.models import Annotation, LabelClass, QueueItem
+from annotation.models import Annotation, ConsensusResult, LabelClass, QueueItem
+from annotation.services import exchange as exchange_services
 from annotation.services import labels as label_services
+from annotation.services import quality_control
 from annotation.services import queues as queue_services
-from annotation.services.preannotation import sam_available
+from annotation.services.batch_preannotation import preannotate_start
+from annotation.services.preannotation import sam_installed
 from studio import selectors
 from studio.errors import ApplicationError, Forbidden
-from studio.models import DatasetVersion, Image
+from studio.models import DatasetVersion, Image, Job
 from studio.permissions import Capability, require
 from studio.views import _form_error, member_view
 
@@ -178,6 +181,7 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
     queues = list(
         curation.queue_list(user=request.user, project=project).prefetch_related("assignees")
     )
+    classes = list(curation.label_class_list(user=request.user, project=project))
     by_status = {
         (row["queue_id"], row["status"]): row["n"]
         for row in QueueItem.objects.filter(queue__in=queues)
@@ -196,11 +200,9 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
             "project": project,
             "rows": rows,
             "form": form,
-            "has_classes": curation.label_class_list(user=request.user, project=project).exists(),
-            "mask_classes": curation.label_class_list(user=request.user, project=project).filter(
-                kind=LabelClass.Kind.MASK
-            ),
-            "sam": sam_available(),
+            "has_classes": bool(classes),
+            "mask_classes": [c for c in classes if c.kind == LabelClass.Kind.MASK],
+            "sam": sam_installed(),
             "can_review": _can_review(request.user, project),
         },
     )
@@ -257,7 +259,7 @@ def _canvas_config(request, project, image: Image, **extra) -> dict:
             "prepare": f"{api}/images/{image.pk}/preannotate/prepare/",
         },
         "user": request.user.username,
-        "preannotator": "Segment Anything" if sam_available() else "GrabCut",
+        "preannotator": "Segment Anything" if sam_installed() else "GrabCut",
         **extra,
     }
     if extra.get("task"):  # a task shows only what its annotator may see (consensus, honeypots)
@@ -370,8 +372,6 @@ def review_image(request: HttpRequest, project, image_id: int) -> HttpResponse:
         )
     if queue_id:
         next_url += f"?queue={queue_id}"
-    from annotation.models import ConsensusResult
-
     # A consensus image whose replicas are not merged yet: review the merge, not N copies.
     unmerged = (
         ConsensusResult.objects.filter(queue__project=project, image=image, merged_at__isnull=True)
@@ -394,8 +394,6 @@ def review_image(request: HttpRequest, project, image_id: int) -> HttpResponse:
 @member_view
 def review_merge(request: HttpRequest, project, image_id: int, queue_id: int) -> HttpResponse:
     """Merge a consensus image's replicas (majority vote), then review the result."""
-    from annotation.services import quality_control
-
     queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
     image = selectors.image_get(user=request.user, project=project, image_id=image_id)
     try:
@@ -448,9 +446,6 @@ class ImportForm(forms.Form):
 @member_view
 def exchange(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
     """Export a version's annotations to a format, or import a file into a version."""
-    from annotation.services import exchange as exchange_services
-    from studio.models import Job
-
     dataset = selectors.dataset_get(user=request.user, project=project, dataset_id=dataset_id)
     versions = {v.number: v for v in selectors.version_list(user=request.user, dataset=dataset)}
     choices = [(n, f"v{n} ({v.image_count} images)") for n, v in versions.items()]
@@ -505,8 +500,6 @@ def exchange(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
 @member_view
 def queue_preannotate(request: HttpRequest, project, queue_id: int) -> HttpResponse:
     """Start a batch pre-annotation of a queue's images from the queue list."""
-    from annotation.services.batch_preannotation import preannotate_start
-
     queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
     mode = request.POST.get("mode", "")
     try:

@@ -91,6 +91,15 @@ def sam_session():
     return _SESSIONS[key]
 
 
+def sam_installed() -> bool:
+    """Whether a SAM checkpoint file is in place, without loading it (cheap, for pages)."""
+    try:
+        sam_weights(verify=False)
+    except ApplicationError:
+        return False
+    return True
+
+
 def sam_available() -> bool:
     try:
         sam_session()

@@ -286,11 +286,14 @@ def test_sam_preannotation_through_the_real_loading_path(api, team, image, setti
 
     prepare = f"{base}/images/{image.pk}/preannotate/prepare/"
     assert c.post(prepare).json() == {"method": "grabcut", "encoded": False}
+    assert not preannotation.sam_installed()
 
     path = tmp_path / "my-sam.pth"
     torch.manual_seed(1)
     torch.save(build_sam("tiny").state_dict(), path)
     settings.STUDIO = {**settings.STUDIO, "SAM_MODEL": "tiny", "SAM_CHECKPOINT": str(path)}
+    preannotation._SESSIONS.clear()
+    assert preannotation.sam_installed() and not preannotation._SESSIONS  # no model loaded
     # The canvas asks for the image encoder to run when it opens the image: once.
     assert c.post(prepare).json() == {"method": "sam", "encoded": True}
     assert c.post(prepare).json() == {"method": "sam", "encoded": False}
