@@ -1,9 +1,17 @@
-"""Read large JSON files one array element at a time, at the standard library's C speed.
+"""Read large JSON files one array element at a time, in C.
 
-``json.JSONDecoder.raw_decode`` decodes one value from a window of text; the window is
-refilled from the file as it is consumed, so memory holds one element (plus a 1 MiB
-read-ahead), never the whole file. A value that ends exactly at the window's edge may be
-cut (a number, say), so it is decoded again once more text has arrived.
+The file is read through a window of text, refilled as it is consumed, so memory holds
+the window (about 1 MiB) and the elements decoded from it, never the whole file.
+
+The elements of an array of objects are decoded many at a time: the window's last
+``}, {`` is a candidate boundary, and msgspec decodes everything before it as one JSON
+list. Starting at an element's first character, that only succeeds when the candidate
+is a real boundary between elements (inside a string or a nested value the list would be
+unclosed), so the fast path never misreads a file. Whatever it cannot take (no candidate,
+or text msgspec refuses, such as ``NaN``, which the standard library accepts) goes to the
+careful path: ``json.JSONDecoder.raw_decode``, one element at a time, exactly as before.
+A value that ends exactly at the window's edge may be cut (a number, say), so the careful
+path decodes it again once more text has arrived.
 """
 
 from __future__ import annotations
@@ -11,8 +19,11 @@ from __future__ import annotations
 import codecs
 import json
 import re
+from collections import deque
 from collections.abc import Iterator
 from typing import IO, Any
+
+import msgspec
 
 from . import FormatError
 
@@ -20,6 +31,10 @@ READ = 1 << 20
 MAX_ELEMENT = 256 << 20  # characters one value may span
 WHITESPACE = " \t\n\r"
 _BLANKS = re.compile(r"[ \t\n\r]*")
+_BOUNDARY = re.compile(r"\}[ \t\n\r]*,[ \t\n\r]*\{")  # between two objects of a list
+TAIL = 1 << 16  # where the last boundary of a window is looked for first
+BACKOFF = (64, 4096, None)  # after a false boundary, the next is looked for this far back
+_decode_list = msgspec.json.Decoder(list).decode
 
 
 class _Text:
@@ -30,6 +45,8 @@ class _Text:
         self.pos = 0
         self.eof = False
         self.json = json.JSONDecoder()
+        self.careful = 0  # elements to read one at a time before the fast path is tried again
+        self.pause = 16  # how many after the next failure (doubles with each one)
 
     def fill(self, size: int = READ) -> bool:
         if self.eof:
@@ -101,9 +118,22 @@ def _array(text: _Text) -> Iterator[Any]:
         return
     decode, skip = text.json.raw_decode, _BLANKS.match
     while True:
-        # Fast path: the element and the separator after it are in the window.
         buf = text.buf
         pos = skip(buf, text.pos).end()
+        if text.careful:
+            text.careful -= 1
+        elif buf.startswith("{", pos):  # many elements, to the window's last boundary
+            values = _many(buf, pos)
+            if values:
+                elements, end = values
+                text.pos = end
+                yield from elements
+                continue
+            if values is not None:
+                # Refused (say, NaN in an element): a few by the careful path, then again;
+                # the pause doubles, so a file the fast path cannot take costs few attempts.
+                text.careful, text.pause = text.pause, text.pause * 2
+        # One element, with the separator after it in the window.
         try:
             value, end = decode(buf, pos)
         except json.JSONDecodeError:
@@ -121,6 +151,33 @@ def _array(text: _Text) -> Iterator[Any]:
             return
         if char != ",":
             raise FormatError("The file is not valid JSON: expected ',' or ']' in a list.")
+
+
+def _many(buf: str, pos: int) -> tuple[list, int] | tuple[()] | None:
+    """Decode the elements from ``pos`` (an element's first character) to the window's
+    last boundary that proves real; return them and where the next element starts, None
+    when the window holds no boundary, or () when msgspec refused the text."""
+    found = _last_boundary(buf, max(pos, len(buf) - TAIL), len(buf))
+    if found is None and len(buf) - TAIL > pos:
+        found = _last_boundary(buf, pos, len(buf))
+    if found is None:
+        return None
+    for back in BACKOFF:
+        try:  # ends with an element's "}": the list closes only at a real boundary
+            return _decode_list("[" + buf[pos : found.start() + 1] + "]"), found.end() - 1
+        except msgspec.DecodeError:
+            if back is None:
+                return ()
+            # Inside an element (a nested list of objects, a string): try well before it.
+            found = _last_boundary(buf, pos, max(pos, found.start() - back))
+            if found is None:
+                return ()
+    return ()
+
+
+def _last_boundary(buf: str, start: int, end: int) -> re.Match | None:
+    last = deque(_BOUNDARY.finditer(buf, start, end), maxlen=1)
+    return last[0] if last else None
 
 
 def top_level(fh: IO[bytes], streamed: frozenset[str]) -> Iterator[tuple[str, Any]]:

@@ -58,8 +58,9 @@ def validate_many(items: list[tuple[str, object, int, int]]) -> list[geo.Geometr
             except geo.GeometryError as exc:
                 out[index] = str(exc)
     for n, group in polygons.items():
-        for start in range(0, len(group), max(1, PAIR_BUDGET // max(1, n * n // 2))):
-            part = group[start : start + max(1, PAIR_BUDGET // max(1, n * n // 2))]
+        step = max(1, PAIR_BUDGET // (n * n))
+        for start in range(0, len(group), step):
+            part = group[start : start + step]
             for (index, *_), result in zip(part, _polygons(n, part), strict=True):
                 out[index] = result
     for (index, *_), result in zip(masks, _masks(masks), strict=True):
@@ -116,11 +117,34 @@ def _compressed(payload, width: int, height: int) -> bool:
 
 
 @lru_cache(maxsize=64)
-def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Edge pairs (i, j) that are not neighbours, as geometry._self_intersects walks them."""
-    i, j = np.triu_indices(n, k=2)
-    keep = ~((i == 0) & (j == n - 1))
-    return i[keep], j[keep]
+def _pairs(n: int) -> np.ndarray:
+    """[n, n] mask of the edge pairs (i < j) that are not neighbours, as
+    geometry._self_intersects walks them."""
+    keep = np.triu(np.ones((n, n), bool), k=2)
+    keep[0, n - 1] = False
+    return keep
+
+
+def _crossing(pts: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Which polygons of ``pts`` [k, n, 2] have two edges that cross (geometry's test).
+
+    Edge i runs from vertex i to vertex i + 1. ``side[k, j, i]`` is geometry's
+    ``orient(P_j, P_j+1, P_i)``, computed with the same operations in the same order, so
+    its sign and its zeros are the same numbers: one [n, n] matrix per polygon holds all
+    four orientations of every pair of edges (i, j):
+    d1 = side[j, i], d2 = side[j, i+1], d3 = side[i, j], d4 = side[i, j+1].
+    """
+    ex = np.roll(x, -1, axis=1) - x  # P_j+1 - P_j
+    ey = np.roll(y, -1, axis=1) - y
+    side = ex[:, :, None] * (y[:, None, :] - y[:, :, None]) - ey[:, :, None] * (
+        x[:, None, :] - x[:, :, None]
+    )
+    positive = side > 0
+    nonzero = side != 0
+    # straddles[j, i]: P_i and P_i+1 lie strictly on opposite sides of edge j.
+    straddles = (positive != np.roll(positive, -1, axis=2)) & nonzero & np.roll(nonzero, -1, axis=2)
+    hit = straddles & straddles.transpose(0, 2, 1) & _pairs(pts.shape[1])
+    return hit.any(axis=(1, 2))
 
 
 def _polygons(n: int, group: list) -> list[geo.Geometry | str]:
@@ -141,44 +165,25 @@ def _polygons(n: int, group: list) -> list[geo.Geometry | str]:
         )
         crosses = np.zeros(len(group), bool)
         if n <= MAX_CROSS_CHECK:
-            i, j = _pairs(n)
-            a, b = pts[:, i], pts[:, (i + 1) % n]
-            c, d = pts[:, j], pts[:, (j + 1) % n]
-
-            def orient(p, q, r):
-                return (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1]) - (
-                    q[..., 1] - p[..., 1]
-                ) * (r[..., 0] - p[..., 0])
-
-            d1, d2, d3, d4 = orient(c, d, a), orient(c, d, b), orient(a, b, c), orient(a, b, d)
-            hit = (
-                ((d1 > 0) != (d2 > 0))
-                & ((d3 > 0) != (d4 > 0))
-                & (d1 != 0) & (d2 != 0) & (d3 != 0) & (d4 != 0)
-            )  # fmt: skip
-            crosses = hit.any(axis=1)
+            crosses = _crossing(pts, x, y)
         rounded = np.round(pts.reshape(len(group), -1), 3).tolist()
         lo, hi = pts.min(axis=1), pts.max(axis=1)
     results: list[geo.Geometry | str] = []
-    for k, (_, _, w, h) in enumerate(group):
-        if not finite[k]:
+    Geometry = geo.Geometry
+    for (_, _, w, h), ok, inner, cross, a, (x0, y0), (x1, y1), points in zip(
+        group, finite.tolist(), inside.tolist(), crosses.tolist(), area.tolist(), lo.tolist(),
+        hi.tolist(), rounded, strict=True,
+    ):  # fmt: skip
+        if not ok:
             results.append("Polygon coordinates holds NaN or infinity.")
-        elif not inside[k]:
+        elif not inner:
             results.append(f"The polygon goes outside the {w}×{h} image.")
-        elif crosses[k]:
+        elif cross:
             results.append("The polygon crosses itself; split it or fix its vertices.")
-        elif area[k] <= 0:
+        elif a <= 0:
             results.append("The polygon has no area.")
         else:
-            x0, y0 = float(lo[k, 0]), float(lo[k, 1])
-            results.append(
-                geo.Geometry(
-                    "polygon",
-                    {"points": rounded[k]},
-                    float(area[k]),
-                    (x0, y0, float(hi[k, 0]) - x0, float(hi[k, 1]) - y0),
-                )
-            )
+            results.append(Geometry("polygon", {"points": points}, a, (x0, y0, x1 - x0, y1 - y0)))
     return results
 
 
@@ -194,7 +199,7 @@ def _masks(masks: list[tuple[int, str, int, int]]) -> list[geo.Geometry | str]:
     results: list[geo.Geometry | str | None] = [None] * len(masks)
     good = []
     for k, (_, string, w, h) in enumerate(masks):
-        if not string or not all(48 <= ord(ch) <= 111 for ch in (string[0], string[-1])):
+        if not string or not ("0" <= string[0] <= "o" and "0" <= string[-1] <= "o"):
             results[k] = "The mask counts cannot be decoded: not a COCO RLE string."
         elif (ord(string[-1]) - 48) & 0x20:
             results[k] = "The mask counts cannot be decoded: the string is cut short."
@@ -222,10 +227,14 @@ def _decode(masks: list[tuple[int, str, int, int]]) -> list[geo.Geometry | str]:
     strings = [m[1] for m in masks]
     n = len(masks)
     lengths = np.fromiter((len(s) for s in strings), np.int64, n)
-    chars = np.frombuffer("".join(strings).encode("ascii"), np.uint8).astype(np.int64) - 48
-    owner = np.repeat(np.arange(n), lengths)
-    bad = np.bincount(owner, weights=(chars < 0) | (chars > 63), minlength=n) > 0
-    chars = np.clip(chars, 0, 63)
+    raw = np.frombuffer("".join(strings).encode("ascii"), np.uint8)
+    outside = (raw < 48) | (raw > 111)
+    if outside.any():
+        owner = np.repeat(np.arange(n), lengths)
+        bad = np.bincount(owner, weights=outside, minlength=n) > 0
+    else:
+        bad = np.zeros(n, bool)
+    chars = np.clip(raw.astype(np.int64) - 48, 0, 63)
     ends = np.flatnonzero((chars & 0x20) == 0)  # the last character of each count
     starts = np.concatenate(([0], ends[:-1] + 1))
     nchunks = ends - starts + 1
@@ -241,46 +250,54 @@ def _decode(masks: list[tuple[int, str, int, int]]) -> list[geo.Geometry | str]:
     redundant = (nchunks > 1) & (
         ((last == 0) & ((prev & 0x10) == 0)) | ((last == 0x1F) & ((prev & 0x10) != 0))
     )
-    count_owner = owner[ends]
+    # Every string ends a count (checked in _masks), so no count spans two masks.
+    count_owner = np.searchsorted(np.cumsum(lengths), ends, side="right")
     ncounts = np.bincount(count_owner, minlength=n)
-    position = np.arange(len(values)) - np.repeat(np.cumsum(ncounts) - ncounts, ncounts)
+    first_count = np.cumsum(ncounts) - ncounts
+    position = np.arange(len(values)) - np.repeat(first_count, ncounts)
+    odd = (position & 1).astype(bool)
     # counts[m] = x[m] + counts[m - 2] for m > 2: a running sum per mask along each parity.
     counts = values.copy()
-    for parity in (1, 0):
-        idx = np.flatnonzero((position >= 1) & (position % 2 == parity))
+    for idx in (np.flatnonzero(odd), np.flatnonzero(~odd & (position >= 2))):
         if len(idx):
             run = np.cumsum(values[idx])
             owners = count_owner[idx]
             seg_start = np.r_[True, owners[1:] != owners[:-1]]
             first = np.maximum.accumulate(np.where(seg_start, np.arange(len(idx)), 0))
             counts[idx] = run - (run - values[idx])[first]
-
-    def per_mask(weights) -> np.ndarray:
-        return np.bincount(count_owner, weights=weights, minlength=n)
-
-    total = per_mask(counts.astype(np.float64))
-    area = per_mask(np.where(position % 2 == 1, counts, 0).astype(np.float64))
-    wrong = per_mask(((counts <= 0) & (position > 0)) | (counts < 0) | redundant | (nchunks > 12))
+    # No count exceeds the pixels of the largest image here: the sums cannot overflow.
+    cap = max(w * h for _, _, w, h in masks)
+    total = np.add.reduceat(counts, first_count)
+    area = np.add.reduceat(np.where(odd, counts, 0), first_count)
+    wrong = (
+        np.add.reduceat(
+            ((counts <= 0) & (position > 0)) | (counts < 0) | (counts > cap) | redundant
+            | (nchunks > 12),
+            first_count,
+        )
+        > 0
+    )  # fmt: skip
     results: list[geo.Geometry | str | None] = [None] * n
-    for k, (_, _, w, h) in enumerate(masks):
-        if bad[k]:
+    areas = area.astype(np.float64).tolist()
+    for k, ((_, _, w, h), unreadable, wrong_k, total_k) in enumerate(
+        zip(masks, bad.tolist(), wrong.tolist(), total.tolist(), strict=True)
+    ):
+        if unreadable:
             results[k] = "The mask counts cannot be decoded: not a COCO RLE string."
-        elif wrong[k]:
+        elif wrong_k:
             results[k] = "The mask counts do not sum to height × width."
-        elif int(total[k]) != w * h:
-            results[k] = f"Mask counts sum to {int(total[k]):,}, not height × width = {w * h:,}."
-        elif area[k] <= 0:
+        elif total_k != w * h:
+            results[k] = f"Mask counts sum to {total_k:,}, not height × width = {w * h:,}."
+        elif areas[k] <= 0:
             results[k] = "The mask is empty."
     ok = [k for k in range(n) if results[k] is None]
     if ok:
         rles = [
             {"size": [masks[k][3], masks[k][2]], "counts": strings[k].encode("ascii")} for k in ok
         ]
-        boxes = coco.toBbox(rles)
-        for row, k in enumerate(ok):
-            w, h = masks[k][2], masks[k][3]
-            x, y, bw, bh = (float(v) for v in boxes[row])
-            results[k] = geo.Geometry(
-                "mask", {"size": [h, w], "counts": strings[k]}, float(area[k]), (x, y, bw, bh)
-            )
+        boxes = coco.toBbox(rles).tolist()
+        Geometry = geo.Geometry
+        for box, k in zip(boxes, ok, strict=True):
+            _, string, w, h = masks[k]
+            results[k] = Geometry("mask", {"size": [h, w], "counts": string}, areas[k], tuple(box))
     return results  # type: ignore[return-value]

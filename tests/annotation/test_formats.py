@@ -41,6 +41,9 @@ def _cases():
         if t % 9 == 0:
             points[0] = float("nan")
         items.append(("polygon", points, 50, 50))
+    for _ in range(400):  # on a small grid: collinear edges, touching vertices, zero areas
+        n = int(rng.integers(3, 9))
+        items.append(("polygon", rng.integers(0, 6, n * 2).astype(float).tolist(), 50, 50))
     items += [("box", [1, 2, 3, 4], 50, 50), ("box", [48, 2, 3, 4], 50, 50), ("tag", None, 5, 5),
               ("mask", {"size": [2, 2], "counts": [1, 2, 1]}, 2, 2),
               ("mask", {"size": [2, 2], "counts": "0:"}, 2, 2),
@@ -88,6 +91,34 @@ def test_json_stream_reads_elements_across_window_edges(monkeypatch):
         list(jsonstream.items(io.BytesIO(b"[1, 2")))
     with pytest.raises(FormatError, match="expected a JSON object"):
         list(jsonstream.top_level(io.BytesIO(b"[]"), frozenset()))
+
+
+@pytest.mark.parametrize("read", [64, 300, 1 << 20])
+def test_json_stream_decodes_many_elements_at_once_only_at_real_boundaries(monkeypatch, read):
+    """The bulk path cuts at the window's last "}, {": inside strings and nested lists of
+    objects that text is no boundary; NaN (which msgspec refuses) goes the careful way."""
+    monkeypatch.setattr(jsonstream, "READ", read)
+    monkeypatch.setattr(jsonstream, "TAIL", 40)
+    bulk = []
+    real = jsonstream._decode_list
+
+    def counted(text):
+        decoded = real(text)
+        bulk.extend(decoded)
+        return decoded
+
+    monkeypatch.setattr(jsonstream, "_decode_list", counted)
+    elements = []
+    for n in range(300):
+        element = {"id": n, "text": "a}, {b" * (n % 4), "parts": [{"x": n}, {"y": [n, {}]}]}
+        if n in (3, 295):
+            element["v"] = float("nan")
+        elements.append(element)
+    for indent in (None, 2):
+        text = json.dumps(elements, indent=indent, ensure_ascii=False)
+        got = list(jsonstream.items(io.BytesIO(text.encode())))
+        assert json.dumps(got) == json.dumps(elements)  # NaN != NaN: compare the text
+    assert len(bulk) > 200  # many elements came by the bulk path, around the NaNs
 
 
 def test_paths_that_escape_the_dataset_are_named():
