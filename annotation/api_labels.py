@@ -184,9 +184,7 @@ class AnnotationHistoryApi(ApiView):
         annotation = curation.annotation_get(
             user=request.user, project=self.project(), annotation_id=pk
         )
-        return Response(
-            RevisionSerializer(annotation.revisions.order_by("version", "id"), many=True).data
-        )
+        return Response(RevisionSerializer(svc.annotation_history(annotation), many=True).data)
 
 
 class AnnotationRestoreApi(ApiView):

@@ -6,17 +6,19 @@ What the format cannot hold is listed in the result, never dropped silently.
 
 Import reads the uploaded file as a stream of records, resolves each record's image (by
 ``original_name`` within the version) and class, validates geometry and attributes in
-batches, and inserts annotations and their create revisions batch by batch, all inside
-one transaction. If any record is wrong the transaction is rolled back, so a failed
-import changes nothing; the job fails with the per-record report in its result. Either
-job is idempotent: an import that dies mid-way left nothing behind and starts over, and
-a finished one keeps its result in the checkpoint.
+batches, and inserts the annotations batch by batch, all inside one transaction. It
+writes no revision per annotation: the job records who imported which file when, each
+row its author, time and job (``source_detail``), and an imported annotation's create
+revision is written when it first changes (``labels.record_revision``). If any record
+is wrong the transaction is rolled back, so a failed import changes nothing; the job
+fails with the per-record report in its result. Either job is idempotent: an import that
+dies mid-way left nothing behind and starts over, and a finished one keeps its result in
+the checkpoint.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import os
 import posixpath
 import queue
@@ -29,8 +31,8 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from json.encoder import encode_basestring_ascii
 
+import msgspec
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -53,7 +55,7 @@ from annotation.formats import (
     unsafe_path,
 )
 from annotation.formats.validation import validate_many
-from annotation.models import Annotation, AnnotationRevision, LabelClass
+from annotation.models import Annotation, LabelClass
 from annotation.services.labels import require_annotator
 from studio.errors import ApplicationError, Forbidden, NotFound
 from studio.models import DatasetVersion, Job
@@ -64,6 +66,8 @@ from studio.storage import storage_delete_tree
 BATCH = 2000
 MAX_PROBLEMS = 1000  # kept in the report; all are counted
 IMPORT_STATUSES = (Annotation.Status.DRAFT, Annotation.Status.SUBMITTED)
+# Validated geometry holds finite numbers only; msgspec writes the JSON in C.
+_json = msgspec.json.Encoder().encode
 
 
 def _format(name: str):
@@ -546,32 +550,21 @@ class _Importer:
             items.append((kind, payload, w, h))
         shapes = validate_many(items)
         rows = []
-        counts = self.counts
+        kinds = []
         for (record, cls, image_id), shape in zip(pending, shapes, strict=True):
             if type(shape) is str:
                 self.problem(record.where, _lower(shape))
                 continue
-            rows.append((image_id, cls.pk, shape, record.attributes))
-            counts[shape.kind] = counts.get(shape.kind, 0) + 1
+            rows.append((image_id, cls.id, shape, record.attributes))
+            kinds.append(shape.kind)
+        for kind, count in Counter(kinds).items():
+            self.counts[kind] = self.counts.get(kind, 0) + count
         if rows and not self.problem_count and not self.dry_run:  # a failure commits nothing
             self.writer.insert(rows)
 
 
 def _lower(message: str) -> str:
     return message[:1].lower() + message[1:]
-
-
-def _geometry_json(shape: geo.Geometry) -> str:
-    """Serialise a validated geometry; its numbers are finite, so ``repr`` is valid JSON."""
-    data = shape.data
-    if shape.kind == "mask":
-        h, w = data["size"]
-        return f'{{"size": [{h}, {w}], "counts": {encode_basestring_ascii(data["counts"])}}}'
-    if shape.kind == "polygon":
-        return '{"points": [' + ", ".join(map(repr, data["points"])) + "]}"
-    if shape.kind == "box":
-        return '{"box": [' + ", ".join(map(repr, data["box"])) + "]}"
-    return json.dumps(data)
 
 
 ANN_COLUMNS = (
@@ -582,37 +575,17 @@ ANN_COLUMNS = (
 # json_each in C; the GIL stays released while it inserts them all.
 SQLITE_ANN_INSERT = (  # names are constants; values go as parameters
     "INSERT INTO {table} (id, " + ANN_COLUMNS + ") SELECT ? + key, "  # noqa: S608
-    "json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
-    "json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), "
-    "json_extract(value, '$[6]'), 'import', ?, NULL, ?, ?, 1, 0, ?, ? FROM json_each(?) "
-    "ORDER BY key"
+    "json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2][0]'), "
+    "json_extract(value, '$[2][1]'), json_extract(value, '$[2][2]'), "
+    "json_extract(value, '$[2][3]'), json_extract(value, '$[3]'), 'import', ?, NULL, ?, ?, 1, 0, "
+    "?, ? FROM json_each(?)"
 )
 PG_ANN_COPY = "COPY {table} (" + ANN_COLUMNS + ") FROM STDIN"
-# The create revision of each annotation just written, built from its row by the database
-# (the keys of labels.snapshot), so the geometry is serialised once, in Python, per import.
-SQLITE_REV_INSERT = (
-    "INSERT INTO {table} (annotation_id, version, action, author_id, before, after, "
-    "created_at) SELECT id, 1, 'create', author_id, NULL, json_object('label_class', "
-    "label_class_id, 'kind', kind, 'geometry', json(geometry), 'attributes', json(attributes), "
-    "'source', source, 'confidence', confidence, 'status', status, 'deleted', json('false')), "
-    "created_at FROM {annotations} WHERE id BETWEEN ? AND ? ORDER BY id"
-)
-PG_REV_INSERT = (
-    "INSERT INTO {table} (annotation_id, version, action, author_id, before, after, "
-    "created_at) SELECT id, 1, 'create', author_id, NULL, jsonb_build_object('label_class', "
-    "label_class_id, 'kind', kind, 'geometry', geometry, 'attributes', attributes, "
-    "'source', source, 'confidence', confidence, 'status', status, 'deleted', deleted), "
-    "created_at FROM {annotations} WHERE id > %s AND source_detail = %s "
-    "AND id <= currval(pg_get_serial_sequence(%s, 'id')) ORDER BY id RETURNING annotation_id"
-)
 
 
 def _sql(template: str, model) -> str:
-    """Fill in table names (never user input); values always go as parameters."""
-    quote = connection.ops.quote_name
-    return template.replace("{table}", quote(model._meta.db_table)).replace(
-        "{annotations}", quote(Annotation._meta.db_table)
-    )
+    """Fill in the table name (never user input); values always go as parameters."""
+    return template.replace("{table}", connection.ops.quote_name(model._meta.db_table))
 
 
 def _copy_text(value: str) -> str:
@@ -621,7 +594,7 @@ def _copy_text(value: str) -> str:
 
 
 def _foreign_keys_immediate(cur):
-    """Check the written tables' deferred foreign keys as each row arrives; return the
+    """Check the annotation table's deferred foreign keys as each row arrives; return the
     statement that defers them again.
 
     Django declares foreign keys ``DEFERRABLE INITIALLY DEFERRED``: checked at commit,
@@ -634,8 +607,8 @@ def _foreign_keys_immediate(cur):
 
     cur.execute(
         "SELECT conname FROM pg_constraint WHERE contype = 'f' AND condeferred "
-        "AND conrelid IN (%s::regclass, %s::regclass) ORDER BY conname",
-        [Annotation._meta.db_table, AnnotationRevision._meta.db_table],
+        "AND conrelid = %s::regclass ORDER BY conname",
+        [Annotation._meta.db_table],
     )
     found = [sql.Identifier(name) for (name,) in cur.fetchall()]
     if not found:
@@ -646,14 +619,14 @@ def _foreign_keys_immediate(cur):
 
 
 class _Writer:
-    """Write annotations and their create revisions on a second thread, batch by batch.
+    """Write the annotations on a second thread, batch by batch.
 
     The importer's thread goes on reading and validating the next batch while this one's
     rows are written: PostgreSQL receives them with ``COPY`` and does the inserting in its
     own process; SQLite's module releases the GIL while SQLite inserts. Both threads use
     the one connection, inside the import's one transaction (psycopg serialises its use
-    with a lock; SQLite's library with its own mutex). Revisions are built from the rows
-    by the database (``INSERT ... SELECT``), so Python serialises each geometry once.
+    with a lock; SQLite's library with its own mutex). Each batch is serialised by msgspec,
+    in C: one JSON array for SQLite, ``COPY`` text lines for PostgreSQL.
 
     Precondition: inside the import's ``transaction.atomic()`` block; ``close()`` must be
     called before that block ends, whatever happened, so that no write outlives it.
@@ -722,15 +695,7 @@ class _Writer:
     def _work(self, raw) -> None:
         try:
             with closing(raw.cursor()) as cur:
-                floor, deferred = None, None
-                if self.postgres:
-                    # Every id this session draws from now on is above this one.
-                    cur.execute(
-                        "SELECT nextval(pg_get_serial_sequence(%s, 'id'))",
-                        [Annotation._meta.db_table],
-                    )
-                    floor = cur.fetchone()[0]
-                    deferred = _foreign_keys_immediate(cur)
+                deferred = _foreign_keys_immediate(cur) if self.postgres else None
                 done = False
                 while not done:
                     batches = [self.queue.get()]
@@ -741,7 +706,7 @@ class _Writer:
                         batches.pop()
                     if batches and self.error is None:
                         if self.postgres:
-                            floor = self._copy(cur, "".join(batches), floor)
+                            self._copy(cur, "".join(batches))
                         else:
                             self._insert_json(cur, batches)
                 if deferred:
@@ -754,26 +719,18 @@ class _Writer:
     # PostgreSQL: one COPY per batch; the ids come from the table's sequence.
 
     def _copy_batch(self, rows) -> str:
-        tail = self.tail
+        tail, dumps = self.tail, _json
         lines = []
         for image_id, class_id, shape, attributes in rows:
-            geometry = _copy_text(_geometry_json(shape))
-            attrs = _copy_text(json.dumps(attributes)) if attributes else "{}"
+            geometry = _copy_text(dumps(shape.data).decode())
+            attrs = _copy_text(dumps(attributes).decode()) if attributes else "{}"
             lines.append(f"{image_id}\t{class_id}\t{shape.kind}\t{geometry}\t{shape.area!r}\t"
-                         f"[{', '.join(map(repr, shape.bbox))}]\t{attrs}{tail}")  # fmt: skip
+                         f"{dumps(shape.bbox).decode()}\t{attrs}{tail}")  # fmt: skip
         return "".join(lines)
 
-    def _copy(self, cur, text: str, floor: int) -> int:
+    def _copy(self, cur, text: str) -> None:
         with cur.copy(_sql(PG_ANN_COPY, Annotation)) as copy:
             copy.write(text)
-        # This batch's rows: this import's, drawn from the sequence after the previous
-        # batch's and up to the last id the COPY drew (currval: this session's, and not
-        # moved by the revisions' own sequence). The highest is the next batch's floor.
-        cur.execute(
-            _sql(PG_REV_INSERT, AnnotationRevision),
-            [floor, self.detail, Annotation._meta.db_table],
-        )
-        return max(row[0] for row in cur.fetchall())
 
     # SQLite: ids follow the table's maximum (the transaction holds the only write lock).
 
@@ -789,20 +746,15 @@ class _Writer:
                 self.next_id = max(top, cur.fetchone()[0]) + 1
         first = self.next_id
         self.next_id += len(rows)
-        values = []
-        for image_id, class_id, shape, attributes in rows:
-            attrs = json.dumps(attributes) if attributes else "{}"
-            values.append(f'[{image_id}, {class_id}, "{shape.kind}", {_geometry_json(shape)}, '
-                          f"{shape.area!r}, [{', '.join(map(repr, shape.bbox))}], {attrs}]")  # fmt: skip
-        return first, len(rows), ", ".join(values)
+        # Each row as [image id, class id, [kind, data, area, bbox], attributes]: the rows
+        # and their Geometry named tuples as they are, serialised in one call.
+        return first, len(rows), _json(rows).decode()[1:-1]
 
     def _insert_json(self, cur, batches: list[tuple[int, int, str]]) -> None:
-        first = batches[0][0]
-        last = batches[-1][0] + batches[-1][1] - 1  # ids are contiguous across batches
+        first = batches[0][0]  # ids are contiguous across batches
         text = "[" + ", ".join(body for _, _, body in batches) + "]"
         cur.execute(_sql(SQLITE_ANN_INSERT, Annotation),
                     (first, self.detail, self.status, self.actor_id, self.now, self.now, text))  # fmt: skip
-        cur.execute(_sql(SQLITE_REV_INSERT, AnnotationRevision), (first, last))
 
 
 class _Abandoned(Exception):

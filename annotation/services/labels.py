@@ -136,11 +136,55 @@ def snapshot(annotation: Annotation) -> dict:
 def record_revision(
     *, annotation: Annotation, action: str, actor, before: dict | None
 ) -> AnnotationRevision:
-    """Write the revision of a change just saved (``annotation`` holds the saved state)."""
+    """Write the revision of a change just saved (``annotation`` holds the saved state).
+
+    An import writes no revision per annotation (the import job records who brought which
+    file when, and each row its author, time and job); an imported annotation's create
+    revision is written here, from ``before``, when it first changes. Until then its
+    history is its row (see ``annotation_history``).
+    """
+    if before is not None and annotation.version == 2 and not annotation.revisions.exists():
+        _write_creation(annotation, before)
     return AnnotationRevision.objects.create(
         annotation=annotation, version=annotation.version, action=action, author=actor,
         before=before, after=snapshot(annotation),
     )  # fmt: skip
+
+
+def keep_creation(annotation: Annotation) -> None:
+    """Write an imported annotation's create revision from its row now, before a change
+    that ``record_revision`` cannot see around (one that changes the author)."""
+    if annotation.version == 1 and not annotation.revisions.exists():
+        _write_creation(annotation, snapshot(annotation))
+
+
+def _write_creation(annotation: Annotation, state: dict) -> None:
+    created = AnnotationRevision.objects.create(
+        annotation=annotation, version=1, action="create", author_id=annotation.author_id,
+        before=None, after=state,
+    )  # fmt: skip
+    # When the annotation was made, not now (created_at is set on insert).
+    AnnotationRevision.objects.filter(pk=created.pk).update(created_at=annotation.created_at)
+
+
+def annotation_history(annotation: Annotation) -> list[AnnotationRevision]:
+    """Every revision of the annotation, oldest first. An imported annotation that has not
+    changed since has no revision row yet: its create revision is its row as it stands
+    (unsaved, so it has no id and nothing to restore: the annotation is in that state)."""
+    revisions = list(annotation.revisions.order_by("version", "id"))
+    if not revisions and annotation.version == 1:
+        revisions.append(
+            AnnotationRevision(
+                annotation=annotation,
+                version=1,
+                action="create",
+                author_id=annotation.author_id,
+                before=None,
+                after=snapshot(annotation),
+                created_at=annotation.created_at,
+            )  # fmt: skip
+        )
+    return revisions
 
 
 def stale_annotation(annotation: Annotation, expected_version: int) -> StaleAnnotation:

@@ -29,6 +29,7 @@ from annotation.models import (
 )
 from annotation.services import quality_control
 from annotation.services.labels import (
+    keep_creation,
     record_revision,
     require_annotator,
     snapshot,
@@ -182,6 +183,7 @@ def queue_submit(*, actor, item: QueueItem) -> QueueItem:
     drafts = Annotation.objects.filter(mine, image_id=item.image_id, deleted=False)
     submitted = []
     for annotation in drafts:
+        keep_creation(annotation)  # an imported draft's creation keeps its own author
         before = snapshot(annotation)
         annotation.status = Annotation.Status.SUBMITTED
         annotation.version += 1

@@ -42,7 +42,8 @@ def test_coco_round_trip_is_pixel_exact(team, version):
         assert all(np.array_equal(a, b) for a, b in zip(before[key], after[key], strict=True))
     rows = Annotation.objects.filter(image__project=fresh.dataset.project)
     assert {r.source for r in rows} == {"import"} and {r.status for r in rows} == {"submitted"}
-    assert AnnotationRevision.objects.filter(annotation__in=rows, action="create").count() == 35
+    # One record of the import (the job), not one revision per annotation: see below.
+    assert not AnnotationRevision.objects.filter(annotation__in=rows).exists()
 
 
 def test_coco_export_filters_by_status_and_loads_in_pycocotools(team, version, tmp_path):
@@ -221,12 +222,15 @@ def test_ids_of_the_wrong_type_are_records_errors(team, version):
     assert "tags must be a list" in problems["images[1].tags"]
 
 
-def test_import_writes_across_batches_with_a_create_revision_holding_each_state(
-    team, version, monkeypatch
+def test_import_writes_across_batches_and_history_keeps_each_imported_state(
+    api, team, version, monkeypatch
 ):
-    """Batches go to the writer thread (COPY on PostgreSQL, executemany on SQLite); the
-    database builds each create revision from its row, as labels.snapshot would."""
+    """Batches go to the writer thread (COPY on PostgreSQL, one JSON array on SQLite).
+    No revision row per annotation: an untouched import's history is its row, and its
+    create revision is written, with the imported state, author and time, when it first
+    changes, so it can be restored after any edit, delete or submission."""
     from annotation.services import exchange
+    from annotation.services import queues as queue_services
     from annotation.services.labels import snapshot
 
     monkeypatch.setattr(exchange, "BATCH", 4)
@@ -235,17 +239,60 @@ def test_import_writes_across_batches_with_a_create_revision_holding_each_state(
     job = export(team["lead"], version, "coco")
     fresh = twin(team["lead"])
     schema(team["lead"], fresh.dataset.project)
-    imported = run_import(team["lead"], fresh, "coco", archive_bytes(job), "export.zip")
+    imported = run_import(team["lead"], fresh, "coco", archive_bytes(job), "export.zip",
+                          status="draft")  # fmt: skip
     assert imported.status == "succeeded", imported.error
     assert contents(fresh) == contents(version)
-    rows = Annotation.objects.filter(image__project=fresh.dataset.project)
+    project = fresh.dataset.project
+    rows = Annotation.objects.filter(image__project=project).order_by("id")
     assert rows.count() == 35
+    assert {a.source_detail for a in rows} == {f"coco import, job {imported.pk}"}
+    assert {(a.author_id, a.version) for a in rows} == {(team["lead"].pk, 1)}
+
+    lead, annotator = api(team["lead"]), api(team["annotator"])
+    project.memberships.create(user=team["annotator"], role="annotator")
+    base = f"/api/v1/projects/{project.slug}/annotations"
     for a in rows:
-        (revision,) = a.revisions.all()
-        assert (revision.action, revision.version, revision.before) == ("create", 1, None)
-        assert revision.author_id == team["lead"].pk and revision.created_at == a.created_at
-        assert revision.after == snapshot(a)
-        assert a.source_detail == f"coco import, job {imported.pk}"
+        (entry,) = lead.get(f"{base}/{a.pk}/history/").json()
+        assert (entry["id"], entry["action"], entry["version"], entry["before"]) == (
+            None, "create", 1, None)  # fmt: skip
+        assert entry["author"] == team["lead"].pk and entry["after"] == snapshot(a)
+
+    # An edit by someone else: the creation is kept, with the importer and the import time.
+    box = rows.filter(kind="box").first()
+    first_state = snapshot(box)
+    r = annotator.patch(
+        f"{base}/{box.pk}/", {"version": 1, "geometry": [0, 0, 5, 5]}, format="json"
+    )
+    assert r.status_code == 200, r.content
+    history = annotator.get(f"{base}/{box.pk}/history/").json()
+    assert [(h["action"], h["version"], h["author"]) for h in history] == [
+        ("create", 1, team["lead"].pk), ("update", 2, team["annotator"].pk)]  # fmt: skip
+    created = AnnotationRevision.objects.get(pk=history[0]["id"])
+    assert created.after == first_state and created.created_at == box.created_at
+    r = lead.post(f"{base}/{box.pk}/history/{created.pk}/restore/")
+    assert r.status_code == 200 and r.json()["geometry"] == first_state["geometry"]["box"]
+
+    # A delete, then the canvas's undo (restore the last live state).
+    mask = rows.filter(kind="mask").first()
+    assert annotator.delete(f"{base}/{mask.pk}/?version=1").json()["deleted"] is True
+    history = annotator.get(f"{base}/{mask.pk}/history/").json()
+    assert [h["action"] for h in history] == ["create", "delete"]
+    assert history[0]["after"] == snapshot(Annotation.objects.get(pk=mask.pk)) | {"deleted": False}
+
+    # Submitting an imported draft makes the submitter its author; the creation keeps the
+    # importer.
+    queue = queue_services.queue_create(actor=team["lead"], project=project, name="Check",
+                                        version=fresh)  # fmt: skip
+    item = queue_services.queue_next(actor=team["annotator"], queue=queue)
+    untouched = rows.filter(image_id=item.image_id, version=1, deleted=False).first()
+    queue_services.queue_submit(actor=team["annotator"], item=item)
+    untouched.refresh_from_db()
+    assert untouched.status == "submitted" and untouched.author_id == team["annotator"].pk
+    created, submitted = untouched.revisions.order_by("version")
+    assert (created.action, created.author_id, created.after["status"]) == (
+        "create", team["lead"].pk, "draft")  # fmt: skip
+    assert (submitted.version, submitted.author_id) == (2, team["annotator"].pk)
 
 
 def test_a_failed_write_mid_import_leaves_nothing(team, version, monkeypatch):
