@@ -31,6 +31,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from itertools import islice
 
 import msgspec
 from django.conf import settings
@@ -400,19 +401,10 @@ class _Importer:
         return report
 
     def _stream(self, records: Iterator[Record | Problem]) -> int:
-        batch: list[Record] = []
         seen = 0
-        for record in records:
-            if isinstance(record, Problem):
-                self.problem(record.where, record.message)
-                continue
-            seen += 1
-            batch.append(record)
-            if len(batch) >= BATCH:
-                self.flush(batch)
-                batch = []
-                self.ctx.progress(seen, 0, f"Read {seen:,} records")
-        self.flush(batch)
+        while batch := list(islice(records, BATCH)):  # Problems are rare: flush skips them
+            seen += self.flush(batch)
+            self.ctx.progress(seen, 0, f"Read {seen:,} records")
         return seen
 
     def image(self, record: Record) -> tuple[int, int, int] | None:
@@ -506,11 +498,17 @@ class _Importer:
             return "mask", {"size": [h, w], "counts": rle["counts"].decode("ascii")}
         return None, f"a {kind} cannot be stored in {cls.kind} class {cls.name!r}"
 
-    def flush(self, batch: list[Record]) -> None:
+    def flush(self, batch: list[Record | Problem]) -> int:
+        """Check a batch and queue its rows for writing; return how many records it held."""
         pending: list[tuple[Record, LabelClass, int]] = []
         items = []
         refs, classes, resolved = self.refs, self.classes, self.resolved
+        records = len(batch)
         for record in batch:
+            if type(record) is Problem:
+                self.problem(record.where, record.message)
+                records -= 1
+                continue
             ref = record.ref
             if ref is not None:
                 if ref in refs:
@@ -561,6 +559,7 @@ class _Importer:
             self.counts[kind] = self.counts.get(kind, 0) + count
         if rows and not self.problem_count and not self.dry_run:  # a failure commits nothing
             self.writer.insert(rows)
+        return records
 
 
 def _lower(message: str) -> str:
