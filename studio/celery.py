@@ -1,6 +1,6 @@
 """The Celery app: JSON only, late acks, two queues (``default`` and ``gpu``).
 
-Routes, time limits and the periodic sweeper live here, in one place. With no
+Routes, time limits and the periodic tasks (the stale-job sweeper, export expiry) live here, in one place. With no
 ``CELERY_BROKER_URL`` the broker is kombu's filesystem transport under ``VAR_DIR``, so
 one command runs the whole stack on a laptop without a server.
 """
@@ -59,7 +59,11 @@ def _schedule_sweeper(sender, **kwargs) -> None:
         "sweep-stale-jobs": {
             "task": "studio.tasks.sweep_jobs",
             "schedule": float(settings.STUDIO["JOB_SWEEP_INTERVAL_S"]),
-        }
+        },
+        "expire-exports": {
+            "task": "annotation.tasks.expire_exports",
+            "schedule": float(settings.STUDIO["EXPORT_SWEEP_INTERVAL_S"]),
+        },
     }
 
 

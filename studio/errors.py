@@ -43,6 +43,13 @@ class Conflict(ApplicationError):
     http_status = status.HTTP_409_CONFLICT
 
 
+class Gone(ApplicationError):
+    """It existed and was removed on purpose (an expired export, say)."""
+
+    code = "gone"
+    http_status = status.HTTP_410_GONE
+
+
 class UploadRejected(ApplicationError):
     code = "upload_rejected"
 

@@ -245,6 +245,9 @@ STUDIO = {
     "JOB_MAX_ATTEMPTS": env_int("STUDIO_JOB_MAX_ATTEMPTS", 3),
     "JOB_STALE_AFTER_S": env_int("STUDIO_JOB_STALE_AFTER_S", 300),
     "JOB_SWEEP_INTERVAL_S": env_int("STUDIO_JOB_SWEEP_INTERVAL_S", 60),
+    # Export archives are deleted this many days after their job finished (0: kept for ever).
+    "EXPORT_KEEP_DAYS": env_int("STUDIO_EXPORT_KEEP_DAYS", 7),
+    "EXPORT_SWEEP_INTERVAL_S": env_int("STUDIO_EXPORT_SWEEP_INTERVAL_S", 60 * 60),
     "JOB_HEARTBEAT_S": env_int("STUDIO_JOB_HEARTBEAT_S", 2),
 }
 

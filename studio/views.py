@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -518,9 +519,12 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
             (key.replace("_", " "), value)
             for key, value in (job.result or {}).items()
             if key not in ("failed", "space", "run", "follow_ups")
+            # An export's file is named in its download line (or the line saying it expired).
+            and not (job.kind == Job.Kind.EXPORT and key in ("path", "name", "size", "expired_at"))
             and not isinstance(value, dict | list)
         ],
         "failed_files": (job.result or {}).get("failed") or [],
+        "export_keep_days": settings.STUDIO["EXPORT_KEEP_DAYS"],
     }
     template = "studio/job_detail.html"
     if request.htmx and request.GET.get("fragment") == "status":

@@ -19,6 +19,7 @@ the checkpoint.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import posixpath
 import queue
@@ -31,6 +32,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from datetime import timedelta
 from itertools import islice
 
 import msgspec
@@ -58,11 +60,13 @@ from annotation.formats import (
 from annotation.formats.validation import validate_many
 from annotation.models import Annotation, LabelClass
 from annotation.services.labels import require_annotator
-from studio.errors import ApplicationError, Forbidden, NotFound
+from studio.errors import ApplicationError, Forbidden, Gone, NotFound
 from studio.models import DatasetVersion, Job
 from studio.permissions import Capability, require
 from studio.services.jobs import JobContext, job_create, job_enqueue, register
 from studio.storage import storage_delete_tree
+
+log = logging.getLogger(__name__)
 
 BATCH = 2000
 MAX_PROBLEMS = 1000  # kept in the report; all are counted
@@ -201,10 +205,46 @@ def export_archive(*, user, job: Job) -> tuple[str, str]:
         raise NotFound("That job is not an export.")
     if job.status != Job.Status.SUCCEEDED:
         raise ApplicationError(f"The export has not finished (it is {job.status}).")
+    if job.result.get("expired_at"):
+        raise Gone(
+            f"This export was deleted on {job.result['expired_at'][:10]}: exports are kept "
+            f"{settings.STUDIO['EXPORT_KEEP_DAYS']} days. Run the export again."
+        )
     path = job.result.get("path", "")
     if not path or not default_storage.exists(path):
         raise NotFound("The export archive is gone; run the export again.")
     return path, job.result.get("name") or posixpath.basename(path)
+
+
+def exports_expire(*, now=None) -> list[int]:
+    """Delete the archives of exports that finished more than ``EXPORT_KEEP_DAYS`` ago.
+
+    Housekeeping across all projects (run by Celery beat or ``manage.py expire_exports``,
+    never on a user's request). The job stays, with ``expired_at`` in its result, so its
+    page and the download say what happened. Returns the ids of the jobs expired.
+    """
+    keep = settings.STUDIO["EXPORT_KEEP_DAYS"]
+    if keep <= 0:
+        return []
+    now = now or timezone.now()
+    old = Job.objects.filter(
+        kind=Job.Kind.EXPORT,
+        status=Job.Status.SUCCEEDED,
+        finished_at__lt=now - timedelta(days=keep),
+    ).exclude(result__has_key="expired_at")
+    expired = []
+    for job in old.only("pk", "result").iterator():
+        storage_delete_tree(f"exports/{job.pk}")
+        # Only this job's result changes, and only if nothing else expired it meanwhile.
+        if (
+            Job.objects.filter(pk=job.pk)
+            .exclude(result__has_key="expired_at")
+            .update(result={**job.result, "expired_at": now.isoformat()})
+        ):
+            expired.append(job.pk)
+    if expired:
+        log.info("deleted the archives of %d expired exports: %s", len(expired), expired[:20])
+    return expired
 
 
 # --- import -----------------------------------------------------------------------------

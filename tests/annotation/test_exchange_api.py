@@ -5,8 +5,15 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import timedelta
+
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+from django.utils import timezone
 
 from annotation.models import Annotation
+from annotation.tasks import expire_exports
+from studio.models import Job
 from studio.services.jobs import job_run
 from tests.annotation.exchange_helpers import label, schema
 
@@ -120,3 +127,41 @@ def test_annotators_cannot_export(api, team, version):
         _url(team, version, "export"), {"format": "coco"}, format="json"
     )
     assert r.status_code == 403 and "honeypot" in r.json()["error"]["message"]
+
+
+def test_old_export_archives_are_deleted_and_say_so(api, team, version, client, settings):
+    """Celery beat's task (and the management command) delete archives older than
+    STUDIO_EXPORT_KEEP_DAYS; the job stays, its page and the download say what happened."""
+    settings.STUDIO = {**settings.STUDIO, "EXPORT_KEEP_DAYS": 7}
+    label(team["lead"], version, schema(team["lead"], team["project"]))
+    lead = api(team["lead"])
+    jobs = []
+    for _ in range(2):
+        r = lead.post(_url(team, version, "export"), {"format": "yolo"}, format="json")
+        job_run(job_id=r.json()["id"])
+        jobs.append(Job.objects.get(pk=r.json()["id"]))
+    old, recent = jobs
+    Job.objects.filter(pk=old.pk).update(finished_at=timezone.now() - timedelta(days=8))
+    assert default_storage.exists(old.result["path"])
+
+    assert expire_exports() == [old.pk]
+    old.refresh_from_db()
+    assert not default_storage.exists(old.result["path"]) and old.result["expired_at"]
+    assert default_storage.exists(recent.result["path"])
+    r = lead.get(f"/api/v1/jobs/{old.pk}/download/")
+    assert r.status_code == 410 and r.json()["error"]["code"] == "gone"
+    assert "kept 7 days" in r.json()["error"]["message"]
+    assert lead.get(f"/api/v1/jobs/{recent.pk}/download/").status_code == 200
+
+    client.force_login(team["lead"])
+    page = client.get(f"/jobs/{old.pk}/").content.decode()
+    assert "was deleted on" in page and f"/api/v1/jobs/{old.pk}/download/" not in page
+    assert "kept 7 days" in client.get(f"/jobs/{recent.pk}/").content.decode()
+
+    # Nothing more to do; the command says so. 0 keeps everything.
+    out = io.StringIO()
+    call_command("expire_exports", stdout=out)
+    assert "archives of 0 exports" in out.getvalue()
+    settings.STUDIO = {**settings.STUDIO, "EXPORT_KEEP_DAYS": 0}
+    Job.objects.filter(pk=recent.pk).update(finished_at=timezone.now() - timedelta(days=400))
+    assert expire_exports() == [] and default_storage.exists(recent.result["path"])
