@@ -43,6 +43,13 @@ class Conflict(ApplicationError):
     http_status = status.HTTP_409_CONFLICT
 
 
+class Locked(ApplicationError):
+    """Someone else holds it for now (a queue task under a live lease)."""
+
+    code = "locked"
+    http_status = status.HTTP_423_LOCKED
+
+
 class Gone(ApplicationError):
     """It existed and was removed on purpose (an expired export, say)."""
 

@@ -13,10 +13,11 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from annotation import geometry as geo
-from annotation.models import Annotation, AnnotationRevision, LabelClass
-from studio.errors import ApplicationError, Conflict
+from annotation.models import Annotation, AnnotationRevision, LabelClass, QueueItem
+from studio.errors import ApplicationError, Conflict, Locked
 from studio.models import Image, Project
 from studio.permissions import Capability, require
 
@@ -29,7 +30,8 @@ class StaleAnnotation(Conflict):
     code = "stale_version"
 
 
-def require_annotator(actor, project: Project) -> None:
+def require_annotator(actor, project: Project) -> str:
+    """Refuse viewers; return the actor's role."""
     role = require(actor, project, Capability.VIEW)
     if role == "viewer":
         from studio.errors import Forbidden
@@ -37,6 +39,32 @@ def require_annotator(actor, project: Project) -> None:
         raise Forbidden(
             "Viewers cannot change annotations; ask a project lead for the annotator role."
         )
+    return role
+
+
+def require_image_free(actor, image: Image, role: str) -> None:
+    """Refuse an annotator's change to an image that another annotator holds in a queue.
+
+    A task's lease runs out; the queue then hands the image to the next person. Whoever
+    held it before must not go on changing it beside them, so while someone else holds a
+    live lease on the image, and the actor holds none (consensus and honeypot tasks give
+    one image to several people, each under their own lease), changes are refused.
+    Reviewers and leads are not held back: they review and fix work in progress.
+    """
+    if role != "annotator":
+        return
+    live = QueueItem.objects.filter(
+        image=image, status=QueueItem.Status.IN_PROGRESS, lease_expires_at__gt=timezone.now()
+    )
+    other = live.exclude(assignee=actor).select_related("queue", "assignee").first()
+    if other is None or live.filter(assignee=actor).exists():
+        return
+    until = timezone.localtime(other.lease_expires_at).strftime("%H:%M")
+    raise Locked(
+        f"{other.assignee} is working on this image in “{other.queue.name}” (their task is "
+        f"leased until {until}); your change was not saved. Your own lease on it ran out: "
+        "take your next task from the queue."
+    )
 
 
 def _clean_attributes(attributes: Any) -> dict[str, list[str]]:
@@ -222,7 +250,7 @@ def annotation_create(
     source: str = Annotation.Source.HUMAN, source_detail: str = "", confidence: float | None = None,
     status: str = Annotation.Status.DRAFT,
 ) -> Annotation:  # fmt: skip
-    require_annotator(actor, image.project)
+    require_image_free(actor, image, require_annotator(actor, image.project))
     if label_class.project_id != image.project_id:
         raise ApplicationError("That label class belongs to another project.")
     if status not in (Annotation.Status.DRAFT, Annotation.Status.SUBMITTED):
@@ -249,7 +277,7 @@ def annotation_update(
 
     Changeable: label_class, geometry, attributes, status (draft/submitted), confidence.
     """
-    require_annotator(actor, annotation.image.project)
+    require_image_free(actor, annotation.image, require_annotator(actor, annotation.image.project))
     unknown = set(changes) - {"label_class", "geometry", "attributes", "status", "confidence"}
     if unknown:
         raise ApplicationError(f"Cannot change {', '.join(sorted(unknown))}.")
@@ -297,7 +325,7 @@ def annotation_update(
 @transaction.atomic
 def annotation_delete(*, actor, annotation: Annotation, expected_version: int) -> Annotation:
     """Delete (softly: the history stays and the annotation can be restored)."""
-    require_annotator(actor, annotation.image.project)
+    require_image_free(actor, annotation.image, require_annotator(actor, annotation.image.project))
     annotation = Annotation.objects.get(pk=annotation.pk)  # its stored state, not the caller's copy
     before = snapshot(annotation)
     if not Annotation.objects.filter(
@@ -313,7 +341,7 @@ def annotation_delete(*, actor, annotation: Annotation, expected_version: int) -
 def annotation_restore(*, actor, revision: AnnotationRevision) -> Annotation:
     """Bring an annotation back to the state recorded after ``revision`` (a new version)."""
     annotation = Annotation.objects.select_for_update().get(pk=revision.annotation_id)
-    require_annotator(actor, annotation.image.project)
+    require_image_free(actor, annotation.image, require_annotator(actor, annotation.image.project))
     state = revision.after or revision.before
     if state is None:
         raise ApplicationError("That revision holds no state to restore.")

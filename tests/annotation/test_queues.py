@@ -171,15 +171,19 @@ def test_submit_takes_machine_drafts_left_in_place_and_resubmits_rejected_work(t
     sign = labels.label_class_create(
         actor=team["lead"], project=team["project"], name="sign", kind="box"
     )
+    first = queue.items.order_by("position").first().image
+    # Another person's draft, made before the task was handed out (while it is held,
+    # other annotators cannot change the image: see the lease test below).
+    someone = labels.annotation_create(
+        actor=team["annotator2"], image=first, label_class=sign, geometry=[3, 3, 8, 8]
+    )
     item = svc.queue_next(actor=team["annotator"], queue=queue)
-    # A batch job started by the lead left a draft on the image; another person's draft too.
+    assert item.image == first
+    # A batch job started by the lead left a draft on the image.
     machine = labels.annotation_create(
         actor=team["lead"], image=item.image, label_class=sign, geometry=[2, 2, 8, 8],
         source=Annotation.Source.GRABCUT,
     )  # fmt: skip
-    someone = labels.annotation_create(
-        actor=team["annotator2"], image=item.image, label_class=sign, geometry=[3, 3, 8, 8]
-    )
     own = labels.annotation_create(
         actor=team["annotator"], image=item.image, label_class=sign, geometry=[1, 1, 9, 9]
     )
@@ -231,3 +235,44 @@ def test_review_integrity_stale_decisions_stray_drafts_changed_accepted_work(tea
     accepted = moved.revisions.filter(action="review").last()
     restored = labels.annotation_restore(actor=team["lead"], revision=accepted)
     assert restored.geometry["box"] == [1, 1, 9, 9] and restored.status == "submitted"
+
+
+def test_after_a_lease_runs_out_only_the_new_holder_changes_the_image(api, team, queue):
+    """A lease runs out and the queue hands the image to the next person: the one who had
+    it can no longer change it (423, with who holds it), the new holder and reviewers can."""
+    sign = labels.label_class_create(
+        actor=team["lead"], project=team["project"], name="sign", kind="box"
+    )
+    item = svc.queue_next(actor=team["annotator"], queue=queue)
+    mine = labels.annotation_create(
+        actor=team["annotator"], image=item.image, label_class=sign, geometry=[1, 1, 9, 9]
+    )
+    QueueItem.objects.filter(pk=item.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    taken = svc.queue_next(actor=team["annotator2"], queue=queue)
+    assert taken.pk == item.pk
+    base = f"/api/v1/projects/{team['project'].slug}"
+    late = api(team["annotator"])
+    r = late.patch(f"{base}/annotations/{mine.pk}/", {"version": 1, "geometry": [1, 1, 5, 5]},
+                   format="json")  # fmt: skip
+    assert r.status_code == 423 and r.json()["error"]["code"] == "locked"
+    assert "annotator2 is working on this image" in r.json()["error"]["message"]
+    r = late.post(f"{base}/images/{item.image_id}/annotations/",
+                  {"label_class": sign.pk, "geometry": [2, 2, 4, 4]}, format="json")  # fmt: skip
+    assert r.status_code == 423
+    assert late.delete(f"{base}/annotations/{mine.pk}/?version=1").status_code == 423
+    mine.refresh_from_db()
+    assert (mine.version, mine.geometry, mine.deleted) == (1, {"box": [1.0, 1.0, 9.0, 9.0]}, False)
+    # The holder and a reviewer can.
+    r = api(team["annotator2"]).patch(f"{base}/annotations/{mine.pk}/",
+                                      {"version": 1, "geometry": [1, 1, 6, 6]}, format="json")  # fmt: skip
+    assert r.status_code == 200, r.content
+    r = api(team["reviewer"]).patch(f"{base}/annotations/{mine.pk}/",
+                                    {"version": 2, "geometry": [1, 1, 7, 7]}, format="json")  # fmt: skip
+    assert r.status_code == 200, r.content
+    # Once the holder submits, the image is free again.
+    svc.queue_submit(actor=team["annotator2"], item=taken)
+    r = late.patch(f"{base}/annotations/{mine.pk}/", {"version": 3, "geometry": [1, 1, 8, 8]},
+                   format="json")  # fmt: skip
+    assert r.status_code == 200, r.content
