@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from annotation import geometry as geo
@@ -53,17 +53,22 @@ def require_image_free(actor, image: Image, role: str) -> None:
     """
     if role != "annotator":
         return
-    live = QueueItem.objects.filter(
-        image=image, status=QueueItem.Status.IN_PROGRESS, lease_expires_at__gt=timezone.now()
-    )
+    held = QueueItem.objects.filter(image=image, status=QueueItem.Status.IN_PROGRESS)
+    live = held.filter(lease_expires_at__gt=timezone.now())
     other = live.exclude(assignee=actor).select_related("queue", "assignee").first()
-    if other is None or live.filter(assignee=actor).exists():
+    # A honeypot task stays its annotator's past its lease (as in queues.queue_next).
+    if (
+        other is None
+        or held.filter(
+            Q(lease_expires_at__gt=timezone.now()) | Q(honeypot__isnull=False), assignee=actor
+        ).exists()
+    ):
         return
     until = timezone.localtime(other.lease_expires_at).strftime("%H:%M")
     raise Locked(
         f"{other.assignee} is working on this image in “{other.queue.name}” (their task is "
-        f"leased until {until}); your change was not saved. Your own lease on it ran out: "
-        "take your next task from the queue."
+        f"leased until {until}); your change was not saved. If this was your task, its lease "
+        "ran out: take your next task from the queue."
     )
 
 
