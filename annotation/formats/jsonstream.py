@@ -33,6 +33,7 @@ WHITESPACE = " \t\n\r"
 _BLANKS = re.compile(r"[ \t\n\r]*")
 _BOUNDARY = re.compile(r"\}[ \t\n\r]*,[ \t\n\r]*\{")  # between two objects of a list
 TAIL = 1 << 16  # where the last boundary of a window is looked for first
+TOO_DEEP = "The file nests lists or objects too deeply to read (thousands of levels)."
 BACKOFF = (64, 4096, None)  # after a false boundary, the next is looked for this far back
 _decode_list = msgspec.json.Decoder(list).decode
 
@@ -87,6 +88,8 @@ class _Text:
             self.peek()
             try:
                 value, end = self.json.raw_decode(self.buf, self.pos)
+            except RecursionError:
+                raise FormatError(TOO_DEEP) from None
             except json.JSONDecodeError as exc:
                 if len(self.buf) - self.pos > MAX_ELEMENT:
                     raise FormatError(
@@ -136,6 +139,8 @@ def _array(text: _Text) -> Iterator[Any]:
         # One element, with the separator after it in the window.
         try:
             value, end = decode(buf, pos)
+        except RecursionError:
+            raise FormatError(TOO_DEEP) from None
         except json.JSONDecodeError:
             end = -1
         sep = skip(buf, end).end() if 0 <= end < len(buf) else len(buf)
@@ -165,7 +170,7 @@ def _many(buf: str, pos: int) -> tuple[list, int] | tuple[()] | None:
     for back in BACKOFF:
         try:  # ends with an element's "}": the list closes only at a real boundary
             return _decode_list("[" + buf[pos : found.start() + 1] + "]"), found.end() - 1
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # the careful path says what is wrong
             if back is None:
                 return ()
             # Inside an element (a nested list of objects, a string): try well before it.

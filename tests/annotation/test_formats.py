@@ -119,6 +119,9 @@ def test_json_stream_decodes_many_elements_at_once_only_at_real_boundaries(monke
         got = list(jsonstream.items(io.BytesIO(text.encode())))
         assert json.dumps(got) == json.dumps(elements)  # NaN != NaN: compare the text
     assert len(bulk) > 200  # many elements came by the bulk path, around the NaNs
+    deep = '[{"a": ' + "[" * 100_000 + "]" * 100_000 + "}]"
+    with pytest.raises(FormatError, match="too deeply"):
+        list(jsonstream.items(io.BytesIO(deep.encode())))
 
 
 def test_paths_that_escape_the_dataset_are_named():
