@@ -252,3 +252,12 @@ def test_openapi_schema_validates_without_warnings(tmp_path):
         "/api/v1/projects/{slug}/datasets/{id}/versions/{number}/map/" in text
         and "BackboneEnum" in text
     )
+
+
+def test_json_nested_too_deeply_is_a_clear_400(api, team):
+    body = '{"name": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    r = api(team["lead"]).generic(
+        "PATCH", f"/api/v1/projects/{team['project'].slug}/", body, content_type="application/json"
+    )
+    assert r.status_code == 400
+    assert "too deeply" in r.json()["error"]["message"]
