@@ -344,3 +344,15 @@ def test_a_lease_that_runs_out_is_shown_on_the_task(browser, live_server, scenes
     assert page.locator("#lease").inner_text().startswith("lease 0:0")
     page.get_by_text("Your lease on this task ran out").wait_for(timeout=15_000)
     assert page.locator("#lease.warn").inner_text().startswith("lease ended")
+    # The queue hands the image to Bo; Ana's next stroke is refused, naming who holds it.
+    taken = queues.queue_next(actor=scenes["users"]["bo"], queue=queue)
+    assert taken.pk == item.pk
+    _settle(page)
+    page.keyboard.press("1")
+    page.keyboard.press("r")
+    _stroke(page, [(10.0, 10.0), (30.0, 30.0)])
+    page.wait_for_function(
+        "() => document.getElementById('save-state').textContent === 'Not saved'"
+    )
+    assert "bo is working on this image" in page.locator("#tool-hint").inner_text()
+    assert not Annotation.objects.filter(image=item.image).exists()
