@@ -20,7 +20,7 @@ import numpy as np
 from annotation import geometry as geo
 
 MAX_CROSS_CHECK = 500  # as in geometry.polygon: the quadratic check stops here
-PAIR_BUDGET = 2_000_000  # edge pairs per numpy step
+PAIR_BUDGET = 2_000_000  # orientation-matrix entries (polygons × n × n) per numpy step
 CHARS = 4_000_000  # RLE characters per numpy decode
 _NUMBERS = frozenset({float, int})
 
@@ -125,8 +125,9 @@ def _pairs(n: int) -> np.ndarray:
     return keep
 
 
-def _crossing(pts: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Which polygons of ``pts`` [k, n, 2] have two edges that cross (geometry's test).
+def _crossing(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Which polygons (vertex coordinates ``x``, ``y`` [k, n]) have two edges that cross
+    (geometry's test).
 
     Edge i runs from vertex i to vertex i + 1. ``side[k, j, i]`` is geometry's
     ``orient(P_j, P_j+1, P_i)``, computed with the same operations in the same order, so
@@ -143,7 +144,7 @@ def _crossing(pts: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     nonzero = side != 0
     # straddles[j, i]: P_i and P_i+1 lie strictly on opposite sides of edge j.
     straddles = (positive != np.roll(positive, -1, axis=2)) & nonzero & np.roll(nonzero, -1, axis=2)
-    hit = straddles & straddles.transpose(0, 2, 1) & _pairs(pts.shape[1])
+    hit = straddles & straddles.transpose(0, 2, 1) & _pairs(x.shape[1])
     return hit.any(axis=(1, 2))
 
 
@@ -165,7 +166,7 @@ def _polygons(n: int, group: list) -> list[geo.Geometry | str]:
         )
         crosses = np.zeros(len(group), bool)
         if n <= MAX_CROSS_CHECK:
-            crosses = _crossing(pts, x, y)
+            crosses = _crossing(x, y)
         rounded = np.round(pts.reshape(len(group), -1), 3).tolist()
         lo, hi = pts.min(axis=1), pts.max(axis=1)
     results: list[geo.Geometry | str] = []

@@ -54,15 +54,10 @@ def require_image_free(actor, image: Image, role: str) -> None:
     if role != "annotator":
         return
     held = QueueItem.objects.filter(image=image, status=QueueItem.Status.IN_PROGRESS)
-    live = held.filter(lease_expires_at__gt=timezone.now())
-    other = live.exclude(assignee=actor).select_related("queue", "assignee").first()
+    live = Q(lease_expires_at__gt=timezone.now())
+    other = held.filter(live).exclude(assignee=actor).select_related("queue", "assignee").first()
     # A honeypot task stays its annotator's past its lease (as in queues.queue_next).
-    if (
-        other is None
-        or held.filter(
-            Q(lease_expires_at__gt=timezone.now()) | Q(honeypot__isnull=False), assignee=actor
-        ).exists()
-    ):
+    if other is None or held.filter(live | Q(honeypot__isnull=False), assignee=actor).exists():
         return
     until = timezone.localtime(other.lease_expires_at).strftime("%H:%M")
     raise Locked(

@@ -4,8 +4,8 @@ The same ``annotations.json`` (written by Studio's export job) is loaded by
 ``pycocotools.coco.COCO(path)`` and imported by Studio's import job in the same process,
 one after the other. Studio's import parses, resolves images and classes, validates
 every geometry (RLE counts, polygon self-intersection, bounds, attributes) and writes
-each annotation and its create revision in one transaction; pycocotools only parses and
-indexes. Ratio = Studio's throughput / pycocotools'; the goal is >= 0.5.
+every annotation in one transaction (an imported annotation's create revision is written
+when it first changes); pycocotools only parses and indexes. Ratio = Studio's throughput / pycocotools'; the goal is >= 0.5.
 
 Memory: the peak of Python allocations (tracemalloc) while importing a tenth of the
 file and the whole file, in separate untimed runs; flat means the whole file's peak is
