@@ -1,7 +1,8 @@
 """Studio settings: one module, every knob an environment variable with a safe default.
 
 Nothing here touches the filesystem or the network: folders named below are created by
-the commands that need them (``manage.py studio_init``, the worker), never at import.
+the code that first needs them (the SQLite backend makes its file's folder on connect,
+the storage its media folders, the worker and the job sender the broker's), never at import.
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's backend, plus creating the file's folder on first connect (studio/db/).
+    DATABASES["default"]["ENGINE"] = "studio.db.sqlite3"
     # A worker process and the web server share the file: wait for locks instead of failing,
     # and let the test database live in a file so a real worker process can open it.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

@@ -9,8 +9,6 @@ from tests.factories import make_dataset, make_project, make_user
 def pytest_configure(config):
     from django.conf import settings
 
-    # The SQLite test database lives in a file so that a real worker process can open it.
-    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
     # Password hashing is deliberately slow; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
