@@ -31,6 +31,7 @@
     rejecting: new Map(), // annotation id → the reject comment being typed
     generation: 0, // bumped by every reload
     failed: false, // the last save was refused or never reached the server
+    redrawAfterGesture: false, // an answer arrived mid-drag: redraw when the drag ends
   };
 
   /* ---------------------------------------------------------------- API */
@@ -307,6 +308,14 @@
   }
 
   function renderAll() {
+    // A save answered while a shape is being dragged or resized must not destroy the node
+    // under the pointer: its dragend would never fire and the move would be lost. Redraw
+    // when the gesture ends instead.
+    if (Konva.isDragging() || transformer.isTransforming()) {
+      state.redrawAfterGesture = true;
+      return;
+    }
+    state.redrawAfterGesture = false;
     annGroup.destroyChildren();
     transformer.nodes([]);
     const s = scale();
@@ -353,6 +362,11 @@
       drag = null;
       renderUi();
     }
+  });
+
+  // After the node's own dragend/transformend handlers (which save), redraw what arrived.
+  stage.on("dragend transformend", () => {
+    if (state.redrawAfterGesture) setTimeout(() => state.redrawAfterGesture && renderAll(), 0);
   });
 
   function vertexHandles(a, s) {
@@ -1026,8 +1040,20 @@
     tick();
   }
 
+  /* Resolve once no write is queued or in flight, counting the writes that the answers of
+   * earlier ones queue (a smart click deletes its previous draft once the new one is saved):
+   * the chain must be unchanged and idle across a macrotask, after every continuation ran. */
+  async function settled() {
+    for (;;) {
+      const seen = chain;
+      await seen;
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      if (seen === chain && pending === 0) return pending;
+    }
+  }
+
   // Exposed for tests and for people driving the canvas from the console.
-  window.studioCanvas = { state, setTool, pickClass, select, undo, redo, fit, stage, world, settled: () => chain.then(() => pending) };
+  window.studioCanvas = { state, setTool, pickClass, select, undo, redo, fit, stage, world, settled };
 
   /* Segment Anything: run the image encoder now, so the first click costs only the decoder. */
   if (cfg.preannotator === "Segment Anything" && !review) {

@@ -293,14 +293,21 @@ def test_quick_edits_on_a_slow_network_queue_up_without_false_conflicts(
     _settle(page)
     page.keyboard.press("v")
     page.mouse.click(*_to_screen(page, 30, 25))
-    for dx in (20, 40):  # two drags, the second before the first is saved
-        page.mouse.move(*_to_screen(page, 30 + dx - 20, 25))
-        page.mouse.down()
-        page.mouse.move(*_to_screen(page, 30 + dx, 25), steps=3)
-        page.mouse.up()
+    # Two drags of 20 px; the second starts before the first is saved, and the first save's
+    # answer arrives while the second drag is under way (it must not drop the drag).
+    page.mouse.move(*_to_screen(page, 30, 25))
+    page.mouse.down()
+    page.mouse.move(*_to_screen(page, 50, 25), steps=3)
+    page.mouse.up()
+    page.mouse.down()
+    page.mouse.move(*_to_screen(page, 60, 25), steps=2)
+    page.wait_for_function("() => document.getElementById('save-state').textContent === 'Saved'")
+    page.mouse.move(*_to_screen(page, 70, 25), steps=2)
+    page.mouse.up()
     _settle(page)
     box.refresh_from_db()
-    assert box.version == 3 and box.geometry["box"][0] > 30  # both moves saved, in order
+    assert box.version == 3  # both moves saved, in order
+    assert box.geometry["box"] == pytest.approx([50, 10, 40, 30], abs=0.5)
     assert "Someone else" not in page.locator("#tool-hint").inner_text()
     page.keyboard.press("Control+z")
     page.keyboard.press("Control+z")  # pressed while the first undo is still on its way
@@ -316,9 +323,7 @@ def test_quick_edits_on_a_slow_network_queue_up_without_false_conflicts(
     ys, xs = np.nonzero(obj)
     for dx in (0, 3, -3):  # three clicks on the object, faster than each answer
         page.mouse.click(*_to_screen(page, float(xs.mean()) + dx, float(ys.mean())))
-    _settle(page)
-    page.wait_for_timeout(500)
-    _settle(page)
+    _settle(page)  # waits for the delete of each replaced draft too (queued by the answers)
     drafts = Annotation.objects.filter(image=image, label_class=shape, deleted=False)
     assert drafts.count() == 1, list(drafts.values("id", "version"))
     assert "Someone else" not in page.locator("#tool-hint").inner_text()
