@@ -69,6 +69,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outside WhiteNoise, so it sees static responses (and only those: see the class).
+    "studio.middleware.StaticGZipMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -92,6 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "studio.context_processors.vendor",
             ],
         },
     }
@@ -134,17 +137,34 @@ USE_TZ = True
 STATIC_URL = "static/"
 
 
-def _plotly_js_dir() -> list[tuple[str, str]]:
-    """plotly.js ships inside the plotly package: serve it from there, no CDN, no copy."""
+def _plotly_js_dir() -> tuple[str, list[tuple[str, str]]]:
+    """plotly.js ships inside the plotly package: serve it from there, no CDN, no copy.
+
+    Its URL carries the package's version, so browsers may cache the 4.8 MB file for good
+    (``_static_headers``): a new plotly release is a new URL.
+    """
+    import importlib.metadata
     import importlib.util
 
     spec = importlib.util.find_spec("plotly")
     if spec is None or not spec.submodule_search_locations:
-        return []
-    return [("vendor/plotly", str(Path(spec.submodule_search_locations[0]) / "package_data"))]
+        return "", []
+    prefix = f"vendor/plotly-{importlib.metadata.version('plotly')}"
+    folder = str(Path(spec.submodule_search_locations[0]) / "package_data")
+    return f"{prefix}/plotly.min.js", [(prefix, folder)]
 
 
-STATICFILES_DIRS = [BASE_DIR / "static", *_plotly_js_dir()]
+PLOTLY_JS, _plotly_dirs = _plotly_js_dir()
+STATICFILES_DIRS = [BASE_DIR / "static", *_plotly_dirs]
+
+
+def _static_headers(headers, path: str, url: str) -> None:
+    """Let browsers keep files whose URL names their version (WhiteNoise calls this)."""
+    if url.startswith(f"/{STATIC_URL}vendor/plotly-"):
+        headers["Cache-Control"] = "public, max-age=31536000, immutable"
+
+
+WHITENOISE_ADD_HEADERS_FUNCTION = _static_headers
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "staticfiles"))
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 # Media is never served directly: every file goes through an authorised view.
@@ -158,6 +178,9 @@ STORAGES = {
         else "whitenoise.storage.CompressedStaticFilesStorage"
     },
 }
+
+# A Studio page (or the API's JSON error) when a form's CSRF token does not match.
+CSRF_FAILURE_VIEW = "studio.errorpages.csrf_failure"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "studio:project_list"

@@ -13,3 +13,8 @@ urlpatterns = [
     path("", include("annotation.urls")),
     path("", include("studio.ui_urls")),
 ]
+
+handler400 = "studio.errorpages.bad_request"
+handler403 = "studio.errorpages.permission_denied"
+handler404 = "studio.errorpages.page_not_found"
+handler500 = "studio.errorpages.server_error"

@@ -7,6 +7,7 @@ from functools import wraps
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -17,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotation import selectors as curation
 from annotation.services import embeddings as embedding_services
 from studio import selectors
-from studio.errors import ApplicationError, NotFound
+from studio.errors import ApplicationError, Forbidden, NotFound
 from studio.forms import (
     ApproachFormSet,
     CriterionFormSet,
@@ -59,11 +60,22 @@ def member_view(fn):
             return fn(request, project, *args, **kwargs)
         except NotFound as exc:
             raise Http404(exc.message)
+        except Forbidden as exc:  # a role refused by a service the view did not catch
+            raise PermissionDenied(exc.message)
 
     return wrapper
 
 
+def _require(allowed: bool, who: str) -> None:
+    """Refuse a form page to a role that could not submit it (a 403 page, not a dead form)."""
+    if not allowed:
+        raise PermissionDenied(f"Only {who} can do this")
+
+
 def _form_error(form, exc: ApplicationError | DjangoValidationError) -> None:
+    """Show a service's refusal on the form; a refused role is a 403 page, not a form error."""
+    if isinstance(exc, Forbidden):
+        raise PermissionDenied(exc.message)
     if isinstance(exc, DjangoValidationError):
         for message in exc.messages:
             form.add_error(None, message)
@@ -116,6 +128,7 @@ def project_detail(request: HttpRequest, project) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @member_view
 def project_edit(request: HttpRequest, project) -> HttpResponse:
+    _require(request.can_manage, "the project's leads")
     form = ProjectForm(
         request.POST or None,
         initial={"name": project.name, "business_problem": project.business_problem},
@@ -135,6 +148,7 @@ def project_edit(request: HttpRequest, project) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @member_view
 def objective_edit(request: HttpRequest, project, objective_id: int | None = None) -> HttpResponse:
+    _require(request.can_manage, "the project's leads")
     objective = (
         selectors.objective_get(user=request.user, project=project, objective_id=objective_id)
         if objective_id
@@ -164,6 +178,7 @@ def objective_edit(request: HttpRequest, project, objective_id: int | None = Non
 @require_http_methods(["GET", "POST"])
 @member_view
 def problem_edit(request: HttpRequest, project) -> HttpResponse:
+    _require(request.can_manage, "the project's leads")
     problem = selectors.problem_statement_get(user=request.user, project=project)
     initial = {}
     approaches_initial, criteria_initial = [], []
@@ -280,6 +295,7 @@ def member_change(request: HttpRequest, project, membership_id: int) -> HttpResp
 @require_http_methods(["GET", "POST"])
 @member_view
 def dataset_create(request: HttpRequest, project) -> HttpResponse:
+    _require(request.can_contribute, "the project's leads and reviewers")
     form = DatasetForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -467,6 +483,7 @@ def version_embed(request: HttpRequest, project, dataset_id: int, number: int) -
 @require_http_methods(["GET", "POST"])
 @member_view
 def upload(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
+    _require(request.can_contribute, "the project's leads and reviewers")
     dataset = selectors.dataset_get(user=request.user, project=project, dataset_id=dataset_id)
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():

@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from annotation.models import Annotation, TaskSubmission
@@ -151,7 +152,7 @@ def test_stats_page_draws_the_charts_from_the_numbers(client, scenario):
         html.split('id="quality-figures" type="application/json">')[1].split("<")[0]
     )
     assert [f["id"] for f in embedded] == list(figures)
-    assert "vendor/plotly/plotly.min.js" in html and "50.0%" in html  # done, in the summary
+    assert settings.PLOTLY_JS in html and "50.0%" in html  # done, in the summary
     client.force_login(scenario["annotator"])
     r = client.get(url)
     assert r.status_code == 200 and "chart-honeypots" not in r.content.decode()
