@@ -210,6 +210,11 @@ def job_get(*, user, job_id: int) -> Job:
     return job
 
 
+def job_list_by_ids(*, user, ids: list[int]) -> dict[int, Job]:
+    """Return the caller's jobs among ``ids`` (a chain's follow-ups), keyed by id."""
+    return {job.pk: job for job in job_list(user=user).filter(pk__in=ids)} if ids else {}
+
+
 def ingest_file_list(*, user, job: Job, outcome: str | None = None) -> QuerySet[IngestFile]:
     qs = IngestFile.objects.filter(job=job, job__project__memberships__user=user)
     if outcome:

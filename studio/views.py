@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotation import selectors as curation
 from annotation.services import embeddings as embedding_services
-from studio import selectors
+from studio import job_display, selectors
 from studio.errors import ApplicationError, Forbidden, NotFound
 from studio.forms import (
     ApproachFormSet,
@@ -520,10 +520,20 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     outcome = request.GET.get("outcome") or None
     files = selectors.ingest_file_list(user=request.user, job=job, outcome=outcome)
     page = Paginator(files, FILES_PAGE).get_page(request.GET.get("page"))
+    summary = selectors.ingest_summary(job=job)
+    steps = job_display.chain(
+        job,
+        selectors.job_list_by_ids(user=request.user, ids=job_display.follow_up_ids(job)),
+    )
+    status_line = job_display.outcome(job, summary if job.kind == Job.Kind.INGEST else None)
     context = {
         "job": job,
         "project": job.project,
-        "summary": selectors.ingest_summary(job=job),
+        "summary": summary,
+        "status_line": status_line,
+        "steps": steps,
+        "polling": job_display.chain_active(job, steps),
+        "chain_done": not job_display.chain_active(job, steps),
         "page": page,
         "outcome": outcome,
         "can_cancel": job.is_active and can(request.user, job.project, Capability.CONTRIBUTE),
@@ -532,14 +542,7 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
         "dataset_id": job.params.get("dataset"),
         "is_ingest": job.kind == Job.Kind.INGEST,
         "version": selectors.version_of_job(user=request.user, job=job),
-        "result_rows": [
-            (key.replace("_", " "), value)
-            for key, value in (job.result or {}).items()
-            if key not in ("failed", "space", "run", "follow_ups")
-            # An export's file is named in its download line (or the line saying it expired).
-            and not (job.kind == Job.Kind.EXPORT and key in ("path", "name", "size", "expired_at"))
-            and not isinstance(value, dict | list)
-        ],
+        "result_rows": job_display.result_rows(job),
         "failed_files": (job.result or {}).get("failed") or [],
         "export_keep_days": settings.STUDIO["EXPORT_KEEP_DAYS"],
     }
