@@ -35,4 +35,4 @@ bench: $(STAMP)
 	DEBUG=1 $(BIN)/python -m pytest tests/benchmarks -m benchmark $(PYTEST_ARGS)
 
 clean:
-	rm -rf var/test var/test-studio-*.sqlite3*
+	rm -rf var/test var/test-studio-*.sqlite3* var/test-broker-*

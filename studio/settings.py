@@ -240,7 +240,7 @@ SPECTACULAR_SETTINGS = {
 # Celery (read by studio/celery.py through the CELERY_ namespace). Redis when
 # CELERY_BROKER_URL is set, otherwise kombu's filesystem transport under VAR_DIR.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
-CELERY_BROKER_FOLDER = VAR_DIR / "broker"
+CELERY_BROKER_FOLDER = Path(os.environ.get("STUDIO_BROKER_DIR", VAR_DIR / "broker"))
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_FOLDER / "queue"),

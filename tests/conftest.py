@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -8,6 +10,23 @@ from tests.factories import make_dataset, make_project, make_user
 
 def pytest_configure(config):
     from django.conf import settings
+
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        # A broker folder of this run's own: a `make demo` running beside the tests shares
+        # var/broker, and its worker would take the tests' jobs (and the tests' its).
+        folder = settings.VAR_DIR / f"test-broker-{os.getpid()}"
+        settings.CELERY_BROKER_FOLDER = folder
+        settings.CELERY_BROKER_TRANSPORT_OPTIONS = {
+            **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
+        }
+        os.environ["STUDIO_BROKER_DIR"] = str(folder)  # for the worker processes tests start
+        from studio.celery import app
+
+        app.conf.broker_transport_options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
 
     # Password hashing is deliberately slow; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -30,7 +30,9 @@ def clean_env(var_dir: Path) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("PYTEST", "DATABASE_URL", "CELERY_", "MEDIA_ROOT", "STATIC_ROOT"))
+        if not k.startswith(
+            ("PYTEST", "DATABASE_URL", "CELERY_", "MEDIA_ROOT", "STATIC_ROOT", "STUDIO_")
+        )
     }
     env.update(DEBUG="1", STUDIO_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
     return env
