@@ -26,6 +26,11 @@ urlpatterns = [
         v.version_embed,
         name="version_embed",
     ),
+    path(
+        P + "datasets/<int:dataset_id>/versions/<int:number>/restore/",
+        v.version_restore,
+        name="version_restore",
+    ),
     path(P + "images/<int:image_id>/", v.image_detail, name="image_detail"),
     path("jobs/", v.job_list, name="job_list"),
     path("jobs/<int:job_id>/", v.job_detail, name="job_detail"),

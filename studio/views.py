@@ -369,6 +369,56 @@ def dataset_snapshot(request: HttpRequest, project, dataset_id: int) -> HttpResp
     return redirect("studio:dataset_detail", slug=project.slug, dataset_id=dataset.pk)
 
 
+@require_http_methods(["GET", "POST"])
+@member_view
+def version_restore(request: HttpRequest, project, dataset_id: int, number: int) -> HttpResponse:
+    """Undo: show in numbers what restoring a version's images makes, then make it on confirm."""
+    dataset = selectors.dataset_get(user=request.user, project=project, dataset_id=dataset_id)
+    version = selectors.version_get(user=request.user, dataset=dataset, number=number)
+    back = reverse("studio:dataset_detail", args=[project.slug, dataset.pk])
+    confirm = request.method == "POST" and request.POST.get("confirm") == "1"
+    try:
+        result = dataset_services.dataset_version_restore(
+            actor=request.user, version=version, confirm=confirm,
+            expect=request.POST.get("expect", ""),
+        )  # fmt: skip
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect(back)
+    if result["applied"]:
+        if result["created"]:
+            messages.success(
+                request,
+                f"Version {result['version']} made with the {result['images_after']} images of "
+                f"version {number}.",
+            )
+        else:
+            messages.info(request, result["message"])
+        return redirect(f"{back}?version={result['version']}")
+    blocked = result["unchanged"] or result["empty"]
+    return render(
+        request,
+        "confirm.html",
+        {
+            "project": project,
+            "title": f"Restore the images of version {number}",
+            "message": result["message"],
+            "details": [
+                f"Version {number} ({version.created_at:%Y-%m-%d %H:%M}) holds "
+                f"{version.image_count} images" + (f": {version.note}" if version.note else "."),
+                "Versions are never changed or deleted: this adds one, and the versions "
+                "after it stay as they are.",
+            ],
+            "action": request.path,
+            "fields": [("expect", result["expect"])],
+            "button": f"Make version {result['version_after']} ({result['images_after']} images)",
+            "danger": result["removed"] > 0,
+            "blocked": blocked,
+            "cancel": back,
+        },
+    )
+
+
 @require_POST
 @member_view
 def dataset_metadata(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
