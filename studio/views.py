@@ -254,6 +254,42 @@ def members(request: HttpRequest, project) -> HttpResponse:
     )
 
 
+def _confirm_member_remove(request, project, membership) -> HttpResponse:
+    """Say what removing a member affects before it is done."""
+    name = membership.user.username
+    work = curation.member_work(user=request.user, project=project, member=membership.user)
+    objectives = selectors.objective_list(user=request.user, project=project)
+    owned = sum(1 for o in objectives if o.owner_id == membership.user_id)
+    details = [
+        f"{name} loses access to {project.name} at once (role now: {membership.role}).",
+        f"The {work['annotations']} annotation{'s' if work['annotations'] != 1 else ''} "
+        f"{name} made stay, credited to them.",
+    ]
+    if work["held"]:
+        details.append(
+            f"{work['held']} image{'s' if work['held'] != 1 else ''} {name} holds in a queue "
+            "go back to the queue when the lease runs out."
+        )
+    if owned:
+        details.append(f"{name} still owns {owned} objective(s); give them a new owner.")
+    return render(
+        request,
+        "confirm.html",
+        {
+            "project": project,
+            "title": f"Remove {name} from {project.name}",
+            "message": f"Remove {name} ({membership.role}) from the project?",
+            "details": details,
+            "action": request.path,
+            "fields": [("action", "remove")],
+            "button": f"Remove {name}",
+            "danger": True,
+            "cancel": reverse("studio:members", args=[project.slug]),
+            "undo": "To undo, add them again with the role they need.",
+        },
+    )
+
+
 @require_POST
 @member_view
 def member_change(request: HttpRequest, project, membership_id: int) -> HttpResponse:
@@ -262,6 +298,8 @@ def member_change(request: HttpRequest, project, membership_id: int) -> HttpResp
     )
     try:
         if request.POST.get("action") == "remove":
+            if request.POST.get("confirm") != "1":
+                return _confirm_member_remove(request, project, membership)
             project_services.member_remove(actor=request.user, membership=membership)
             messages.success(request, f"{membership.user.username} removed.")
         else:

@@ -65,7 +65,11 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 class MemberAddSerializer(serializers.Serializer):
     username = serializers.CharField()
-    role = serializers.ChoiceField(choices=Role.choices)
+    role = serializers.ChoiceField(
+        choices=Role.choices,
+        default=Role.VIEWER,
+        help_text="Viewer when omitted: the least privileged role.",
+    )
 
 
 class MemberRoleSerializer(serializers.Serializer):
