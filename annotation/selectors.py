@@ -90,6 +90,15 @@ def duplicate_groups(*, user, version: DatasetVersion) -> QuerySet[DuplicateGrou
     )
 
 
+def duplicate_drop_count(*, user, version: DatasetVersion) -> int:
+    """Count the copies dropping duplicates would leave out (members not kept)."""
+    return DuplicateMember.objects.filter(
+        group__version=version,
+        group__version__dataset__project__memberships__user=user,
+        keep=False,
+    ).count()
+
+
 def duplicate_member_get(*, user, project: Project, member_id: int) -> DuplicateMember:
     member = (
         DuplicateMember.objects.filter(

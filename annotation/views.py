@@ -256,9 +256,15 @@ def apply(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
     if "queue" in result:
         messages.success(request, f"Annotation queue made with {result['images']} images.")
     else:
+        replaced = (
+            f" ({result['replaced']} had another {result['field']}, now replaced)"
+            if result["replaced"]
+            else ""
+        )
         messages.success(
             request,
-            f"Set {result['field']} on {result['images']} images; filter on it from the dataset page.",
+            f"Set {result['field']} on {result['images']} images{replaced}; filter on it from "
+            "the dataset page.",
         )
     return _back(project, dataset, version)
 
@@ -344,6 +350,9 @@ def duplicates(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
             "versions": versions,
             "version": version,
             "groups": groups,
+            "dropping": curation.duplicate_drop_count(user=request.user, version=version)
+            if version
+            else 0,
         },
     )
 

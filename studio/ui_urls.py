@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views as v
+from . import views_confirm
 from .api.views import ImageFileApi
 
 app_name = "studio"
@@ -28,7 +29,7 @@ urlpatterns = [
     ),
     path(
         P + "datasets/<int:dataset_id>/versions/<int:number>/restore/",
-        v.version_restore,
+        views_confirm.version_restore,
         name="version_restore",
     ),
     path(P + "images/<int:image_id>/", v.image_detail, name="image_detail"),

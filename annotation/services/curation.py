@@ -424,6 +424,8 @@ def curation_apply(
                 "The field name must start with a letter and hold letters, digits and single underscores."
             )
         images = list(Image.objects.filter(pk__in=ids))
+        # Say how many earlier values the new one replaces: they are not kept anywhere.
+        replaced = sum(1 for i in images if field in i.metadata and i.metadata[field] != value)
         for image in images:
             image.metadata = {**image.metadata, field: value}
         Image.objects.bulk_update(images, ["metadata"], batch_size=500)
@@ -431,7 +433,13 @@ def curation_apply(
         if field not in project.metadata_fields:
             project.metadata_fields = sorted([*project.metadata_fields, field])
             project.save(update_fields=["metadata_fields"])
-        return {"action": action, "images": len(ids), "field": field, "applied": True}
+        return {
+            "action": action,
+            "images": len(ids),
+            "field": field,
+            "replaced": replaced,
+            "applied": True,
+        }
     queue = AnnotationQueue.objects.create(
         project=dataset.project, name=(queue_name or f"{dataset.name}: {len(ids)} images")[:200],
         version=version, created_by=actor,

@@ -143,6 +143,9 @@ def test_version_actions_ask_first_on_the_pages_and_undo_from_the_page(client, t
     slug, ds = team["project"].slug, similar.dataset_id
     _run(svc.analyze_job_start(actor=team["lead"], version=similar, threshold=0.85))
     dropped = DuplicateMember.objects.filter(group__version=similar, keep=False).count()
+    groups = similar.duplicate_groups.count()
+    listing = client.get(f"/p/{slug}/datasets/{ds}/duplicates/?version=1").content.decode()
+    assert f"Drop {dropped} copies from {groups} groups…" in listing
     page = client.post(
         f"/p/{slug}/datasets/{ds}/curate/apply/", {"version": 1, "action": "drop_duplicates"}
     ).content.decode()
@@ -201,3 +204,17 @@ def version_one_image(team, dataset):
     files = [upload("one.jpg", _jpeg(PILImage.fromarray(skimage.data.coffee())))]
     _run(upload_create(actor=team["lead"], project=team["project"], dataset=dataset, files=files))
     return DatasetVersion.objects.get(dataset=dataset).items.first().image
+
+
+def test_setting_a_field_says_how_many_values_it_replaces(team, version_one_image):
+    image = version_one_image
+    dataset = image.datasets.first()
+    first = svc.curation_apply(
+        actor=team["lead"], dataset=dataset, image_ids=[image.pk], action="set_metadata",
+        field="tag", value="blurry",
+    )  # fmt: skip
+    again = svc.curation_apply(
+        actor=team["lead"], dataset=dataset, image_ids=[image.pk], action="set_metadata",
+        field="tag", value="sharp",
+    )  # fmt: skip
+    assert first["replaced"] == 0 and again["replaced"] == 1
