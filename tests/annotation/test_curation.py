@@ -117,7 +117,9 @@ def test_curation_actions_make_versions_tags_and_queues(team, embedded):
         action="drop_duplicates",
         version=embedded,
     )
-    assert preview["applied"] is False and DatasetVersion.objects.filter(dataset=dataset).count() == 1
+    assert (
+        preview["applied"] is False and DatasetVersion.objects.filter(dataset=dataset).count() == 1
+    )
     assert preview["message"] == "Version 2 will have 8 images: 1 fewer than version 1 (9)."
     r = svc.curation_apply(
         actor=team["lead"],
