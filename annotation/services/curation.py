@@ -258,11 +258,16 @@ def analyze_run(job: Job, ctx: JobContext) -> dict:
     # One neighbour search serves outlier scores and uniqueness.
     neighbours = clustering.knn(vectors, k=min(11, len(emb_ids)), exact=len(emb_ids) < 50_000)
     threshold = job.params["threshold"]
+    # A copy a person chose to keep stays a kept copy: it goes first, then the best copies.
+    chosen = set(
+        DuplicateMember.objects.filter(group__version=version, chosen=True).values_list(
+            "image_id", flat=True
+        )
+    )
+    order = _best_copy_order(emb_ids)
+    order = order[np.argsort([int(emb_ids[r]) not in chosen for r in order], kind="stable")]
     groups = clustering.near_duplicate_groups(
-        vectors,
-        threshold=threshold,
-        order=_best_copy_order(emb_ids),
-        exact=len(emb_ids) < 50_000,
+        vectors, threshold=threshold, order=order, exact=len(emb_ids) < 50_000
     )
     scores = clustering.outlier_scores(vectors, neighbours=neighbours)
     uniqueness = clustering.uniqueness(neighbours, len(emb_ids))
@@ -279,6 +284,7 @@ def analyze_run(job: Job, ctx: JobContext) -> dict:
                     DuplicateMember(
                         group=group, image_id=int(emb_ids[r]), keep=(r == keep),
                         similarity=float(vectors[r] @ vectors[keep]),
+                        chosen=(r == keep and int(emb_ids[r]) in chosen),
                     )
                     for r in rows
                 ]
@@ -319,11 +325,11 @@ def cluster_rename(*, actor, cluster: Cluster, name: str) -> Cluster:
 
 @transaction.atomic
 def duplicate_keep(*, actor, member: DuplicateMember) -> DuplicateMember:
-    """Make this copy the one that stays in its group."""
+    """Make this copy the one that stays in its group; analysing again keeps the choice."""
     require(actor, member.group.version.dataset.project, Capability.CONTRIBUTE)
-    DuplicateMember.objects.filter(group=member.group).update(keep=False)
-    DuplicateMember.objects.filter(pk=member.pk).update(keep=True)
-    member.keep = True
+    DuplicateMember.objects.filter(group=member.group).update(keep=False, chosen=False)
+    DuplicateMember.objects.filter(pk=member.pk).update(keep=True, chosen=True)
+    member.keep = member.chosen = True
     return member
 
 

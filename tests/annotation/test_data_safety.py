@@ -218,3 +218,18 @@ def test_setting_a_field_says_how_many_values_it_replaces(team, version_one_imag
         field="tag", value="sharp",
     )  # fmt: skip
     assert first["replaced"] == 0 and again["replaced"] == 1
+
+
+def test_a_copy_chosen_to_keep_stays_kept_when_analysing_again(team, similar):
+    _run(svc.analyze_job_start(actor=team["lead"], version=similar, threshold=0.85))
+    small = DuplicateMember.objects.get(
+        group__version=similar, image__original_name="ihc-small.jpg"
+    )
+    assert not small.keep
+    svc.duplicate_keep(actor=team["lead"], member=small)
+    _run(svc.analyze_job_start(actor=team["lead"], version=similar, threshold=0.85))
+    again = DuplicateMember.objects.get(
+        group__version=similar, image__original_name="ihc-small.jpg"
+    )
+    assert again.keep and again.chosen  # the person's choice was not lost
+    assert all(m.similarity >= 0.85 for m in again.group.members.all())
