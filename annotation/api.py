@@ -162,7 +162,7 @@ class DuplicateMemberSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DuplicateMember
-        fields = ["id", "image", "name", "keep", "similarity"]
+        fields = ["id", "image", "name", "keep", "chosen", "similarity"]
 
 
 class DuplicateGroupSerializer(serializers.ModelSerializer):
