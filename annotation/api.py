@@ -162,7 +162,7 @@ class DuplicateMemberSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DuplicateMember
-        fields = ["id", "image", "name", "keep", "similarity"]
+        fields = ["id", "image", "name", "keep", "chosen", "similarity"]
 
 
 class DuplicateGroupSerializer(serializers.ModelSerializer):
@@ -205,6 +205,15 @@ class CurateSerializer(serializers.Serializer):
     field = serializers.CharField(required=False, allow_blank=True, default="")
     value = serializers.CharField(required=False, allow_blank=True, default="")
     queue_name = serializers.CharField(required=False, allow_blank=True, default="")
+    confirm = serializers.BooleanField(
+        default=False,
+        help_text="keep_only, exclude and drop_duplicates change nothing without it: the "
+        "answer is then a preview (applied false) of what the next version would hold.",
+    )
+    expect = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=64,
+        help_text="The preview's expect: refuse (409) if the result would differ from it.",
+    )  # fmt: skip
 
 
 class VersionApi(ApiView):
@@ -323,7 +332,11 @@ class MapApi(VersionApi):
 
 
 class CurateApi(ApiView):
-    @extend_schema(request=CurateSerializer, responses={200: dict})
+    @extend_schema(request=CurateSerializer, responses={200: dict},
+                   description="Act on a selection. The actions that make a smaller version "
+                   "(keep_only, exclude, drop_duplicates) answer with a preview in numbers "
+                   "(applied false, message, removed, images_after, expect) until called "
+                   "again with confirm true.")  # fmt: skip
     def post(self, request, slug, pk):
         project = self.project()
         data = _validated(CurateSerializer, request.data)
@@ -348,6 +361,7 @@ class CurateApi(ApiView):
         result = curation_services.curation_apply(
             actor=request.user, dataset=dataset, image_ids=ids, action=data["action"], note=data["note"],
             field=data["field"], value=data["value"], queue_name=data["queue_name"], version=version,
+            confirm=data["confirm"], expect=data["expect"],
         )  # fmt: skip
         return Response(result)
 

@@ -164,6 +164,10 @@ class DuplicateMember(models.Model):
         default=False, help_text="The copy that stays; the others may be dropped."
     )
     similarity = models.FloatField(help_text="Cosine similarity to the kept image.")
+    chosen = models.BooleanField(
+        default=False,
+        help_text="A person chose this copy to keep; analysing again keeps it first.",
+    )
 
     class Meta:
         ordering = ["group_id", "-keep", "-similarity"]

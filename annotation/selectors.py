@@ -90,6 +90,15 @@ def duplicate_groups(*, user, version: DatasetVersion) -> QuerySet[DuplicateGrou
     )
 
 
+def duplicate_drop_count(*, user, version: DatasetVersion) -> int:
+    """Count the copies dropping duplicates would leave out (members not kept)."""
+    return DuplicateMember.objects.filter(
+        group__version=version,
+        group__version__dataset__project__memberships__user=user,
+        keep=False,
+    ).count()
+
+
 def duplicate_member_get(*, user, project: Project, member_id: int) -> DuplicateMember:
     member = (
         DuplicateMember.objects.filter(
@@ -179,6 +188,32 @@ def label_class_get(*, user, project: Project, label_class_id: int) -> LabelClas
     if label_class is None:
         raise NotFound("Label class not found.")
     return label_class
+
+
+def label_class_usage(*, user, label_class: LabelClass) -> dict[str, int]:
+    """Count the annotations of a class: live ones, and deleted ones kept for restoring."""
+    counts = Annotation.objects.filter(
+        label_class=label_class, label_class__project__memberships__user=user
+    ).aggregate(
+        live=Count("pk", filter=Q(deleted=False)), deleted=Count("pk", filter=Q(deleted=True))
+    )
+    return {"live": counts["live"] or 0, "deleted": counts["deleted"] or 0}
+
+
+def member_work(*, user, project: Project, member) -> dict[str, int]:
+    """Count what a member has in the project: annotations they made, images they hold now."""
+    from django.utils import timezone
+
+    if role_of(user, project) is None:
+        raise NotFound("Project not found.")
+    return {
+        "annotations": Annotation.objects.filter(
+            image__project=project, author=member, deleted=False
+        ).count(),
+        "held": QueueItem.objects.filter(
+            queue__project=project, assignee=member, lease_expires_at__gt=timezone.now()
+        ).count(),
+    }
 
 
 def annotation_list(

@@ -87,6 +87,8 @@ def curate(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
     context = {"project": project, "dataset": dataset, "versions": versions, "version": version}
     if version is None:
         return render(request, "annotation/curate.html", context)
+    undo = request.GET.get("undo", "")
+    context["undo"] = next((v for v in versions if str(v.number) == undo), None)
     run = curation.cluster_run_latest(user=request.user, version=version)
     emap = curation.embedding_map(user=request.user, version=version)
     colour = request.GET.get("colour", "cluster")
@@ -227,6 +229,7 @@ def apply(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
             actor=request.user, dataset=dataset, image_ids=ids, action=post.get("action", ""),
             note=post.get("note", ""), field=post.get("field", ""), value=post.get("value", ""),
             queue_name=post.get("queue_name", ""), version=version,
+            confirm=post.get("confirm") == "1", expect=post.get("expect", ""),
         )  # fmt: skip
     except ValueError:
         messages.error(request, "The selection could not be read; select images again.")
@@ -236,21 +239,87 @@ def apply(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return _back(project, dataset, version)
+    if not result["applied"]:
+        return _confirm_version_action(request, project, dataset, version, result)
     if "version" in result:
-        messages.success(
-            request, f"Version {result['version']} made ({result['images']} images selected)."
-        )
-        return redirect(
-            f"{reverse('annotation:curate', args=[project.slug, dataset.pk])}?version={result['version']}"
-        )
+        if result["created"]:
+            text = f"Version {result['version']} made: {result['images_after']} images"
+            if result["version_before"]:
+                text += f", {result['removed']} fewer than version {result['version_before']}"
+                text += f" ({result['images_before']}). Undo restores version {result['version_before']}."
+            messages.success(request, text)
+        else:
+            messages.info(request, result["message"])
+        url = reverse("annotation:curate", args=[project.slug, dataset.pk])
+        undo = f"&undo={result['version_before']}" if result["created"] else ""
+        return redirect(f"{url}?version={result['version']}{undo}")
     if "queue" in result:
         messages.success(request, f"Annotation queue made with {result['images']} images.")
     else:
+        replaced = (
+            f" ({result['replaced']} had another {result['field']}, now replaced)"
+            if result["replaced"]
+            else ""
+        )
         messages.success(
             request,
-            f"Set {result['field']} on {result['images']} images; filter on it from the dataset page.",
+            f"Set {result['field']} on {result['images']} images{replaced}; filter on it from "
+            "the dataset page.",
         )
     return _back(project, dataset, version)
+
+
+ACTION_TITLES = {
+    "keep_only": "Make a new version with only the selection",
+    "exclude": "Make a new version without the selection",
+    "drop_duplicates": "Drop the near-duplicate copies",
+}
+PREVIEW_THUMBS = 48
+
+
+def _confirm_version_action(request, project, dataset, version, result: dict) -> HttpResponse:
+    """Show in numbers what a version action will do; confirming posts it again with confirm=1."""
+    post = request.POST
+    keep = ("version", "action", "image_ids", "cluster", "filter", "note", "queue_name")
+    fields = [(k, post[k]) for k in keep if post.get(k)] + [("expect", result["expect"])]
+    details = []
+    if result["action"] == "drop_duplicates":
+        details.append(
+            f"{result['images']} copies are dropped; each near-duplicate group keeps its best "
+            "copy (most pixels, then sharpest, then least compressed). Review the groups on "
+            "the Duplicates page first."
+        )
+    else:
+        details.append(f"The selection holds {result['images']} images.")
+    if result["added"]:
+        details.append(
+            f"{result['added']} images not in version {result['version_before']} come in."
+        )
+    shown = result["removed_ids"][:PREVIEW_THUMBS]
+    blocked = result["empty"] or result["unchanged"]
+    return render(
+        request,
+        "confirm.html",
+        {
+            "project": project,
+            "title": ACTION_TITLES[result["action"]],
+            "message": result["message"],
+            "details": details,
+            "images": shown,
+            "more": result["removed"] - len(shown),
+            "action": reverse("annotation:apply", args=[project.slug, dataset.pk]),
+            "fields": fields,
+            "button": f"Make version {result['version_after']} ({result['images_after']} images)",
+            "danger": result["removed"] > 0,
+            "blocked": blocked,
+            "cancel": f"{reverse('annotation:curate', args=[project.slug, dataset.pk])}"
+            + (f"?version={version.number}" if version else ""),
+            "undo": None
+            if blocked
+            else "No image is deleted: every version stays, and "
+            f"restoring version {result['version_before']} undoes this.",
+        },
+    )
 
 
 @require_POST
@@ -281,6 +350,9 @@ def duplicates(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
             "versions": versions,
             "version": version,
             "groups": groups,
+            "dropping": curation.duplicate_drop_count(user=request.user, version=version)
+            if version
+            else 0,
         },
     )
 

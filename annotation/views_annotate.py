@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -117,6 +118,8 @@ def label_classes(request: HttpRequest, project) -> HttpResponse:
                 label_class = curation.label_class_get(
                     user=request.user, project=project, label_class_id=int(request.POST["delete"])
                 )
+                if request.POST.get("confirm") != "1":
+                    return _confirm_label_class_delete(request, project, label_class)
                 label_services.label_class_delete(actor=request.user, label_class=label_class)
                 messages.success(request, f"Deleted {label_class.name!r}.")
                 return redirect("annotation:label_classes", slug=project.slug)
@@ -155,6 +158,45 @@ def label_classes(request: HttpRequest, project) -> HttpResponse:
             "project": project,
             "classes": [(c, _attributes_text(c.attributes)) for c in classes],
             "form": form,
+        },
+    )
+
+
+def _confirm_label_class_delete(request, project, label_class) -> HttpResponse:
+    """Say what deleting a class affects before it is done (or why it cannot be)."""
+    usage = curation.label_class_usage(user=request.user, label_class=label_class)
+    blocked = bool(usage["live"] or usage["deleted"])
+    if usage["live"]:
+        message = (
+            f"{usage['live']} annotation{pluralize(usage['live'])} use {label_class.name!r}: "
+            "relabel or delete them first."
+        )
+    elif usage["deleted"]:
+        message = (
+            f"{usage['deleted']} deleted annotation{pluralize(usage['deleted'])} of "
+            f"{label_class.name!r} are kept so they can be restored: rename the class instead."
+        )
+    else:
+        message = f"Delete the class {label_class.name!r}? No annotation uses it."
+    return render(
+        request,
+        "confirm.html",
+        {
+            "project": project,
+            "title": f"Delete the label class {label_class.name!r}",
+            "message": message,
+            "details": [
+                "Annotators will no longer be able to draw it; queues and exports stop "
+                "listing it. This cannot be undone (add the class again to get it back)."
+            ]
+            if not blocked
+            else [],
+            "action": request.path,
+            "fields": [("delete", label_class.pk)],
+            "button": f"Delete {label_class.name}",
+            "danger": True,
+            "blocked": blocked,
+            "cancel": reverse("annotation:label_classes", args=[project.slug]),
         },
     )
 

@@ -109,9 +109,21 @@ class MetadataForm(forms.Form):
     )
 
 
+# Least privileged first, so a role nobody chose is the one that can do least.
+ROLES_LEAST_FIRST = [(r.value, r.label) for r in reversed(Role)]
+
+
 class MemberForm(forms.Form):
     username = forms.CharField(max_length=150)
-    role = forms.ChoiceField(choices=Role.choices)
+    role = forms.ChoiceField(
+        choices=ROLES_LEAST_FIRST,
+        initial=Role.VIEWER,
+        required=False,
+        help_text="Viewer unless you choose otherwise.",
+    )
+
+    def clean_role(self) -> str:
+        return self.cleaned_data.get("role") or Role.VIEWER
 
 
 class RoleForm(forms.Form):

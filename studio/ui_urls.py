@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views as v
+from . import views_confirm
 from .api.views import ImageFileApi
 
 app_name = "studio"
@@ -25,6 +26,11 @@ urlpatterns = [
         P + "datasets/<int:dataset_id>/versions/<int:number>/embed/",
         v.version_embed,
         name="version_embed",
+    ),
+    path(
+        P + "datasets/<int:dataset_id>/versions/<int:number>/restore/",
+        views_confirm.version_restore,
+        name="version_restore",
     ),
     path(P + "images/<int:image_id>/", v.image_detail, name="image_detail"),
     path("jobs/", v.job_list, name="job_list"),

@@ -277,6 +277,10 @@ def member_change(request: HttpRequest, project, membership_id: int) -> HttpResp
     )
     try:
         if request.POST.get("action") == "remove":
+            if request.POST.get("confirm") != "1":
+                from studio.views_confirm import confirm_member_remove
+
+                return confirm_member_remove(request, project, membership)
             project_services.member_remove(actor=request.user, membership=membership)
             messages.success(request, f"{membership.user.username} removed.")
         else:

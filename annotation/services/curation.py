@@ -36,7 +36,11 @@ from studio.ml import clustering
 from studio.ml.quality import image_quality, project_2d
 from studio.models import Dataset, DatasetImage, DatasetVersion, Image, Job
 from studio.permissions import Capability, require
-from studio.services.datasets import dataset_version_create, valid_metadata_key
+from studio.services.datasets import (
+    dataset_working_set_replace,
+    valid_metadata_key,
+    working_set_change,
+)
 from studio.services.jobs import JobContext, job_create, job_enqueue, register
 
 QUALITY_BATCH = 64
@@ -200,6 +204,28 @@ def _load(image: Image) -> PILImage.Image:
     return img
 
 
+def _best_copy_order(image_ids: np.ndarray) -> np.ndarray:
+    """Order rows best copy first (``clustering.best_copy_order``); ties go to the earlier upload.
+
+    Pixels and bytes come from the image row, sharpness from its quality row (measured
+    just before); an image without one ranks below the measured ones on sharpness.
+    """
+    rows = {
+        pk: (w * h, b, s)
+        for pk, w, h, b, s in Image.objects.filter(pk__in=image_ids.tolist()).values_list(
+            "pk", "width", "height", "byte_size", "quality__sharpness"
+        )
+    }
+    by_upload = np.argsort(image_ids, kind="stable")  # ids grow with upload order
+    ids = image_ids[by_upload]
+    pixels = np.array([rows[int(i)][0] for i in ids], np.float64)
+    bpp = np.array([rows[int(i)][1] for i in ids], np.float64) / np.maximum(pixels, 1)
+    sharp = np.array(
+        [np.nan if rows[int(i)][2] is None else rows[int(i)][2] for i in ids], np.float64
+    )
+    return by_upload[clustering.best_copy_order(pixels, sharp, bpp)]
+
+
 @register(Job.Kind.ANALYZE)
 def analyze_run(job: Job, ctx: JobContext) -> dict:
     """Compute missing quality rows (resumable by construction), then embedding-based results."""
@@ -229,10 +255,20 @@ def analyze_run(job: Job, ctx: JobContext) -> dict:
         return result
     emb_ids, vectors = _version_vectors(version, space)
     ctx.progress(60, 100, f"Finding neighbours of {len(emb_ids)} images", force=True)
-    # One neighbour search serves near-duplicates, outlier scores and uniqueness.
+    # One neighbour search serves outlier scores and uniqueness.
     neighbours = clustering.knn(vectors, k=min(11, len(emb_ids)), exact=len(emb_ids) < 50_000)
     threshold = job.params["threshold"]
-    groups = clustering.near_duplicate_groups(vectors, threshold=threshold, neighbours=neighbours)
+    # A copy a person chose to keep stays a kept copy: it goes first, then the best copies.
+    chosen = set(
+        DuplicateMember.objects.filter(group__version=version, chosen=True).values_list(
+            "image_id", flat=True
+        )
+    )
+    order = _best_copy_order(emb_ids)
+    order = order[np.argsort([int(emb_ids[r]) not in chosen for r in order], kind="stable")]
+    groups = clustering.near_duplicate_groups(
+        vectors, threshold=threshold, order=order, exact=len(emb_ids) < 50_000
+    )
     scores = clustering.outlier_scores(vectors, neighbours=neighbours)
     uniqueness = clustering.uniqueness(neighbours, len(emb_ids))
     ctx.progress(80, 100, "Drawing the map", force=True)
@@ -248,6 +284,7 @@ def analyze_run(job: Job, ctx: JobContext) -> dict:
                     DuplicateMember(
                         group=group, image_id=int(emb_ids[r]), keep=(r == keep),
                         similarity=float(vectors[r] @ vectors[keep]),
+                        chosen=(r == keep and int(emb_ids[r]) in chosen),
                     )
                     for r in rows
                 ]
@@ -288,11 +325,11 @@ def cluster_rename(*, actor, cluster: Cluster, name: str) -> Cluster:
 
 @transaction.atomic
 def duplicate_keep(*, actor, member: DuplicateMember) -> DuplicateMember:
-    """Make this copy the one that stays in its group."""
+    """Make this copy the one that stays in its group; analysing again keeps the choice."""
     require(actor, member.group.version.dataset.project, Capability.CONTRIBUTE)
-    DuplicateMember.objects.filter(group=member.group).update(keep=False)
-    DuplicateMember.objects.filter(pk=member.pk).update(keep=True)
-    member.keep = True
+    DuplicateMember.objects.filter(group=member.group).update(keep=False, chosen=False)
+    DuplicateMember.objects.filter(pk=member.pk).update(keep=True, chosen=True)
+    member.keep = member.chosen = True
     return member
 
 
@@ -309,6 +346,33 @@ def _selection(dataset: Dataset, image_ids: list[int]) -> list[int]:
 
 
 CURATION_ACTIONS = ("keep_only", "exclude", "drop_duplicates", "set_metadata", "queue")
+# Actions that make a new version and may leave images out of it: they are previewed first.
+VERSION_ACTIONS = ("keep_only", "exclude", "drop_duplicates")
+PREVIEW_IDS = 500  # at most this many removed image ids are listed in a preview
+
+
+def _version_target(
+    dataset: Dataset, image_ids: list[int], action: str, version: DatasetVersion | None
+) -> tuple[list[int], set[int], str]:
+    """Return (the selection, the working set the action would leave, a default note)."""
+    if action == "drop_duplicates":
+        if version is None:
+            raise ApplicationError("Choose the version whose duplicates to drop.")
+        image_ids = list(
+            DuplicateMember.objects.filter(group__version=version, keep=False).values_list(
+                "image_id", flat=True
+            )
+        )
+        if not image_ids:
+            raise ApplicationError("There are no duplicates to drop in this version.")
+    ids = _selection(dataset, image_ids)
+    current = set(DatasetImage.objects.filter(dataset=dataset).values_list("image_id", flat=True))
+    if action == "keep_only":
+        return ids, set(ids), f"Kept {len(ids)} selected images"
+    if action == "drop_duplicates":
+        note = f"Dropped {len(ids)} near-duplicate copies found in version {version.number}"
+        return ids, current - set(ids), note
+    return ids, current - set(ids), f"Excluded {len(ids)} selected images"
 
 
 @transaction.atomic
@@ -323,6 +387,8 @@ def curation_apply(
     value: str = "",
     queue_name: str = "",
     version: DatasetVersion | None = None,
+    confirm: bool = False,
+    expect: str = "",
 ) -> dict:
     """Apply a curation action to a selection of images; return what changed.
 
@@ -330,41 +396,33 @@ def curation_apply(
     drop_duplicates: a new version without the non-kept copies of the version's groups;
     set_metadata: set ``field`` = ``value`` on the selection (a tag is a field too);
     queue: an annotation queue with the selection, in order.
+
+    The three version actions change nothing unless ``confirm`` is true: without it the
+    answer is a preview (``applied`` false) saying in numbers what the next version
+    would hold and which images it would lose. Pass the preview's ``expect`` back with
+    ``confirm`` so the action done is the one previewed. Undo with
+    ``dataset_version_restore`` on the version before.
     """
     require(actor, dataset.project, Capability.CONTRIBUTE)
     if action not in CURATION_ACTIONS:
         raise ApplicationError(
             f"Unknown action {action!r}; use one of {', '.join(CURATION_ACTIONS)}."
         )
-    if action == "drop_duplicates":
-        if version is None:
-            raise ApplicationError("Choose the version whose duplicates to drop.")
-        image_ids = list(
-            DuplicateMember.objects.filter(group__version=version, keep=False).values_list(
-                "image_id", flat=True
-            )
-        )
-        if not image_ids:
-            raise ApplicationError("There are no duplicates to drop in this version.")
-        action = "exclude"
+    if action in VERSION_ACTIONS:
+        ids, target, default_note = _version_target(dataset, image_ids, action, version)
+        change = working_set_change(dataset=dataset, image_ids=target)
+        answer = {"action": action, "images": len(ids), **change}
+        if not confirm:
+            latest = DatasetVersion.objects.filter(dataset=dataset).order_by("-number").first()
+            before = latest.items.values_list("image_id", flat=True) if latest else []
+            removed = sorted(set(before) - target)
+            return {**answer, "applied": False, "removed_ids": removed[:PREVIEW_IDS]}
+        new, created = dataset_working_set_replace(
+            actor=actor, dataset=dataset, image_ids=target, note=note or default_note,
+            expect=expect,
+        )  # fmt: skip
+        return {**answer, "applied": True, "version": new.number, "created": created}
     ids = _selection(dataset, image_ids)
-    if action in ("keep_only", "exclude"):
-        if action == "keep_only":
-            DatasetImage.objects.filter(dataset=dataset).exclude(image_id__in=ids).delete()
-            DatasetImage.objects.bulk_create(
-                [DatasetImage(dataset=dataset, image_id=i) for i in ids], ignore_conflicts=True
-            )
-        else:
-            DatasetImage.objects.filter(dataset=dataset, image_id__in=ids).delete()
-        if not DatasetImage.objects.filter(dataset=dataset).exists():
-            raise ApplicationError("That would leave the dataset empty; nothing was changed.")
-        default_note = (
-            f"{'Kept' if action == 'keep_only' else 'Excluded'} {len(ids)} selected images"
-        )
-        new, created = dataset_version_create(
-            dataset=dataset, actor=actor, note=note or default_note
-        )
-        return {"action": action, "images": len(ids), "version": new.number, "created": created}
     if action == "set_metadata":
         field = field.strip()
         if not valid_metadata_key(field):
@@ -372,6 +430,8 @@ def curation_apply(
                 "The field name must start with a letter and hold letters, digits and single underscores."
             )
         images = list(Image.objects.filter(pk__in=ids))
+        # Say how many earlier values the new one replaces: they are not kept anywhere.
+        replaced = sum(1 for i in images if field in i.metadata and i.metadata[field] != value)
         for image in images:
             image.metadata = {**image.metadata, field: value}
         Image.objects.bulk_update(images, ["metadata"], batch_size=500)
@@ -379,7 +439,13 @@ def curation_apply(
         if field not in project.metadata_fields:
             project.metadata_fields = sorted([*project.metadata_fields, field])
             project.save(update_fields=["metadata_fields"])
-        return {"action": action, "images": len(ids), "field": field}
+        return {
+            "action": action,
+            "images": len(ids),
+            "field": field,
+            "replaced": replaced,
+            "applied": True,
+        }
     queue = AnnotationQueue.objects.create(
         project=dataset.project, name=(queue_name or f"{dataset.name}: {len(ids)} images")[:200],
         version=version, created_by=actor,
@@ -387,7 +453,7 @@ def curation_apply(
     QueueItem.objects.bulk_create(
         [QueueItem(queue=queue, image_id=i, position=n) for n, i in enumerate(ids)]
     )
-    return {"action": action, "images": len(ids), "queue": queue.pk}
+    return {"action": action, "images": len(ids), "queue": queue.pk, "applied": True}
 
 
 def selection_from_filter(*, user, project, version: DatasetVersion, params) -> list[int]:

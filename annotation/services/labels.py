@@ -137,12 +137,23 @@ def label_class_update(
 
 @transaction.atomic
 def label_class_delete(*, actor, label_class: LabelClass) -> None:
-    """Delete a class; refused while annotations use it, with their count."""
+    """Delete a class; refused while any annotation, live or deleted, uses it.
+
+    Deleted annotations are kept so their history can be restored; deleting their class
+    would lose them (and the database protects them), so the answer says to rename it.
+    """
     require(actor, label_class.project, Capability.MANAGE)
     used = Annotation.objects.filter(label_class=label_class, deleted=False).count()
     if used:
         raise Conflict(
             f"{used} annotation{'s' if used != 1 else ''} use {label_class.name!r}; relabel or delete them first."
+        )
+    kept = Annotation.objects.filter(label_class=label_class, deleted=True).count()
+    if kept:
+        raise Conflict(
+            f"{kept} deleted annotation{'s' if kept != 1 else ''} of {label_class.name!r} "
+            f"{'are' if kept != 1 else 'is'} kept so {'they' if kept != 1 else 'it'} can be "
+            "restored; rename the class instead of deleting it."
         )
     label_class.delete()
 

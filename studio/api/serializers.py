@@ -65,7 +65,11 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 class MemberAddSerializer(serializers.Serializer):
     username = serializers.CharField()
-    role = serializers.ChoiceField(choices=Role.choices)
+    role = serializers.ChoiceField(
+        choices=Role.choices,
+        default=Role.VIEWER,
+        help_text="Viewer when omitted: the least privileged role.",
+    )
 
 
 class MemberRoleSerializer(serializers.Serializer):
@@ -163,6 +167,18 @@ class VersionManifestSerializer(DatasetVersionSerializer):
 
 class VersionCreateSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class ConfirmSerializer(serializers.Serializer):
+    """The confirmation every action that may leave images out of the next version takes."""
+
+    confirm = serializers.BooleanField(
+        default=False, help_text="Without it nothing changes: the answer is a preview."
+    )
+    expect = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=64,
+        help_text="The preview's expect: refuse (409) if the result would differ from it.",
+    )  # fmt: skip
 
 
 class QualitySerializer(serializers.Serializer):

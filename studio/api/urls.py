@@ -28,6 +28,11 @@ urlpatterns = [
         v.VersionDetailApi.as_view(),
         name="version-detail",
     ),
+    path(
+        P + "datasets/<int:pk>/versions/<int:number>/restore/",
+        v.VersionRestoreApi.as_view(),
+        name="version-restore",
+    ),
     path(P + "images/", v.ImageListApi.as_view(), name="image-list"),
     path(P + "images/metadata/", v.ImageMetadataApi.as_view(), name="image-metadata"),
     path(P + "images/<int:pk>/", v.ImageDetailApi.as_view(), name="image-detail"),

@@ -275,6 +275,23 @@ class VersionDetailApi(ApiView):
         return Response(body)
 
 
+class VersionRestoreApi(ApiView):
+    @extend_schema(
+        request=s.ConfirmSerializer,
+        responses={200: dict},
+        description="Undo: make a new version holding exactly this version's images. Without "
+        "confirm the answer is a preview (applied false) saying in numbers what the new "
+        "version would hold; with confirm true it is made (applied true, version).",
+    )
+    def post(self, request, slug, pk, number):
+        data = _validated(s.ConfirmSerializer, request.data)
+        dataset = selectors.dataset_get(user=request.user, project=self.project(), dataset_id=pk)
+        version = selectors.version_get(user=request.user, dataset=dataset, number=number)
+        return Response(
+            dataset_services.dataset_version_restore(actor=request.user, version=version, **data)
+        )
+
+
 IMAGE_FILTERS = [
     OpenApiParameter("dataset", int, description="Only images in this dataset's working set."),
     OpenApiParameter("version", int, description="With dataset: only images in this version."),

@@ -122,6 +122,103 @@ def dataset_version_create(
     return version, True
 
 
+def working_set_change(*, dataset: Dataset, image_ids: list[int] | set[int]) -> dict[str, Any]:
+    """Say in numbers what making ``image_ids`` the dataset's next version would do.
+
+    Compare with the latest version (what the dataset's pages show): how many images the
+    next version would hold, how many fewer and how many more. ``expect`` is the manifest
+    hash the new version would have; passing it back on confirmation makes sure the
+    action done is the one previewed (nothing else changed the dataset in between).
+    """
+    after = set(image_ids)
+    latest = DatasetVersion.objects.filter(dataset=dataset).order_by("-number").first()
+    before = set(latest.items.values_list("image_id", flat=True)) if latest else set()
+    shas = Image.objects.filter(pk__in=after).values_list("sha256", flat=True)
+    expect = manifest_hash([(sha, split_for(sha)) for sha in shas])
+    unchanged = latest is not None and latest.manifest_hash == expect
+    removed, added = len(before - after), len(after - before)
+    number = latest.number if unchanged else (latest.number + 1 if latest else 1)
+    if not after:
+        message = "That would leave the dataset empty; nothing will be changed."
+    elif unchanged:
+        message = f"No change: the images are those of version {latest.number} ({len(before)})."
+    else:
+        parts = []
+        if removed:
+            parts.append(f"{removed} fewer")
+        if added:
+            parts.append(f"{added} more")
+        than = f" than version {latest.number} ({len(before)})" if latest else ""
+        message = f"Version {number} will have {len(after)} images" + (
+            f": {' and '.join(parts)}{than}." if parts else "."
+        )
+    return {
+        "version_before": latest.number if latest else None,
+        "images_before": len(before),
+        "version_after": number,
+        "images_after": len(after),
+        "removed": removed,
+        "added": added,
+        "unchanged": unchanged,
+        "empty": not after,
+        "expect": expect,
+        "message": message,
+    }
+
+
+@transaction.atomic
+def dataset_working_set_replace(
+    *, actor, dataset: Dataset, image_ids: list[int] | set[int], note: str, expect: str = ""
+) -> tuple[DatasetVersion, bool]:
+    """Make ``image_ids`` the working set and snapshot it; refuse an empty set.
+
+    Callers ask first (``working_set_change``) and pass the previewed ``expect``: when the
+    result would differ from the preview, nothing changes and the caller looks again.
+    """
+    Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
+    change = working_set_change(dataset=dataset, image_ids=image_ids)
+    if change["empty"]:
+        raise ApplicationError("That would leave the dataset empty; nothing was changed.")
+    if expect and expect != change["expect"]:
+        raise Conflict(
+            "The dataset changed since this was previewed; nothing was changed. Look again."
+        )
+    ids = set(image_ids)
+    DatasetImage.objects.filter(dataset=dataset).exclude(image_id__in=ids).delete()
+    DatasetImage.objects.bulk_create(
+        [DatasetImage(dataset=dataset, image_id=i) for i in ids], ignore_conflicts=True
+    )
+    return dataset_version_create(dataset=dataset, actor=actor, note=note)
+
+
+def dataset_version_restore(
+    *, actor, version: DatasetVersion, confirm: bool = False, expect: str = ""
+) -> dict[str, Any]:
+    """Undo later changes: make a new version holding exactly ``version``'s images.
+
+    Versions are immutable, so a restore adds one (with the restored version's manifest
+    hash) rather than deleting any. Without ``confirm`` nothing changes and the answer
+    says what would (``applied`` false).
+    """
+    dataset = version.dataset
+    require(actor, dataset.project, Capability.CONTRIBUTE)
+    ids = list(version.items.values_list("image_id", flat=True))
+    change = working_set_change(dataset=dataset, image_ids=ids)
+    if not confirm:
+        return {"applied": False, "restores": version.number, **change}
+    new, created = dataset_working_set_replace(
+        actor=actor, dataset=dataset, image_ids=ids, expect=expect,
+        note=f"Restored the images of version {version.number}",
+    )  # fmt: skip
+    return {
+        "applied": True,
+        "restores": version.number,
+        "version": new.number,
+        "created": created,
+        **change,
+    }
+
+
 def dataset_version_snapshot(
     *, actor, dataset: Dataset, note: str = ""
 ) -> tuple[DatasetVersion, bool]:

@@ -97,8 +97,11 @@ def _lead_count(project: Project) -> int:
 
 
 @transaction.atomic
-def member_add(*, actor, project: Project, username: str, role: str) -> Membership:
-    """Add an existing user to the project. Only a lead may; the user must exist."""
+def member_add(*, actor, project: Project, username: str, role: str = Role.VIEWER) -> Membership:
+    """Add an existing user to the project. Only a lead may; the user must exist.
+
+    Without a role the member is a viewer, the least privileged role.
+    """
     require(actor, project, Capability.MANAGE)
     if role not in Role.values:
         raise ApplicationError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.")

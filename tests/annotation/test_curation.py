@@ -110,12 +110,25 @@ def test_curation_actions_make_versions_tags_and_queues(team, embedded):
     _run(svc.analyze_job_start(actor=team["lead"], version=embedded))
     dataset = embedded.dataset
     ids = {i.original_name: i.pk for i in dataset.images.all()}
+    preview = svc.curation_apply(
+        actor=team["lead"],
+        dataset=dataset,
+        image_ids=[],
+        action="drop_duplicates",
+        version=embedded,
+    )
+    assert (
+        preview["applied"] is False and DatasetVersion.objects.filter(dataset=dataset).count() == 1
+    )
+    assert preview["message"] == "Version 2 will have 8 images: 1 fewer than version 1 (9)."
     r = svc.curation_apply(
         actor=team["lead"],
         dataset=dataset,
         image_ids=[],
         action="drop_duplicates",
         version=embedded,
+        confirm=True,
+        expect=preview["expect"],
     )
     dropped = DatasetVersion.objects.get(dataset=dataset, number=r["version"])
     assert r["images"] == 1 and dropped.image_count == 8
@@ -146,6 +159,7 @@ def test_curation_actions_make_versions_tags_and_queues(team, embedded):
         dataset=dataset,
         image_ids=[ids["coffee.jpg"], ids["rocket.jpg"]],
         action="keep_only",
+        confirm=True,
     )
     assert DatasetVersion.objects.get(dataset=dataset, number=r["version"]).image_count == 2
     with pytest.raises(ApplicationError, match="empty"):
@@ -154,6 +168,7 @@ def test_curation_actions_make_versions_tags_and_queues(team, embedded):
             dataset=dataset,
             image_ids=[ids["coffee.jpg"], ids["rocket.jpg"]],
             action="exclude",
+            confirm=True,
         )
     assert dataset.images.count() == 2  # the refused action changed nothing
     with pytest.raises(ApplicationError, match="selection is empty"):
@@ -220,7 +235,7 @@ def test_curation_through_the_api(api, team, embedded):
     assert r.status_code == 200 and r.json()["images"] == first["size"]
     r = c.post(
         f"{base}/datasets/{embedded.dataset_id}/curate/",
-        {"action": "exclude", "image_ids": [outliers[0]["image"]["id"]]},
+        {"action": "exclude", "image_ids": [outliers[0]["image"]["id"]], "confirm": True},
         format="json",
     )
     assert r.json()["version"] == 2
@@ -279,6 +294,13 @@ def test_curation_pages_drive_the_whole_flow(client, team, embedded):
     r = client.post(
         f"/p/{slug}/datasets/{ds}/curate/apply/",
         {"version": 1, "action": "drop_duplicates"},
+        follow=True,
+    )
+    assert b"Version 2 will have 8 images: 1 fewer than version 1 (9)." in r.content
+    assert DatasetVersion.objects.filter(dataset_id=ds).count() == 1  # asked, not done
+    r = client.post(
+        f"/p/{slug}/datasets/{ds}/curate/apply/",
+        {"version": 1, "action": "drop_duplicates", "confirm": "1"},
         follow=True,
     )
     assert b"Version 2 made" in r.content
@@ -381,7 +403,7 @@ def test_a_filter_is_a_selection_too(api, client, team, version):
     assert "Act on these 2 images" in page
     r = client.post(
         f"/p/{team['project'].slug}/datasets/{dataset.pk}/curate/apply/",
-        {"version": 1, "filter": "version=1&meta.kind=pet", "action": "exclude"},
+        {"version": 1, "filter": "version=1&meta.kind=pet", "action": "exclude", "confirm": "1"},
         follow=True,
     )
     assert b"Version 2 made" in r.content

@@ -76,6 +76,7 @@ def test_reanalysis_with_another_space_replaces_groups_and_drops_only_copies(
             image_ids=[],
             action="drop_duplicates",
             version=embedded,
+            confirm=True,
         )
         assert (
             DatasetVersion.objects.get(dataset=embedded.dataset, number=r["version"]).image_count

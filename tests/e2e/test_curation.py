@@ -75,6 +75,20 @@ def test_lasso_selection_becomes_a_version_and_a_queue(live_server, browser, tea
     page.locator(".select-cluster").first.click()
     page.select_option("#action", "keep_only")
     page.click("#apply-button")
+    # Asked first, in numbers, with the images it would leave out; nothing made yet.
+    page.get_by_text("Version 2 will have").wait_for()
+    assert "fewer than version 1 (9)" in page.locator("#confirm").inner_text()
+    assert page.locator("#confirm .small-thumbs img").count() > 0
+    assert DatasetVersion.objects.filter(dataset=version.dataset).count() == 1
+    page.screenshot(path=str(SCREENSHOTS / "curate-confirm.png"), full_page=True)
+    page.locator("#confirm button[type=submit]").click()
     page.get_by_text("Version 2 made").wait_for()
     v2 = DatasetVersion.objects.get(dataset=version.dataset, number=2)
     assert 0 < v2.image_count < 9
+    # Undo: restore version 1's images as version 3, asked first too.
+    page.get_by_role("link", name="Undo: restore version 1…").click()
+    page.get_by_text("Version 3 will have 9 images").wait_for()
+    page.locator("#confirm button[type=submit]").click()
+    page.get_by_text("Version 3 made with the 9 images of version 1").wait_for()
+    v3 = DatasetVersion.objects.get(dataset=version.dataset, number=3)
+    assert v3.image_count == 9
