@@ -37,6 +37,7 @@ class Record:
     geometry: Any  # RLE dict, flat vertex list, [x, y, w, h], or None for tags
     attributes: dict = field(default_factory=dict)
     ref: str | None = None  # the file's own id, checked for duplicates
+    crowd: bool = False  # a crowd region (COCO iscrowd=1)
 
 
 @dataclass(slots=True)
@@ -73,6 +74,7 @@ class Row:
     attributes: dict
     area: float = 0.0
     bbox: list = field(default_factory=list)
+    is_crowd: bool = False
 
 
 @dataclass
@@ -83,6 +85,13 @@ class ExportReport:
 
     def wrote(self, kind: str) -> None:
         self.written[kind] = self.written.get(kind, 0) + 1
+
+    def crowd_not_held(self, row: Row, fmt: str) -> None:
+        """Report a crowd region written as an ordinary object (the format has no crowd flag)."""
+        if row.is_crowd:
+            self.cannot_hold(
+                row, f"{fmt} has no crowd flag; the crowd region was written as one object"
+            )
 
     def cannot_hold(self, row: Row, reason: str) -> None:
         self.not_held_count += 1

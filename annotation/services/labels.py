@@ -156,6 +156,7 @@ def snapshot(annotation: Annotation) -> dict:
         "attributes": annotation.attributes,
         "source": annotation.source,
         "confidence": annotation.confidence,
+        "is_crowd": annotation.is_crowd,
         "status": annotation.status,
         "deleted": annotation.deleted,
     }
@@ -357,7 +358,7 @@ def annotation_restore(*, actor, revision: AnnotationRevision) -> Annotation:
     Annotation.objects.filter(pk=annotation.pk).update(
         label_class=label_class, kind=shape.kind, geometry=shape.data, area=shape.area, bbox=list(shape.bbox),
         attributes=state["attributes"], status=_restored_status(state["status"]),
-        confidence=state["confidence"],
+        confidence=state["confidence"], is_crowd=state.get("is_crowd", False),
         deleted=state.get("deleted", False), version=F("version") + 1,
     )  # fmt: skip
     annotation.refresh_from_db()
