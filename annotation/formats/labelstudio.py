@@ -31,7 +31,7 @@ from . import (
     jsonstream,
     lsbrush,
 )
-from .shapes import by_image, decode, tidy
+from .shapes import by_image, decode, polygon_parts, tidy
 
 ENTRY = "tasks.json"
 _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
@@ -59,15 +59,22 @@ def write(zf: zipfile.ZipFile, ctx: ExportContext, rows: Iterator[Row]) -> None:
                              "height": bh / h * 100, "rotation": 0, "rectanglelabels": [cls]}  # fmt: skip
                     result.append({**base, "type": "rectanglelabels", "value": value})
                 else:
-                    p = row.geometry["points"]
-                    value = {
-                        "points": [
-                            [p[k] / w * 100, p[k + 1] / h * 100] for k in range(0, len(p), 2)
-                        ],
-                        "closed": True,
-                        "polygonlabels": [cls],
-                    }
-                    result.append({**base, "type": "polygonlabels", "value": value})
+                    parts = polygon_parts(row.geometry)
+                    if len(parts) > 1:
+                        ctx.report.cannot_hold(row, f"Label Studio has no multi-part polygons; "
+                                               f"its {len(parts)} parts were written as "
+                                               f"{len(parts)} regions")  # fmt: skip
+                    for n, p in enumerate(parts):
+                        value = {
+                            "points": [
+                                [p[k] / w * 100, p[k + 1] / h * 100] for k in range(0, len(p), 2)
+                            ],
+                            "closed": True,
+                            "polygonlabels": [cls],
+                        }
+                        part = {**base, "id": region if n == 0 else f"{region}-{n + 1}"}
+                        result.append({**part, "type": "polygonlabels", "value": value})
+                ctx.report.crowd_not_held(row, "Label Studio")
                 for name, chosen in row.attributes.items():
                     result.append({"id": region, "from_name": name, "to_name": "image",
                                    "type": "choices", "value": {"choices": [chosen]}})  # fmt: skip
@@ -189,7 +196,7 @@ def _task(n: int, task, catalog: Catalog) -> Iterator[Record | Problem]:
                 yield Record(
                     where, image, labels[0], "mask", mask_from_array(mask), attributes, ref=ref
                 )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             yield Problem(where, "its coordinates are missing or not numbers")
 
 

@@ -37,37 +37,83 @@ def decode(row_geometry: dict) -> np.ndarray:
 def exact_polygon(mask: np.ndarray) -> list[float] | None:
     """Return a polygon that pycocotools rasterises to exactly this mask, or None.
 
-    Candidates are the outline of a one-piece mask without holes (its pixel edges when it
-    is a rectangle, else the boundary pixels' centres); each is rasterised and compared.
+    The candidate is the mask's pixel outline: the edges between its pixels and the
+    background, walked as one closed loop of pixel corners (collinear corners dropped).
+    A mask of one piece without holes has exactly one such loop (pieces that touch only
+    at a corner count as one piece: the loop passes that corner twice); pycocotools
+    draws it back pixel for pixel, which is checked before it is returned. A mask of
+    several pieces or with a hole has several loops, and no single polygon holds it.
     """
-    import cv2
     from pycocotools import mask as coco
 
     h, w = mask.shape
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    loop = outline(mask)
+    if loop is None or len(loop) < 6:
         return None
-    x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
-    candidates = []
-    if mask[y0:y1, x0:x1].all():
-        candidates.append([x0, y0, x1, y0, x1, y1, x0, y1])
-    contours, hierarchy = cv2.findContours(
-        mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE
+    drawn = coco.decode(coco.merge(coco.frPyObjects([loop], h, w)))
+    return loop if np.array_equal(drawn.astype(bool), mask) else None
+
+
+def outline(mask: np.ndarray) -> list[float] | None:
+    """The pixel-edge outline of a mask as one flat vertex list, or None when it has no
+    pixels or its boundary is more than one loop (several pieces, or holes).
+
+    Every boundary edge of a pixel is directed so that the mask lies on its right (in
+    image coordinates, y down); each corner then has as many edges leaving as entering.
+    Where two pieces touch at a corner, two edges leave it: the walk turns left, onto the
+    other piece, which keeps the touching pieces one loop, as 8-connectivity does.
+    """
+    m = np.pad(mask.astype(bool), 1)
+    inner = m[1:-1, 1:-1]
+    if not inner.any():
+        return None
+    out: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    sides = (
+        (~m[:-2, 1:-1], (0, 0), (1, 0)),  # top: left to right
+        (~m[1:-1, 2:], (1, 0), (1, 1)),  # right: top to bottom
+        (~m[2:, 1:-1], (1, 1), (0, 1)),  # bottom: right to left
+        (~m[1:-1, :-2], (0, 1), (0, 0)),  # left: bottom to top
     )
-    if len(contours) == 1 and len(contours[0]) >= 3:
-        points = contours[0].reshape(-1, 2).astype(float)
-        candidates.append(points.ravel().tolist())
-        centre = points.mean(axis=0)
-        candidates.append((points + 0.5 * np.sign(points - centre)).ravel().tolist())
-    for polygon in candidates:
-        if len(polygon) < 6 or min(polygon[0::2]) < 0 or max(polygon[0::2]) > w:
-            continue
-        if min(polygon[1::2]) < 0 or max(polygon[1::2]) > h:
-            continue
-        drawn = coco.decode(coco.merge(coco.frPyObjects([[float(v) for v in polygon]], h, w)))
-        if np.array_equal(drawn.astype(bool), mask):
-            return [float(v) for v in polygon]
-    return None
+    edges = 0
+    for open_side, (ax, ay), (bx, by) in sides:
+        ys, xs = np.nonzero(inner & open_side)
+        for x, y in zip(xs.tolist(), ys.tolist(), strict=True):
+            out.setdefault((x + ax, y + ay), []).append((x + bx, y + by))
+            edges += 1
+    start = min(out)
+    corners = [start]
+    here, heading = start, None
+    walked = 0
+    while True:
+        choices = out[here]
+        if len(choices) == 1 or heading is None:
+            step = choices.pop(0)
+        else:  # a corner two pieces share: cross to the other piece
+            left = (heading[1], -heading[0])
+            wanted = (here[0] + left[0], here[1] + left[1])
+            step = wanted if wanted in choices else choices[0]
+            choices.remove(step)
+        walked += 1
+        heading = (step[0] - here[0], step[1] - here[1])
+        here = step
+        if here == start and not out[start]:
+            break
+        corners.append(here)
+    if walked != edges:  # other loops remain: holes or other pieces
+        return None
+    # Keep the corners where the direction changes.
+    n = len(corners)
+    keep = []
+    for i in range(n):
+        (px, py), (cx, cy), (nx, ny) = corners[i - 1], corners[i], corners[(i + 1) % n]
+        if (cx - px) * (ny - cy) - (cy - py) * (nx - cx) != 0:
+            keep.append((cx, cy))
+    return [float(v) for corner in keep for v in corner]
+
+
+def polygon_parts(geometry: dict) -> list[list[float]]:
+    """Every part of a stored polygon (one flat vertex list each)."""
+    return geometry["parts"] if "parts" in geometry else [geometry["points"]]
 
 
 def num(value: float) -> str:

@@ -562,27 +562,17 @@ class _Importer:
     def geometry_for(self, record: Record, cls: LabelClass, w: int, h: int):
         """Return (kind, client geometry) for the class, or a message when it cannot hold it."""
         kind, payload = record.kind, record.geometry
-        # COCO writes a polygon in parts: [[x, y, ...], ...] (a vertex pair has 2 numbers).
-        parts = None
-        if kind == "polygon" and isinstance(payload, list) and payload:
-            first = payload[0]
-            if isinstance(first, list) and len(first) != 2:
-                parts = payload
-        if cls.kind == kind:
-            if parts is not None and len(parts) > 1:
-                return None, f"the polygon has {len(parts)} parts; a Studio polygon has one"
-            return kind, parts[0] if parts is not None else payload
+        if cls.kind == kind:  # a polygon of one part or several (geometry keeps every part)
+            return kind, payload
         if cls.kind == "mask" and kind == "polygon":
             try:
-                for part in parts or [payload]:
-                    geo.polygon(part, w, h)
+                shape = geo.polygon(payload, w, h)
             except geo.GeometryError as exc:
                 return None, str(exc)
             from pycocotools import mask as coco
 
             # Rounded as stored polygons are, so a polygon and its rasterised mask agree.
-            rounded = [[round(float(v), 3) for v in part] for part in parts or [payload]]
-            rle = coco.merge(coco.frPyObjects(rounded, h, w))
+            rle = coco.merge(coco.frPyObjects(geo.stored_parts(shape.data), h, w))
             return "mask", {"size": [h, w], "counts": rle["counts"].decode("ascii")}
         return None, f"a {kind} cannot be stored in {cls.kind} class {cls.name!r}"
 

@@ -376,8 +376,8 @@ def _restored_status(status: str) -> str:
 
 def _client_form(kind: str, stored: dict):
     """Turn a stored geometry back into what ``geometry.validate`` takes."""
-    if kind == "polygon":
-        return stored["points"]
+    if kind == "polygon":  # one part: its vertices; several: the list of parts
+        return stored["parts"] if "parts" in stored else stored["points"]
     if kind == "box":
         return stored["box"]
     if kind == "mask":
