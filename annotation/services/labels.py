@@ -249,7 +249,7 @@ def _geometry(label_class: LabelClass, image: Image, payload) -> geo.Geometry:
 def annotation_create(
     *, actor, image: Image, label_class: LabelClass, geometry, attributes=None,
     source: str = Annotation.Source.HUMAN, source_detail: str = "", confidence: float | None = None,
-    status: str = Annotation.Status.DRAFT,
+    status: str = Annotation.Status.DRAFT, is_crowd: bool = False,
 ) -> Annotation:  # fmt: skip
     require_image_free(actor, image, require_annotator(actor, image.project))
     if label_class.project_id != image.project_id:
@@ -261,7 +261,9 @@ def annotation_create(
     if confidence is not None and not 0 <= confidence <= 1:
         raise ApplicationError("Confidence is between 0 and 1.")
     shape = _geometry(label_class, image, geometry)
-    annotation = Annotation.objects.create(
+    if is_crowd and shape.kind == "tag":
+        raise ApplicationError("A tag cannot be a crowd region.")
+    annotation = Annotation.objects.create(is_crowd=is_crowd,
         image=image, label_class=label_class, kind=shape.kind, geometry=shape.data, area=shape.area,
         bbox=list(shape.bbox), attributes=_check_attributes(label_class, attributes), source=source,
         source_detail=source_detail[:200], confidence=confidence, status=status, author=actor,
