@@ -7,6 +7,8 @@ import io
 import json
 import zipfile
 
+from django.test import Client
+from django.urls import reverse
 from pycocotools.coco import COCO
 
 from annotation import geometry as geo
@@ -44,6 +46,11 @@ def test_the_annotation_api_stores_every_part_of_a_multi_part_polygon(api, team,
         )  # both parts, nothing between
     assert body["area"] == 0.5 * 50 * 40 + 0.5 * 50 * 60
     assert body["bbox"] == [10.0, 10.0, 140.0, 150.0]
+    # The image page draws every part.
+    page = Client()
+    page.force_login(team["lead"])
+    html = page.get(reverse("studio:image_detail", args=[team["project"].slug, image.pk])).content
+    assert html.count(b"<polygon ") == 4
     # One part in COCO's nesting is a plain polygon; a bad part names itself.
     r = client.post(
         url, {"label_class": classes["road"].pk, "geometry": [TWO_PARTS[0]]}, format="json"
