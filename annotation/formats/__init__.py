@@ -7,7 +7,9 @@ recorded in the ``ExportReport``, never dropped silently.
 
 A reader takes a ``Bundle`` (the uploaded file: a zip or a single file) and yields
 ``Record`` objects in Studio's canonical client forms (RLE dict, flat vertex list,
-``[x, y, w, h]``) or ``Problem`` objects naming the record that is wrong. A file that is
+``[x, y, w, h]``), ``Problem`` objects naming the record that is wrong (the import
+fails), or ``Note`` objects naming what the file holds that Studio does not keep (the
+import goes on and reports them: nothing is dropped silently). A file that is
 not of the format at all raises ``FormatError``. No Django here: the import service
 resolves images and classes and validates geometry.
 """
@@ -42,6 +44,15 @@ class Record:
 
 @dataclass(slots=True)
 class Problem:
+    where: str
+    message: str
+
+
+@dataclass(slots=True)
+class Note:
+    """Something the file holds that Studio does not keep (COCO keypoints, say): the import
+    goes on, and its report lists it, as an export's report lists what it cannot hold."""
+
     where: str
     message: str
 

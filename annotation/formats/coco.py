@@ -22,6 +22,7 @@ from . import (
     ExportContext,
     Format,
     FormatError,
+    Note,
     Problem,
     Record,
     Row,
@@ -260,6 +261,9 @@ def _annotations(
         else:
             yield Problem(where, "no segmentation for a mask class")
             continue
+        keypoints = ann.get("num_keypoints")
+        if type(keypoints) is int and keypoints > 0:
+            yield Note(where, f"its {keypoints} keypoints are not kept (Studio has no keypoints)")
         yield Record(
             where, image, label, kind, geometry, attributes, ref=str(ann["id"]), crowd=bool(crowd)
         )

@@ -33,6 +33,7 @@ from . import (
     ExportContext,
     Format,
     FormatError,
+    Note,
     Problem,
     Record,
     Row,
@@ -182,12 +183,16 @@ def _task(n: int, task, catalog: Catalog) -> Iterator[Record | Problem]:
         reference = next((v for v in data.values() if isinstance(v, str)), "")
     image = _image_name(reference, catalog)
     size = catalog.size(image)
-    results = [
-        r
-        for a in task.get("annotations") or []
-        if isinstance(a, dict)
-        for r in a.get("result") or []
-    ]
+    annotations = [a for a in task.get("annotations") or [] if isinstance(a, dict)]
+    for a in annotations:
+        if a.get("was_cancelled") and a.get("result"):
+            yield Note(where_task, f"annotation {a.get('id')} was cancelled (skipped) in Label "
+                       "Studio; its results are not imported")  # fmt: skip
+    results = [r for a in annotations if not a.get("was_cancelled") for r in a.get("result") or []]
+    predictions = task.get("predictions")
+    if isinstance(predictions, list) and predictions:
+        yield Note(where_task, f"{len(predictions)} prediction(s) are not imported: they are "
+                   "model output; import reviewed annotations, or pre-annotate in Studio")  # fmt: skip
     regions: dict[str, dict] = {}
     extras: dict[str, dict] = {}
     chosen: list[tuple[str, str, str, list[str]]] = []

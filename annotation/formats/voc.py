@@ -32,7 +32,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from . import Bundle, Catalog, ExportContext, Format, FormatError, Problem, Record, Row
+from . import Bundle, Catalog, ExportContext, Format, FormatError, Note, Problem, Record, Row
 from .shapes import by_image, decode, num, stem, tidy
 
 
@@ -232,7 +232,23 @@ def _flags(obj, where: str) -> dict | str:
     pose = (obj.findtext("pose") or "").strip()
     if pose and pose != "Unspecified":
         found["pose"] = pose
+    actions = obj.find("actions")  # VOC's action classification: <jumping>1</jumping>, ...
+    for el in actions if actions is not None else []:
+        text = (el.text or "").strip()
+        if text not in ("0", "1"):
+            return f"action <{el.tag}> is {text!r}; VOC writes 0 or 1"
+        found[el.tag] = text == "1"
     return found
+
+
+def _bndbox(elem) -> list[float] | str:
+    """A ``<bndbox>`` (1-based, inclusive: pixels xmin..xmax) as Studio's [x, y, w, h]."""
+    box = elem.find("bndbox")
+    try:
+        x0, y0, x1, y1 = (float(box.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))
+    except (AttributeError, TypeError, ValueError, OverflowError):
+        return "a box needs numeric xmin, ymin, xmax and ymax"
+    return tidy([x0 - 1, y0 - 1, x1 - x0 + 1, y1 - y0 + 1])
 
 
 def read(bundle: Bundle, catalog: Catalog) -> Iterator[Record | Problem]:
@@ -307,6 +323,16 @@ def _item(bundle, catalog, pngs, label_map, prefix, base, path) -> Iterator[Reco
                 for a in obj.findall("attributes/attribute")
             }
         )
+        # Person layout: each <part> (head, hand, foot) is a box of its own class.
+        for j, part in enumerate(obj.findall("part"), start=1):
+            values = _bndbox(part)
+            if isinstance(values, str):
+                yield Problem(f"{where} part {j}", values)
+            else:
+                name = (part.findtext("name") or "").strip()
+                yield Record(f"{where} part {j}", image, name, "box", values, {})
+        if obj.find("point") is not None:
+            yield Note(where, "its <point> is not kept (Studio has no points)")
         if catalog.kinds.get(label) == "mask":
             instances = load(seg_path, _instance_colours())
             if isinstance(instances, str):
@@ -319,14 +345,10 @@ def _item(bundle, catalog, pngs, label_map, prefix, base, path) -> Iterator[Reco
                 continue
             yield Record(where, image, label, "mask", mask_from_array(mask), attributes)
             continue
-        box = obj.find("bndbox")
-        try:
-            x0, y0, x1, y1 = (float(box.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))
-        except (AttributeError, TypeError, ValueError, OverflowError):
-            yield Problem(where, "a box needs numeric xmin, ymin, xmax and ymax")
+        box_values = _bndbox(obj)
+        if isinstance(box_values, str):
+            yield Problem(where, box_values)
             continue
-        # 1-based, inclusive: pixels xmin..xmax are x - 1 .. x + w - 1 in Studio's terms.
-        box_values = tidy([x0 - 1, y0 - 1, x1 - x0 + 1, y1 - y0 + 1])
         yield Record(where, image, label, "box", box_values, attributes)
     yield from _unclaimed(
         load, seg_path, cls_path, pngs, claimed, image, class_names, class_colours

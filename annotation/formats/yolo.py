@@ -23,7 +23,7 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Iterator
 
-from . import Bundle, Catalog, ExportContext, Format, FormatError, Problem, Record, Row
+from . import Bundle, Catalog, ExportContext, Format, FormatError, Note, Problem, Record, Row
 from .shapes import by_image, decode, exact_polygon, num, polygon_parts, stem, tidy
 
 
@@ -74,36 +74,53 @@ def _quote(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _names(bundle: Bundle) -> list[str]:
+def _names(bundle: Bundle) -> tuple[list[str], int]:
+    """The class names, and how many numbers of a line are keypoints (Ultralytics pose
+    datasets: ``kpt_shape: [K, 2 or 3]`` in data.yaml; 0 otherwise)."""
+    doc = _data_yaml(bundle)
+    keypoints = 0
+    if isinstance(doc, dict) and doc.get("kpt_shape") is not None:
+        shape = doc["kpt_shape"]
+        if (not isinstance(shape, list) or len(shape) != 2
+                or not all(type(v) is int and v > 0 for v in shape)):  # fmt: skip
+            raise FormatError("data.yaml: kpt_shape must be [keypoints, 2 or 3].")
+        keypoints = shape[0] * shape[1]
     texts = [n for n in bundle.names() if n.rsplit("/", 1)[-1] in ("classes.txt", "obj.names")]
     if texts:
-        return [line.strip() for line in bundle.text(texts[0]).splitlines() if line.strip()]
-    yamls = sorted(
-        (n for n in bundle.names() if n.rsplit("/", 1)[-1] in ("data.yaml", "dataset.yaml")),
-        key=lambda n: (n.count("/"), n),
-    )
-    if not yamls:
+        names = [line.strip() for line in bundle.text(texts[0]).splitlines() if line.strip()]
+        return names, keypoints
+    if doc is None:
         raise FormatError(
             "Not a YOLO archive: it needs classes.txt (or obj.names) or data.yaml naming the classes."
         )
-    import yaml
-
-    try:
-        doc = yaml.safe_load(bundle.text(yamls[0]))
-    except yaml.YAMLError as exc:
-        raise FormatError(f"{yamls[0]} is not valid YAML: {exc}")
     names = doc.get("names") if isinstance(doc, dict) else None
     if isinstance(names, dict):  # {0: person, 1: car}, as Ultralytics writes it
         try:
             ordered = sorted((int(k), v) for k, v in names.items())
         except (TypeError, ValueError):
-            raise FormatError(f"{yamls[0]}: the keys of 'names' must be class indices.")
+            raise FormatError("data.yaml: the keys of 'names' must be class indices.")
         if [k for k, _ in ordered] != list(range(len(ordered))):
-            raise FormatError(f"{yamls[0]}: the class indices of 'names' must be 0, 1, 2, ...")
+            raise FormatError("data.yaml: the class indices of 'names' must be 0, 1, 2, ...")
         names = [v for _, v in ordered]
     if not isinstance(names, list) or not names:
-        raise FormatError(f"{yamls[0]}: no 'names' list of classes.")
-    return [str(n) for n in names]
+        raise FormatError("data.yaml: no 'names' list of classes.")
+    return [str(n) for n in names], keypoints
+
+
+def _data_yaml(bundle: Bundle):
+    """The parsed data.yaml (the shallowest one), or None when the archive has none."""
+    yamls = sorted(
+        (n for n in bundle.names() if n.rsplit("/", 1)[-1] in ("data.yaml", "dataset.yaml")),
+        key=lambda n: (n.count("/"), n),
+    )
+    if not yamls:
+        return None
+    import yaml
+
+    try:
+        return yaml.safe_load(bundle.text(yamls[0]))
+    except yaml.YAMLError as exc:
+        raise FormatError(f"{yamls[0]} is not valid YAML: {exc}")
 
 
 def _image_for(relative: str, catalog: Catalog) -> str | None:
@@ -125,7 +142,7 @@ def read(bundle: Bundle, catalog: Catalog) -> Iterator[Record | Problem]:
         raise FormatError(
             "Not a YOLO archive: upload a zip of classes.txt or data.yaml and labels/*.txt."
         )
-    names = _names(bundle)
+    names, keypoints = _names(bundle)
     labels = [n for n in bundle.find(".txt") if "/labels/" in f"/{n}"]  # none: nothing labelled
     for path in labels:
         relative = f"/{path}".split("/labels/", 1)[1]
@@ -154,6 +171,10 @@ def read(bundle: Bundle, catalog: Catalog) -> Iterator[Record | Problem]:
             if not 0 <= cls < len(names):
                 yield Problem(where, f"class index {cls} is not in the {len(names)} class names")
                 continue
+            if keypoints and len(values) == 4 + keypoints:  # a pose line: box, then keypoints
+                yield Note(where, f"its {keypoints} keypoint values are not kept "
+                           "(Studio has no keypoints); its box is")  # fmt: skip
+                values = values[:4]
             if len(values) == 4:
                 cx, cy, bw, bh = values
                 yield Record(where, image, names[cls], "box",

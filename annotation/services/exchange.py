@@ -51,6 +51,7 @@ from annotation.formats import (
     ExportContext,
     FormatError,
     ImageInfo,
+    Note,
     Problem,
     Record,
     Row,
@@ -403,6 +404,8 @@ class _Importer:
         self.dry_run = job.params.get("dry_run", False)
         self.problems: list[dict] = []
         self.problem_count = 0
+        self.not_kept: list[dict] = []
+        self.not_kept_count = 0
         self.refs: set[str] = set()
         self.resolved: dict[str, tuple[int, int, int] | str] = {}
         self.counts: dict[str, int] = {}
@@ -452,6 +455,7 @@ class _Importer:
                   "imported": 0 if self.problem_count or self.dry_run else sum(self.counts.values()),
                   "dry_run": self.dry_run,
                   "by_kind": self.counts, "status": self.status, **self.existing.report(),
+                  "not_kept_count": self.not_kept_count, "not_kept": self.not_kept,
                   "problem_count": self.problem_count, "problems": self.problems}  # fmt: skip
         if self.problem_count:
             raise _Failed(report)
@@ -585,6 +589,12 @@ class _Importer:
         for record in batch:
             if type(record) is Problem:
                 self.problem(record.where, record.message)
+                records -= 1
+                continue
+            if type(record) is Note:
+                self.not_kept_count += 1
+                if len(self.not_kept) < MAX_PROBLEMS:
+                    self.not_kept.append({"where": record.where, "message": record.message})
                 records -= 1
                 continue
             ref = record.ref

@@ -337,3 +337,35 @@ def test_yolo_extreme_numbers_are_problems_not_crashes(team, version, line):
                      _zip({"classes.txt": "car\n", "labels/coffee.txt": line + "\n"}), "y.zip")  # fmt: skip
     assert job.status == "failed"  # 1e-320 of the width is 0 px to 1e-9: no width
     assert [p["where"] for p in job.result["problems"]] == ["labels/coffee.txt line 1"]
+
+
+def test_what_studio_does_not_keep_is_listed_in_the_import_report(team, version):
+    schema(team["lead"], team["project"])
+    doc = {"images": [{"id": 1, "file_name": "coffee.jpg", "width": 600, "height": 400}],
+           "categories": [{"id": 1, "name": "car"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4],
+                            "num_keypoints": 2, "keypoints": [2, 3, 2, 3, 4, 2]}]}  # fmt: skip
+    job = run_import(team["lead"], version, "coco", json.dumps(doc).encode(), "kp.json")
+    assert job.status == "succeeded" and job.result["imported"] == 1
+    assert (
+        job.result["not_kept"][0]["message"]
+        == "its 2 keypoints are not kept (Studio has no keypoints)"
+    )
+
+    box = {"x": 10, "y": 10, "width": 20, "height": 20, "rectanglelabels": ["car"]}
+    tasks = [{"id": 1, "data": {"image": "camera.jpg"},
+              "annotations": [{"id": 5, "was_cancelled": True,
+                               "result": [{"id": "a", "type": "rectanglelabels", "value": box}]}],
+              "predictions": [{"result": [{"id": "p", "type": "rectanglelabels", "value": box}]}]}]  # fmt: skip
+    job = run_import(team["lead"], version, "labelstudio", json.dumps(tasks).encode(), "t.json")
+    assert job.status == "succeeded" and job.result["imported"] == 0
+    assert [n["message"][:30] for n in job.result["not_kept"]] == [
+        "annotation 5 was cancelled (sk", "1 prediction(s) are not import"]  # fmt: skip
+
+    pose = _zip({"data.yaml": "kpt_shape: [2, 3]\nnames: [car]\n",
+                 "labels/coffee.txt": "0 0.5 0.5 0.2 0.2 0.5 0.5 2 0.6 0.6 2\n"})  # fmt: skip
+    job = run_import(team["lead"], version, "yolo", pose, "pose.zip")
+    assert job.status == "succeeded", job.error
+    boxes = Annotation.objects.filter(image__original_name="coffee.jpg", kind="box")
+    assert {"box": [240.0, 160.0, 120.0, 80.0]} in [a.geometry for a in boxes]
+    assert job.result["not_kept_count"] == 1

@@ -154,3 +154,30 @@ def test_voc_flag_the_class_cannot_hold_is_a_problem_not_dropped(team, version):
     assert "VOC writes 0 or 1" in problems["Annotations/coffee.xml object 2"]
     assert "infinity" in problems["Annotations/coffee.xml object 3"]
     assert not Annotation.objects.exists()
+
+
+def test_voc_layout_parts_actions_and_points_are_kept_or_reported(team, version):
+    from annotation.services.labels import label_class_create
+
+    classes = schema(team["lead"], team["project"])
+    classes["car"].attributes = {**classes["car"].attributes, "jumping": ["yes", "no"]}
+    classes["car"].save()
+    label_class_create(actor=team["lead"], project=team["project"], name="hand", kind="box")
+    xml = ("<annotation><filename>coffee.jpg</filename><object><name>car</name>"
+           "<bndbox><xmin>11</xmin><ymin>21</ymin><xmax>40</xmax><ymax>60</ymax></bndbox>"
+           "<part><name>hand</name><bndbox><xmin>12</xmin><ymin>22</ymin><xmax>15</xmax>"
+           "<ymax>25</ymax></bndbox></part>"
+           "<actions><jumping>1</jumping><running>0</running></actions>"
+           "<point><x>5</x><y>6</y></point></object></annotation>")  # fmt: skip
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("Annotations/coffee.xml", xml)
+    job = run_import(team["lead"], version, "voc", buf.getvalue(), "layout.zip")
+    assert job.status == "succeeded", (job.error, job.result)
+    got = sorted((a.label_class.name, tuple(a.geometry["box"]), repr(a.attributes))
+                 for a in Annotation.objects.select_related("label_class"))  # fmt: skip
+    assert got == [("car", (10.0, 20.0, 30.0, 40.0), "{'jumping': 'yes'}"),
+                   ("hand", (11.0, 21.0, 4.0, 4.0), "{}")]  # fmt: skip
+    assert job.result["not_kept"] == [
+        {"where": "Annotations/coffee.xml object 1", "message": "its <point> is not kept (Studio has no points)"}
+    ]  # fmt: skip
