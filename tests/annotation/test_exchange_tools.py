@@ -369,3 +369,93 @@ def test_what_studio_does_not_keep_is_listed_in_the_import_report(team, version)
     boxes = Annotation.objects.filter(image__original_name="coffee.jpg", kind="box")
     assert {"box": [240.0, 160.0, 120.0, 80.0]} in [a.geometry for a in boxes]
     assert job.result["not_kept_count"] == 1
+
+
+def test_yolo_export_reads_in_datumaro_and_datumaro_ultralytics_imports(team, version, tmp_path):
+    dm = pytest.importorskip("datumaro")
+    from datumaro.components.annotation import AnnotationType, Bbox
+    from datumaro.components.media import Image as DmImage
+    from PIL import Image as PILImage
+
+    label(team["lead"], version, schema(team["lead"], team["project"]))
+    Annotation.objects.filter(kind="box").update(status="accepted")
+    root = tmp_path / "studio-yolo"  # datumaro reads YOLO boxes only: export the boxes
+    archive(export(team["lead"], version, "yolo", statuses=["accepted"])).extractall(root)
+    for image in Image.objects.all():  # the photos go under images/, as data.yaml says
+        (root / "images").mkdir(exist_ok=True)
+        PILImage.new("RGB", (image.width, image.height)).save(root / "images" / image.original_name)
+    dataset = dm.Dataset.import_from(str(root), "yolo")
+    names = dataset.categories()[AnnotationType.label]
+    theirs = sorted(
+        (item.id, names[a.label].name, tuple(np.round(a.get_bbox(), 2)))
+        for item in dataset for a in item.annotations if a.type == AnnotationType.bbox
+    )  # fmt: skip
+    ours = sorted(
+        (a.image.original_name.rsplit(".", 1)[0], "car", tuple(np.round(a.geometry["box"], 2)))
+        for a in Annotation.objects.filter(kind="box").select_related("image")
+    )
+    assert [t for t in theirs if t[1] == "car"] == ours
+
+    items = [
+        dm.DatasetItem(id="coffee", subset="train", annotations=[Bbox(10, 20, 30, 40, label=0)],
+                       media=DmImage.from_numpy(np.zeros((400, 600, 3), np.uint8))),
+        dm.DatasetItem(id="camera", subset="val", annotations=[Bbox(100, 50, 200, 10, label=0)],
+                       media=DmImage.from_numpy(np.zeros((512, 512, 3), np.uint8))),
+    ]  # fmt: skip
+    out = tmp_path / "datumaro-yolo"
+    dm.Dataset.from_iterable(items, categories=["car"]).export(str(out), "yolo_ultralytics",
+                                                               save_media=True)  # fmt: skip
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in sorted(out.rglob("*")):
+            if f.is_file():
+                zf.write(f, f.relative_to(out).as_posix())
+    fresh = twin(team["lead"])
+    schema(team["lead"], fresh.dataset.project)
+    job = run_import(team["lead"], fresh, "yolo", buf.getvalue(), "datumaro.zip")
+    assert job.status == "succeeded", (job.error, job.result)
+    got = {a.image.original_name: a.geometry["box"]
+           for a in Annotation.objects.filter(image__project=fresh.dataset.project)}  # fmt: skip
+    assert got.keys() == {"camera.jpg", "coffee.jpg"}
+    # datumaro writes normalised values to 6 decimals: 1e-6 of 512 px is 5e-4 px.
+    assert np.allclose(got["camera.jpg"], [100, 50, 200, 10], rtol=0, atol=1e-3)
+    assert np.allclose(got["coffee.jpg"], [10, 20, 30, 40], rtol=0, atol=1e-3)
+
+
+def test_cvat_occluded_flag_follows_the_class_attribute_as_datumaro_reads_it(
+    team, version, tmp_path
+):
+    dm = pytest.importorskip("datumaro")
+    from datumaro.components.annotation import AnnotationType
+
+    classes = schema(team["lead"], team["project"])
+    coffee = Image.objects.get(original_name="coffee.jpg")
+    cell = np.zeros((400, 600), bool)
+    cell[5:9, 5:9] = True
+    annotation_create(actor=team["lead"], image=coffee, label_class=classes["cell"],
+                      geometry=geo.mask_from_array(cell), attributes={"occluded": "yes"})  # fmt: skip
+    annotation_create(actor=team["lead"], image=coffee, label_class=classes["cell"],
+                      geometry=geo.mask_from_array(~cell), attributes={"occluded": "no"})  # fmt: skip
+    job = export(team["lead"], version, "cvat")
+    (tmp_path / "annotations.xml").write_bytes(archive(job).read("annotations.xml"))
+    from PIL import Image as PILImage
+
+    (tmp_path / "images").mkdir()
+    for image in Image.objects.all():  # datumaro wants the photos beside the XML
+        PILImage.new("RGB", (image.width, image.height)).save(
+            tmp_path / "images" / image.original_name
+        )
+    dataset = dm.Dataset.import_from(str(tmp_path), "cvat")
+    flags = sorted(
+        (int(a.image.sum()), a.attributes["occluded"])
+        for item in dataset for a in item.annotations if a.type == AnnotationType.mask
+    )  # fmt: skip
+    assert flags == [(16, True), (600 * 400 - 16, False)]
+    # A CVAT file that flags a shape occluded, with no attribute element: the class's yes.
+    xml = ('<annotations><image id="0" name="coffee.jpg" width="600" height="400">'
+           '<box label="car" occluded="1" xtl="1" ytl="2" xbr="3" ybr="4"/></image></annotations>')  # fmt: skip
+    classes["car"].attributes = {"occluded": ["true", "false"]}
+    classes["car"].save()
+    back = run_import(team["lead"], version, "cvat", xml.encode(), "a.xml")
+    assert back.status == "succeeded", back.error
+    assert Annotation.objects.get(kind="box").attributes == {"occluded": "true"}
