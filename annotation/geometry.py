@@ -220,6 +220,63 @@ def mask_from_array(mask: np.ndarray) -> dict:
     return {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")}
 
 
+def mask_outline(mask: np.ndarray) -> list[float] | None:
+    """The pixel-edge outline of a mask as one flat vertex list, or None when it has no
+    pixels or its boundary is more than one loop (several pieces, or holes).
+
+    Every boundary edge of a pixel is directed so that the mask lies on its right (in
+    image coordinates, y down); each corner then has as many edges leaving as entering.
+    Where two pieces touch at a corner, two edges leave it: the walk turns left, onto the
+    other piece, which keeps the touching pieces one loop, as 8-connectivity does.
+    """
+    m = np.pad(mask.astype(bool), 1)
+    inner = m[1:-1, 1:-1]
+    if not inner.any():
+        return None
+    out: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    sides = (
+        (~m[:-2, 1:-1], (0, 0), (1, 0)),  # top: left to right
+        (~m[1:-1, 2:], (1, 0), (1, 1)),  # right: top to bottom
+        (~m[2:, 1:-1], (1, 1), (0, 1)),  # bottom: right to left
+        (~m[1:-1, :-2], (0, 1), (0, 0)),  # left: bottom to top
+    )
+    edges = 0
+    for open_side, (ax, ay), (bx, by) in sides:
+        ys, xs = np.nonzero(inner & open_side)
+        for x, y in zip(xs.tolist(), ys.tolist(), strict=True):
+            out.setdefault((x + ax, y + ay), []).append((x + bx, y + by))
+            edges += 1
+    start = min(out)
+    corners = [start]
+    here, heading = start, None
+    walked = 0
+    while True:
+        choices = out[here]
+        if len(choices) == 1 or heading is None:
+            step = choices.pop(0)
+        else:  # a corner two pieces share: cross to the other piece
+            left = (heading[1], -heading[0])
+            wanted = (here[0] + left[0], here[1] + left[1])
+            step = wanted if wanted in choices else choices[0]
+            choices.remove(step)
+        walked += 1
+        heading = (step[0] - here[0], step[1] - here[1])
+        here = step
+        if here == start and not out[start]:
+            break
+        corners.append(here)
+    if walked != edges:  # other loops remain: holes or other pieces
+        return None
+    # Keep the corners where the direction changes.
+    n = len(corners)
+    keep = []
+    for i in range(n):
+        (px, py), (cx, cy), (nx, ny) = corners[i - 1], corners[i], corners[(i + 1) % n]
+        if (cx - px) * (ny - cy) - (cy - py) * (nx - cx) != 0:
+            keep.append((cx, cy))
+    return [float(v) for corner in keep for v in corner]
+
+
 def to_mask(geometry: Geometry | dict, kind: str, width: int, height: int) -> np.ndarray:
     """Rasterise any stored geometry to a boolean [H, W] mask (polygons and boxes included)."""
     from pycocotools import mask as coco
