@@ -7,6 +7,7 @@ import io
 import json
 import zipfile
 
+import pytest
 from django.test import Client
 from django.urls import reverse
 from pycocotools.coco import COCO
@@ -15,7 +16,15 @@ from annotation import geometry as geo
 from annotation.models import Annotation, AnnotationRevision
 from studio.models import Image
 from studio.services.jobs import job_run
-from tests.annotation.exchange_helpers import archive, archive_bytes, export, label, schema, twin
+from tests.annotation.exchange_helpers import (
+    archive,
+    archive_bytes,
+    export,
+    label,
+    run_import,
+    schema,
+    twin,
+)
 
 TWO_PARTS = [[10, 10, 60, 10, 60, 50], [100, 100, 150, 100, 150, 160, 100, 160]]
 
@@ -183,3 +192,15 @@ def test_vertices_beyond_the_image_in_a_yolo_zip_do_not_half_write(api, team, ve
         }
     ]
     assert not Annotation.objects.exists()
+
+
+@pytest.mark.parametrize("fmt", ["coco", "yolo", "voc", "cvat", "labelstudio"])
+def test_every_format_imported_again_adds_nothing_by_default(team, version, fmt):
+    label(team["lead"], version, schema(team["lead"], team["project"]))
+    before = Annotation.objects.filter(deleted=False).count()
+    job = export(team["lead"], version, fmt)
+    written = sum(job.result["written"].values())
+    again = run_import(team["lead"], version, fmt, archive_bytes(job), f"{fmt}.zip")
+    assert again.status == "succeeded", (again.error, again.result)
+    assert again.result["skipped"] == written and again.result["imported"] == 0
+    assert Annotation.objects.filter(deleted=False).count() == before
