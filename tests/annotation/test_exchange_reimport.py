@@ -204,3 +204,19 @@ def test_every_format_imported_again_adds_nothing_by_default(team, version, fmt)
     assert again.status == "succeeded", (again.error, again.result)
     assert again.result["skipped"] == written and again.result["imported"] == 0
     assert Annotation.objects.filter(deleted=False).count() == before
+
+
+def test_the_job_page_says_what_was_skipped_and_not_kept(team, version):
+    label(team["lead"], version, schema(team["lead"], team["project"]))
+    doc = json.loads(archive(export(team["lead"], version, "coco")).read("annotations.json"))
+    doc["annotations"][0]["num_keypoints"] = 3
+    job = run_import(team["lead"], version, "coco", json.dumps(doc).encode(), "again.json")
+    page = Client()
+    page.force_login(team["lead"])
+    html = page.get(reverse("studio:job_detail", args=[job.pk])).content.decode()
+    assert '35</b><span class="muted">skipped' in html
+    assert "1 thing in the file Studio does not keep" in html and "3 keypoints" in html
+    exchange = page.get(
+        reverse("annotation:exchange", args=[team["project"].slug, version.dataset_id])
+    ).content.decode()
+    assert "0 imported, 35 already there (skipped)" in exchange
