@@ -6,10 +6,13 @@ What the format cannot hold is listed in the result, never dropped silently.
 
 Import reads the uploaded file as a stream of records, resolves each record's image (by
 ``original_name`` within the version) and class, validates geometry and attributes in
-batches, and inserts the annotations batch by batch, all inside one transaction. It
-writes no revision per annotation: the job records who imported which file when, each
-row its author, time and job (``source_detail``), and an imported annotation's create
-revision is written when it first changes (``labels.record_revision``). If any record
+batches, and inserts the annotations batch by batch, all inside one transaction. What
+the version already holds is skipped, replaced or kept beside the file's shapes as the
+import's mode says (``reimport.py``); what the file holds that Studio does not keep is
+listed in the report (``not_kept``). It writes no revision per annotation: the job
+records who imported which file when, each row its author, time and job
+(``source_detail``), and an imported annotation's create revision is written when it
+first changes (``labels.record_revision``). If any record
 is wrong the transaction is rolled back, so a failed import changes nothing; the job
 fails with the per-record report in its result. Either job is idempotent: an import that
 dies mid-way left nothing behind and starts over, and a finished one keeps its result in

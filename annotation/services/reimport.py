@@ -71,9 +71,10 @@ class Existing:
 
     def keep(self, image_id: int, class_id: int, shape: geo.Geometry) -> bool:
         """Say whether the import writes this shape (False: skipped as already there)."""
-        if self.mode == "replace":
+        known = self.keys[image_id]
+        if not known or self.mode == "replace":  # nothing there (the common case): no key
             return True
-        if shape_key(class_id, shape.kind, shape.data) not in self.keys[image_id]:
+        if shape_key(class_id, shape.kind, shape.data) not in known:
             return True
         self.duplicates += 1
         if self.mode == "append":
