@@ -23,6 +23,8 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Iterator
 
+from annotation.geometry import MAX_VERTICES
+
 from . import Bundle, Catalog, ExportContext, Format, FormatError, Note, Problem, Record, Row
 from .shapes import by_image, decode, exact_polygon, num, polygon_parts, stem, tidy
 
@@ -49,6 +51,10 @@ def write(zf: zipfile.ZipFile, ctx: ExportContext, rows: Iterator[Row]) -> None:
                     if points is None:
                         ctx.report.cannot_hold(row, "YOLO polygons cannot hold this mask pixel "
                                                "for pixel (it has holes or several pieces)")  # fmt: skip
+                        continue
+                    if len(points) // 2 > MAX_VERTICES:  # an import would refuse it
+                        ctx.report.cannot_hold(row, f"the mask's outline has {len(points) // 2:,} "
+                                               f"vertices; a polygon has at most {MAX_VERTICES:,}")  # fmt: skip
                         continue
                     parts = [points]
                 else:

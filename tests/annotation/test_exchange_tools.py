@@ -136,7 +136,9 @@ def test_coco_bad_crowd_and_huge_numbers_are_per_record_problems(team, version):
 
 
 def test_label_studio_export_converts_with_label_studio_converter(team, version, tmp_path):
-    from label_studio_converter import Converter, brush
+    converter_module = pytest.importorskip("label_studio_converter")
+    Converter = converter_module.Converter
+    from label_studio_converter import brush
 
     label(team["lead"], version, schema(team["lead"], team["project"]))
     zf = archive(export(team["lead"], version, "labelstudio"))
@@ -459,3 +461,25 @@ def test_cvat_occluded_flag_follows_the_class_attribute_as_datumaro_reads_it(
     back = run_import(team["lead"], version, "cvat", xml.encode(), "a.xml")
     assert back.status == "succeeded", back.error
     assert Annotation.objects.get(kind="box").attributes == {"occluded": "true"}
+
+
+def test_yolo_reports_a_mask_whose_outline_is_longer_than_an_import_reads(
+    team, version, monkeypatch
+):
+    classes = schema(team["lead"], team["project"])
+    coffee = Image.objects.get(original_name="coffee.jpg")
+    comb = np.zeros((400, 600), bool)
+    comb[10:390, 299:301] = True  # a spine with teeth both ways, one pixel apart:
+    comb[10:390:2, 10:590] = True  # 4 corners a tooth, about 1,500 in all
+    stairs = np.tri(400, 600, dtype=bool)  # a staircase of 400 steps: 800 corners
+    big = annotation_create(actor=team["lead"], image=coffee, label_class=classes["cell"],
+                            geometry=geo.mask_from_array(comb), status="submitted")  # fmt: skip
+    annotation_create(actor=team["lead"], image=coffee, label_class=classes["cell"],
+                      geometry=geo.mask_from_array(stairs), status="submitted")  # fmt: skip
+    import annotation.formats.yolo as yolo
+
+    monkeypatch.setattr(yolo, "MAX_VERTICES", 1000)  # the comb is over, the stairs under
+    job = export(team["lead"], version, "yolo")
+    assert job.result["written"] == {"mask": 1}
+    assert [n["annotation"] for n in job.result["not_held"]] == [big.pk]
+    assert "at most 1,000" in job.result["not_held"][0]["reason"]
