@@ -40,6 +40,12 @@ class ImportSerializer(serializers.Serializer):
     dry_run = serializers.BooleanField(
         default=False, help_text="Check every record and report; write nothing."
     )
+    mode = serializers.ChoiceField(
+        choices=["skip", "replace", "append"], default="skip",
+        help_text="What to do with shapes the version already holds: skip those already "
+        "there (default), replace the annotations of the images the file labels (leads "
+        "only), or append everything.",
+    )  # fmt: skip
 
 
 class _VersionView(ApiView):
@@ -75,6 +81,7 @@ class ImportApi(_VersionView):
         job = exchange.import_start(
             actor=request.user, version=version, fmt=data["format"], upload=data["file"],
             status=data["status"], create_classes=data["create_classes"], dry_run=data["dry_run"],
+            mode=data["mode"],
         )  # fmt: skip
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

@@ -27,13 +27,15 @@ class LabelClassSerializer(serializers.ModelSerializer):
 
 class AnnotationSerializer(serializers.ModelSerializer):
     geometry = serializers.SerializerMethodField(
-        help_text="Polygon vertices, [x, y, w, h] or COCO RLE."
+        help_text="Polygon vertices (a multi-part polygon: a list of parts, each its "
+        "vertices), [x, y, w, h] or COCO RLE."
     )
 
     class Meta:
         model = Annotation
         fields = ["id", "image", "label_class", "kind", "geometry", "area", "bbox", "attributes", "source",
-                  "source_detail", "confidence", "status", "author", "version", "deleted", "updated_at"]  # fmt: skip
+                  "source_detail", "confidence", "is_crowd", "status", "author", "version", "deleted",
+                  "updated_at"]  # fmt: skip
 
     @extend_schema_field(OpenApiTypes.ANY)
     def get_geometry(self, obj: Annotation) -> object:
@@ -42,7 +44,14 @@ class AnnotationSerializer(serializers.ModelSerializer):
 
 class AnnotationCreateSerializer(serializers.Serializer):
     label_class = serializers.IntegerField()
-    geometry = serializers.JSONField(required=False, allow_null=True)
+    geometry = serializers.JSONField(
+        required=False, allow_null=True,
+        help_text="A polygon is [x1, y1, x2, y2, ...] or [[x, y], ...]; a multi-part one is a "
+        "list of parts, [[x1, y1, ...], [x1, y1, ...]], every part kept.",
+    )  # fmt: skip
+    is_crowd = serializers.BooleanField(
+        default=False, help_text="A crowd region (COCO iscrowd): evaluation ignores it."
+    )
     attributes = serializers.DictField(child=serializers.CharField(), required=False, default=dict)
     status = serializers.ChoiceField(choices=["draft", "submitted"], default="draft")
     confidence = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)

@@ -32,7 +32,7 @@ class Geometry(NamedTuple):
 def _finite(values, what: str) -> list[float]:
     try:
         numbers = [float(v) for v in values]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond any float
         raise GeometryError(f"{what} must be numbers.")
     if not all(math.isfinite(v) for v in numbers):
         raise GeometryError(f"{what} holds NaN or infinity.")
@@ -60,9 +60,43 @@ def _self_intersects(points: np.ndarray) -> bool:
     return False
 
 
+def polygon_parts(points) -> list | None:
+    """The parts of a multi-part polygon ([[x1, y1, ...], [x1, y1, ...]], each part flat or
+    as [x, y] pairs), or None when ``points`` is one polygon.
+
+    A list of lists is one polygon when every inner list is an [x, y] pair, else parts: a
+    part has at least 6 numbers, a pair 2, so the forms never overlap.
+    """
+    if not isinstance(points, list | tuple) or not points:
+        return None
+    if not all(isinstance(p, list | tuple) for p in points):
+        return None
+    if all(len(p) == 2 and not isinstance(p[0], list | tuple) for p in points):
+        return None
+    return [
+        [v for pair in p for v in pair] if p and isinstance(p[0], list | tuple) else list(p)
+        for p in points
+    ]
+
+
 def polygon(points, width: int, height: int) -> Geometry:
-    """Validate a polygon given as [x1, y1, x2, y2, ...] or [[x, y], ...] inside the image."""
-    flat = np.asarray(points, dtype=object).ravel().tolist() if points is not None else []
+    """Validate a polygon inside the image: [x1, y1, x2, y2, ...] or [[x, y], ...], or a
+    multi-part one as a list of such parts (COCO's form), stored as ``{"parts": [...]}``.
+
+    Every part is kept: a polygon of one part is stored as ``{"points": [...]}``.
+    """
+    if isinstance(points, np.ndarray):
+        points = points.tolist()
+    parts = polygon_parts(points)
+    if parts is not None and len(parts) > 1:
+        return _multi_polygon(parts, width, height)
+    if parts is not None:
+        points = parts[0]
+    flat = list(points) if isinstance(points, list | tuple) else []
+    if flat and isinstance(flat[0], list | tuple):  # [[x, y], ...] pairs
+        flat = [v for pair in flat for v in (pair if isinstance(pair, list | tuple) else [pair])]
+    if points is not None and not isinstance(points, list | tuple):
+        raise GeometryError("Polygon coordinates must be numbers.")
     coords = _finite(flat, "Polygon coordinates")
     if len(coords) % 2:
         raise GeometryError("A polygon needs x, y pairs.")
@@ -90,6 +124,32 @@ def polygon(points, width: int, height: int) -> Geometry:
     x0, y0 = float(x.min()), float(y.min())
     return Geometry("polygon", {"points": [round(v, 3) for v in coords]}, area,
                     (x0, y0, float(x.max()) - x0, float(y.max()) - y0))  # fmt: skip
+
+
+def _multi_polygon(parts: list, width: int, height: int) -> Geometry:
+    total = sum(len(p) for p in parts) // 2
+    if total > MAX_VERTICES:
+        raise GeometryError(
+            f"A polygon may have at most {MAX_VERTICES:,} vertices; this one has {total:,}."
+        )
+    shapes = []
+    for n, part in enumerate(parts, start=1):
+        try:
+            shapes.append(polygon(part, width, height))
+        except GeometryError as exc:
+            raise GeometryError(f"Part {n} of the polygon: {str(exc)[:1].lower()}{str(exc)[1:]}")
+    x0 = min(s.bbox[0] for s in shapes)
+    y0 = min(s.bbox[1] for s in shapes)
+    x1 = max(s.bbox[0] + s.bbox[2] for s in shapes)
+    y1 = max(s.bbox[1] + s.bbox[3] for s in shapes)
+    # The parts' areas add up (as COCO's parts are drawn: separate pieces of one object).
+    return Geometry("polygon", {"parts": [s.data["points"] for s in shapes]},
+                    sum(s.area for s in shapes), (x0, y0, x1 - x0, y1 - y0))  # fmt: skip
+
+
+def stored_parts(data: dict) -> list[list[float]]:
+    """Every part of a stored polygon, one flat vertex list each."""
+    return data["parts"] if "parts" in data else [data["points"]]
 
 
 def box(values, width: int, height: int) -> Geometry:
@@ -160,6 +220,63 @@ def mask_from_array(mask: np.ndarray) -> dict:
     return {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")}
 
 
+def mask_outline(mask: np.ndarray) -> list[float] | None:
+    """The pixel-edge outline of a mask as one flat vertex list, or None when it has no
+    pixels or its boundary is more than one loop (several pieces, or holes).
+
+    Every boundary edge of a pixel is directed so that the mask lies on its right (in
+    image coordinates, y down); each corner then has as many edges leaving as entering.
+    Where two pieces touch at a corner, two edges leave it: the walk turns left, onto the
+    other piece, which keeps the touching pieces one loop, as 8-connectivity does.
+    """
+    m = np.pad(mask.astype(bool), 1)
+    inner = m[1:-1, 1:-1]
+    if not inner.any():
+        return None
+    out: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    sides = (
+        (~m[:-2, 1:-1], (0, 0), (1, 0)),  # top: left to right
+        (~m[1:-1, 2:], (1, 0), (1, 1)),  # right: top to bottom
+        (~m[2:, 1:-1], (1, 1), (0, 1)),  # bottom: right to left
+        (~m[1:-1, :-2], (0, 1), (0, 0)),  # left: bottom to top
+    )
+    edges = 0
+    for open_side, (ax, ay), (bx, by) in sides:
+        ys, xs = np.nonzero(inner & open_side)
+        for x, y in zip(xs.tolist(), ys.tolist(), strict=True):
+            out.setdefault((x + ax, y + ay), []).append((x + bx, y + by))
+            edges += 1
+    start = min(out)
+    corners = [start]
+    here, heading = start, None
+    walked = 0
+    while True:
+        choices = out[here]
+        if len(choices) == 1 or heading is None:
+            step = choices.pop(0)
+        else:  # a corner two pieces share: cross to the other piece
+            left = (heading[1], -heading[0])
+            wanted = (here[0] + left[0], here[1] + left[1])
+            step = wanted if wanted in choices else choices[0]
+            choices.remove(step)
+        walked += 1
+        heading = (step[0] - here[0], step[1] - here[1])
+        here = step
+        if here == start and not out[start]:
+            break
+        corners.append(here)
+    if walked != edges:  # other loops remain: holes or other pieces
+        return None
+    # Keep the corners where the direction changes.
+    n = len(corners)
+    keep = []
+    for i in range(n):
+        (px, py), (cx, cy), (nx, ny) = corners[i - 1], corners[i], corners[(i + 1) % n]
+        if (cx - px) * (ny - cy) - (cy - py) * (nx - cx) != 0:
+            keep.append((cx, cy))
+    return [float(v) for corner in keep for v in corner]
+
+
 def to_mask(geometry: Geometry | dict, kind: str, width: int, height: int) -> np.ndarray:
     """Rasterise any stored geometry to a boolean [H, W] mask (polygons and boxes included)."""
     from pycocotools import mask as coco
@@ -168,7 +285,7 @@ def to_mask(geometry: Geometry | dict, kind: str, width: int, height: int) -> np
     if kind == "mask":
         rle = {"size": data["size"], "counts": data["counts"].encode("ascii")}
     elif kind == "polygon":
-        rle = coco.merge(coco.frPyObjects([data["points"]], height, width))
+        rle = coco.merge(coco.frPyObjects(stored_parts(data), height, width))
     elif kind == "box":
         rle = coco.frPyObjects(np.array([data["box"]], dtype=np.float64), height, width)[0]
     else:

@@ -476,6 +476,11 @@ class Annotation(models.Model):
         max_length=200, blank=True, help_text="e.g. the model version or SAM checkpoint."
     )
     confidence = models.FloatField(null=True, blank=True)
+    is_crowd = models.BooleanField(
+        default=False,
+        help_text="A crowd region (COCO iscrowd=1): one shape over many objects, which "
+        "evaluation treats as an ignore region rather than one instance.",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"

@@ -482,6 +482,15 @@ class ImportForm(forms.Form):
     dry_run = forms.BooleanField(
         required=False, label="Check only", help_text="Check every record, write nothing."
     )
+    mode = forms.ChoiceField(
+        choices=[
+            ("skip", "Skip shapes already there"),
+            ("replace", "Replace the annotations of the images in the file (leads)"),
+            ("append", "Append everything"),
+        ],
+        initial="skip",
+        label="Existing annotations",
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -518,6 +527,7 @@ def exchange(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
                 actor=request.user, version=versions[data["version"]], fmt=data["format"],
                 upload=data["file"], status=data["status"],
                 create_classes=data["create_classes"], dry_run=data["dry_run"],
+                mode=data["mode"],
             )  # fmt: skip
         except ApplicationError as exc:
             _form_error(import_form, exc)

@@ -456,9 +456,11 @@ def _overlay_shape(annotation) -> dict:
         "name": annotation.label_class.name,
         "kind": annotation.kind,
     }
-    if annotation.kind == "polygon":
-        pts = annotation.geometry["points"]
-        shape["points"] = " ".join(f"{pts[i]},{pts[i + 1]}" for i in range(0, len(pts), 2))
+    if annotation.kind == "polygon":  # every part (a multi-part polygon has several)
+        parts = annotation.geometry.get("parts") or [annotation.geometry["points"]]
+        shape["parts"] = [
+            " ".join(f"{pts[i]},{pts[i + 1]}" for i in range(0, len(pts), 2)) for pts in parts
+        ]
     elif annotation.kind in ("box", "mask"):
         x, y, w, h = annotation.bbox
         shape.update(x=x, y=y, w=w, h=h, dashed=annotation.kind == "mask")

@@ -7,7 +7,9 @@ recorded in the ``ExportReport``, never dropped silently.
 
 A reader takes a ``Bundle`` (the uploaded file: a zip or a single file) and yields
 ``Record`` objects in Studio's canonical client forms (RLE dict, flat vertex list,
-``[x, y, w, h]``) or ``Problem`` objects naming the record that is wrong. A file that is
+``[x, y, w, h]``), ``Problem`` objects naming the record that is wrong (the import
+fails), or ``Note`` objects naming what the file holds that Studio does not keep (the
+import goes on and reports them: nothing is dropped silently). A file that is
 not of the format at all raises ``FormatError``. No Django here: the import service
 resolves images and classes and validates geometry.
 """
@@ -37,10 +39,20 @@ class Record:
     geometry: Any  # RLE dict, flat vertex list, [x, y, w, h], or None for tags
     attributes: dict = field(default_factory=dict)
     ref: str | None = None  # the file's own id, checked for duplicates
+    crowd: bool = False  # a crowd region (COCO iscrowd=1)
 
 
 @dataclass(slots=True)
 class Problem:
+    where: str
+    message: str
+
+
+@dataclass(slots=True)
+class Note:
+    """Something the file holds that Studio does not keep (COCO keypoints, say): the import
+    goes on, and its report lists it, as an export's report lists what it cannot hold."""
+
     where: str
     message: str
 
@@ -73,6 +85,7 @@ class Row:
     attributes: dict
     area: float = 0.0
     bbox: list = field(default_factory=list)
+    is_crowd: bool = False
 
 
 @dataclass
@@ -83,6 +96,13 @@ class ExportReport:
 
     def wrote(self, kind: str) -> None:
         self.written[kind] = self.written.get(kind, 0) + 1
+
+    def crowd_not_held(self, row: Row, fmt: str) -> None:
+        """Report a crowd region written as an ordinary object (the format has no crowd flag)."""
+        if row.is_crowd:
+            self.cannot_hold(
+                row, f"{fmt} has no crowd flag; the crowd region was written as one object"
+            )
 
     def cannot_hold(self, row: Row, reason: str) -> None:
         self.not_held_count += 1

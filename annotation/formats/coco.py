@@ -4,7 +4,9 @@ Export writes ``annotations.json`` into the archive with ``images`` and ``catego
 first, so an import reads it in one streaming pass. Image-level tags have no place in
 COCO's schema; Studio writes them on the image as ``"tags": [{"category_id", "attributes"}]``
 (other tools ignore unknown keys). Each annotation carries its ``attributes`` (as CVAT
-does). Import accepts RLE with string or list counts, polygons and boxes, in any key
+does) and ``iscrowd`` (Studio's ``is_crowd``: crowd regions, which COCO evaluation
+ignores, are kept on import and written back). A box's ``segmentation`` is its outline
+as a polygon, never ``[]``, so pycocotools' ``annToMask`` reads every annotation. Import accepts RLE with string or list counts, polygons and boxes, in any key
 order (a file whose ``annotations`` come before ``images`` or ``categories`` is read twice).
 """
 
@@ -20,12 +22,14 @@ from . import (
     ExportContext,
     Format,
     FormatError,
+    Note,
     Problem,
     Record,
     Row,
     jsonstream,
     unsafe_path,
 )
+from .shapes import polygon_parts
 
 ENTRY = "annotations.json"
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
@@ -68,12 +72,16 @@ def write(zf: zipfile.ZipFile, ctx: ExportContext, rows: Iterator[Row]) -> None:
             if row.kind == "mask":
                 segmentation = {"size": row.geometry["size"], "counts": row.geometry["counts"]}
             elif row.kind == "polygon":
-                segmentation = [row.geometry["points"]]
+                segmentation = polygon_parts(row.geometry)
             else:
-                segmentation = []
+                # The box's outline: COCO tools (pycocotools' annToMask, evaluation of
+                # segm) read every annotation's segmentation, and an empty one breaks them.
+                x, y, w, h = row.geometry["box"]
+                segmentation = [[x, y, x + w, y, x + w, y + h, x, y + h]]
             entry = {"id": row.id, "image_id": row.image_id,
                      "category_id": categories[row.label_class_id], "segmentation": segmentation,
-                     "area": row.area, "bbox": row.bbox, "iscrowd": 0, "attributes": row.attributes}  # fmt: skip
+                     "area": row.area, "bbox": row.bbox, "iscrowd": int(row.is_crowd),
+                     "attributes": row.attributes}  # fmt: skip
             out.write(("" if first else ",") + _dumps(entry))
             first = False
             ctx.report.wrote(row.kind)
@@ -106,7 +114,7 @@ def _json_entry(bundle: Bundle) -> str:
     return names[0]
 
 
-def _header(images, categories) -> tuple[dict, dict, list[Problem]]:
+def _header(images, categories) -> tuple[dict, dict, dict, list[Problem]]:
     problems: list[Problem] = []
     if not isinstance(images, list) or not isinstance(categories, list):
         raise FormatError(
@@ -132,6 +140,7 @@ def _header(images, categories) -> tuple[dict, dict, list[Problem]]:
         else:
             by_id[image["id"]] = image
     names: dict = {}
+    kinds: dict = {}  # category id -> the kind Studio wrote it as (its own exports)
     for n, category in enumerate(categories):
         where = f"categories[{n}]"
         if (
@@ -144,7 +153,9 @@ def _header(images, categories) -> tuple[dict, dict, list[Problem]]:
             problems.append(Problem(f"{where} (id {category['id']})", "duplicate category id"))
         else:
             names[category["id"]] = str(category["name"])
-    return by_id, names, problems
+            if category.get("studio_kind") in ("mask", "polygon", "box", "tag"):
+                kinds[category["id"]] = category["studio_kind"]
+    return by_id, names, kinds, problems
 
 
 def read(bundle: Bundle, catalog: Catalog) -> Iterator[Record | Problem]:
@@ -161,9 +172,9 @@ def read(bundle: Bundle, catalog: Catalog) -> Iterator[Record | Problem]:
                 if isinstance(value, list | dict | str | int | float) or value is None:
                     raise FormatError("Not a COCO instances file: 'annotations' must be a list.")
                 if "images" in header and "categories" in header:
-                    images, names, problems = _header(header["images"], header["categories"])
+                    images, names, kinds, problems = _header(header["images"], header["categories"])
                     yield from problems
-                    yield from _annotations(value, images, names, catalog)
+                    yield from _annotations(value, images, names, kinds, catalog)
                 else:
                     deferred = True  # its elements are skipped now and read in a second pass
     missing = {"images", "annotations", "categories"} - keys
@@ -173,12 +184,12 @@ def read(bundle: Bundle, catalog: Catalog) -> Iterator[Record | Problem]:
             f"(top-level keys: {', '.join(sorted(keys)) or 'none'})."
         )
     if deferred:
-        images, names, problems = _header(header["images"], header["categories"])
+        images, names, kinds, problems = _header(header["images"], header["categories"])
         yield from problems
         with bundle.open(entry) as fh:
             for key, value in jsonstream.top_level(fh, frozenset({"annotations"})):
                 if key == "annotations":
-                    yield from _annotations(value, images, names, catalog)
+                    yield from _annotations(value, images, names, kinds, catalog)
     yield from _tags(header["images"], names)
 
 
@@ -203,7 +214,7 @@ def _tags(images: list, names: dict) -> Iterator[Record | Problem]:
 
 
 def _annotations(
-    elements, images: dict, names: dict, catalog: Catalog
+    elements, images: dict, names: dict, written_as: dict, catalog: Catalog
 ) -> Iterator[Record | Problem]:
     # The hot loop of an import (once per annotation): plain lookups and tuple isinstance
     # checks, which are quicker than ``int | str`` unions.
@@ -231,8 +242,12 @@ def _annotations(
         if type(attributes) is not dict:
             yield Problem(where, "attributes must be an object")
             continue
+        crowd = ann.get("iscrowd", 0)
+        if type(crowd) not in (int, bool, float) or crowd not in (0, 1):
+            yield Problem(where, f"iscrowd must be 0 or 1; got {crowd!r}")
+            continue
         segmentation = ann.get("segmentation")
-        wanted = kinds.get(label)
+        wanted = kinds.get(label) or written_as.get(category_id)
         if wanted == "box" or (not segmentation and wanted != "mask"):
             kind, geometry = "box", ann.get("bbox")
         elif type(segmentation) is dict:
@@ -246,7 +261,12 @@ def _annotations(
         else:
             yield Problem(where, "no segmentation for a mask class")
             continue
-        yield Record(where, image, label, kind, geometry, attributes, ref=str(ann["id"]))
+        keypoints = ann.get("num_keypoints")
+        if type(keypoints) is int and keypoints > 0:
+            yield Note(where, f"its {keypoints} keypoints are not kept (Studio has no keypoints)")
+        yield Record(
+            where, image, label, kind, geometry, attributes, ref=str(ann["id"]), crowd=bool(crowd)
+        )
 
 
 FORMAT = Format(

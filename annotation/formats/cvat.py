@@ -18,9 +18,10 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 
 from . import Bundle, Catalog, ExportContext, Format, FormatError, Problem, Record, Row
-from .shapes import by_image, decode, num, tidy
+from .shapes import by_image, decode, num, polygon_parts, tidy
 
 ENTRY = "annotations.xml"
+TRUE = frozenset({"1", "yes", "true", "y", "on"})
 TYPES = {"box": "rectangle", "polygon": "polygon", "mask": "mask", "tag": "tag"}
 
 
@@ -69,19 +70,30 @@ def write(zf: zipfile.ZipFile, ctx: ExportContext, rows: Iterator[Row]) -> None:
             for row in [*mine, *ctx.tags.get(image.id, [])]:
                 label = quoteattr(ctx.class_by_id[row.label_class_id].name)
                 inner = _attrs(row.attributes)
+                # CVAT's own occluded flag says what the class attribute of that name says.
+                occluded = int(str(row.attributes.get("occluded", "")).lower() in TRUE)
+                if row.kind != "tag":
+                    ctx.report.crowd_not_held(row, "CVAT for images")
                 if row.kind == "box":
                     x, y, w, h = row.geometry["box"]
-                    out.write(f'<box label={label} source="manual" occluded="0" xtl="{num(x)}" '
+                    out.write(f'<box label={label} source="manual" occluded="{occluded}" xtl="{num(x)}" '
                               f'ytl="{num(y)}" xbr="{num(x + w)}" ybr="{num(y + h)}" z_order="0">'
                               f"{inner}</box>\n")  # fmt: skip
                 elif row.kind == "polygon":
-                    p = row.geometry["points"]
-                    points = ";".join(f"{num(p[k])},{num(p[k + 1])}" for k in range(0, len(p), 2))
-                    out.write(f'<polygon label={label} source="manual" occluded="0" '
-                              f'points="{points}" z_order="0">{inner}</polygon>\n')  # fmt: skip
+                    parts = polygon_parts(row.geometry)
+                    if len(parts) > 1:
+                        ctx.report.cannot_hold(row, f"CVAT has no multi-part polygons; its "
+                                               f"{len(parts)} parts were written as "
+                                               f"{len(parts)} polygons")  # fmt: skip
+                    for p in parts:
+                        points = ";".join(
+                            f"{num(p[k])},{num(p[k + 1])}" for k in range(0, len(p), 2)
+                        )
+                        out.write(f'<polygon label={label} source="manual" occluded="{occluded}" '
+                                  f'points="{points}" z_order="0">{inner}</polygon>\n')  # fmt: skip
                 elif row.kind == "mask":
                     runs, left, top, w, h = crop_rle(decode(row.geometry))
-                    out.write(f'<mask label={label} source="manual" occluded="0" '
+                    out.write(f'<mask label={label} source="manual" occluded="{occluded}" '
                               f'rle="{", ".join(map(str, runs))}" left="{left}" top="{top}" '
                               f'width="{w}" height="{h}" z_order="0">{inner}</mask>\n')  # fmt: skip
                 else:
@@ -164,6 +176,8 @@ def _image(el, n: int, catalog: Catalog) -> Iterator[Record | Problem]:
         where = f"image {n} ({image}) <{tag}> {k}"
         label = shape.get("label", "")
         attributes = {a.get("name", ""): (a.text or "") for a in shape.findall("attribute")}
+        if shape.get("occluded") == "1":  # CVAT's own flag; the importer maps it to the class
+            attributes.setdefault("occluded", True)
         try:
             if tag == "box":
                 x0, y0, x1, y1 = (float(shape.get(a)) for a in ("xtl", "ytl", "xbr", "ybr"))
@@ -185,7 +199,7 @@ def _image(el, n: int, catalog: Catalog) -> Iterator[Record | Problem]:
                 yield Record(where, image, label, "tag", None, attributes)
             else:
                 yield Problem(where, f"<{tag}> is not supported (box, polygon, mask and tag are)")
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             yield Problem(where, "its coordinates are not numbers")
 
 

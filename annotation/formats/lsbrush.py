@@ -43,7 +43,7 @@ def decode(rle, width: int, height: int) -> np.ndarray:
     """Decode brush RLE bytes to a boolean [H, W] mask (its alpha channel); raise BrushError."""
     try:
         data = np.asarray(rle, dtype=np.int64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise BrushError("the brush RLE is not a list of byte values")
     if data.ndim != 1 or ((data < 0) | (data > 255)).any():
         raise BrushError("the brush RLE is not a list of byte values")

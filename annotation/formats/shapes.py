@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from annotation.geometry import mask_outline
+
 from . import ExportContext, ImageInfo, Row
 
 
@@ -37,37 +39,26 @@ def decode(row_geometry: dict) -> np.ndarray:
 def exact_polygon(mask: np.ndarray) -> list[float] | None:
     """Return a polygon that pycocotools rasterises to exactly this mask, or None.
 
-    Candidates are the outline of a one-piece mask without holes (its pixel edges when it
-    is a rectangle, else the boundary pixels' centres); each is rasterised and compared.
+    The candidate is the mask's pixel outline: the edges between its pixels and the
+    background, walked as one closed loop of pixel corners (collinear corners dropped).
+    A mask of one piece without holes has exactly one such loop (pieces that touch only
+    at a corner count as one piece: the loop passes that corner twice); pycocotools
+    draws it back pixel for pixel, which is checked before it is returned. A mask of
+    several pieces or with a hole has several loops, and no single polygon holds it.
     """
-    import cv2
     from pycocotools import mask as coco
 
     h, w = mask.shape
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    loop = mask_outline(mask)
+    if loop is None or len(loop) < 6:
         return None
-    x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
-    candidates = []
-    if mask[y0:y1, x0:x1].all():
-        candidates.append([x0, y0, x1, y0, x1, y1, x0, y1])
-    contours, hierarchy = cv2.findContours(
-        mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE
-    )
-    if len(contours) == 1 and len(contours[0]) >= 3:
-        points = contours[0].reshape(-1, 2).astype(float)
-        candidates.append(points.ravel().tolist())
-        centre = points.mean(axis=0)
-        candidates.append((points + 0.5 * np.sign(points - centre)).ravel().tolist())
-    for polygon in candidates:
-        if len(polygon) < 6 or min(polygon[0::2]) < 0 or max(polygon[0::2]) > w:
-            continue
-        if min(polygon[1::2]) < 0 or max(polygon[1::2]) > h:
-            continue
-        drawn = coco.decode(coco.merge(coco.frPyObjects([[float(v) for v in polygon]], h, w)))
-        if np.array_equal(drawn.astype(bool), mask):
-            return [float(v) for v in polygon]
-    return None
+    drawn = coco.decode(coco.merge(coco.frPyObjects([loop], h, w)))
+    return loop if np.array_equal(drawn.astype(bool), mask) else None
+
+
+def polygon_parts(geometry: dict) -> list[list[float]]:
+    """Every part of a stored polygon (one flat vertex list each)."""
+    return geometry["parts"] if "parts" in geometry else [geometry["points"]]
 
 
 def num(value: float) -> str:

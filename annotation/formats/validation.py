@@ -31,7 +31,12 @@ def validate_many(items: list[tuple[str, object, int, int]]) -> list[geo.Geometr
     polygons: dict[int, list[tuple[int, list[float], int, int]]] = {}
     masks: list[tuple[int, str, int, int]] = []
     for index, (kind, payload, width, height) in enumerate(items):
-        if kind == "polygon":
+        if kind == "polygon" and _several_parts(payload):
+            try:
+                out[index] = geo.polygon(payload, width, height)
+            except geo.GeometryError as exc:
+                out[index] = str(exc)
+        elif kind == "polygon":
             flat = _flat(payload)
             if isinstance(flat, str):
                 out[index] = flat
@@ -76,12 +81,23 @@ def _box(values, width: int, height: int) -> geo.Geometry | None:
     if not (type(x) in _NUMBERS and type(y) in _NUMBERS and type(w) in _NUMBERS
             and type(h) in _NUMBERS):  # fmt: skip
         return None
-    x, y, w, h = float(x), float(y), float(w), float(h)
+    try:
+        x, y, w, h = float(x), float(y), float(w), float(h)
+    except OverflowError:  # an int beyond any float: geometry.box says so
+        return None
     if not (0 < w < math.inf and 0 < h < math.inf and x >= 0 and y >= 0):
         return None
     if x + w > width or y + h > height:
         return None
     return geo.Geometry("box", {"box": [x, y, w, h]}, w * h, (x, y, w, h))
+
+
+def _several_parts(payload) -> bool:
+    """A multi-part polygon (rare: checked one by one, by geometry itself)."""
+    if type(payload) is not list or not payload or type(payload[0]) is not list:
+        return False
+    parts = geo.polygon_parts(payload)
+    return parts is not None and len(parts) > 1
 
 
 def _flat(points) -> list[float] | str:
@@ -97,7 +113,7 @@ def _flat(points) -> list[float] | str:
         if type(v) is not float and type(v) is not int:
             try:
                 float(v)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 return "Polygon coordinates must be numbers."
     return points
 
@@ -153,7 +169,7 @@ def _polygons(n: int, group: list) -> list[geo.Geometry | str]:
         pts = np.array([flat for _, flat, _, _ in group], dtype=np.float64).reshape(
             len(group), n, 2
         )
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return [_one_polygon(flat, w, h) for _, flat, w, h in group]
     sizes = np.array([(w, h) for _, _, w, h in group], dtype=np.float64)
     finite = np.isfinite(pts).all(axis=(1, 2))

@@ -6,10 +6,13 @@ What the format cannot hold is listed in the result, never dropped silently.
 
 Import reads the uploaded file as a stream of records, resolves each record's image (by
 ``original_name`` within the version) and class, validates geometry and attributes in
-batches, and inserts the annotations batch by batch, all inside one transaction. It
-writes no revision per annotation: the job records who imported which file when, each
-row its author, time and job (``source_detail``), and an imported annotation's create
-revision is written when it first changes (``labels.record_revision``). If any record
+batches, and inserts the annotations batch by batch, all inside one transaction. What
+the version already holds is skipped, replaced or kept beside the file's shapes as the
+import's mode says (``reimport.py``); what the file holds that Studio does not keep is
+listed in the report (``not_kept``). It writes no revision per annotation: the job
+records who imported which file when, each row its author, time and job
+(``source_detail``), and an imported annotation's create revision is written when it
+first changes (``labels.record_revision``). If any record
 is wrong the transaction is rolled back, so a failed import changes nothing; the job
 fails with the per-record report in its result. Either job is idempotent: an import that
 dies mid-way left nothing behind and starts over, and a finished one keeps its result in
@@ -51,6 +54,7 @@ from annotation.formats import (
     ExportContext,
     FormatError,
     ImageInfo,
+    Note,
     Problem,
     Record,
     Row,
@@ -60,6 +64,7 @@ from annotation.formats import (
 from annotation.formats.validation import validate_many
 from annotation.models import Annotation, LabelClass
 from annotation.services.labels import require_annotator
+from annotation.services.reimport import MODES, Existing
 from studio.errors import ApplicationError, Forbidden, Gone, NotFound
 from studio.models import DatasetVersion, Job
 from studio.permissions import Capability, require
@@ -140,7 +145,15 @@ def _export_rows(version, statuses, ctx: JobContext, total: int) -> Iterator[Row
         .exclude(kind=LabelClass.Kind.TAG)
         .order_by("image_id", "id")
         .values_list(
-            "id", "image_id", "label_class_id", "kind", "geometry", "attributes", "area", "bbox"
+            "id",
+            "image_id",
+            "label_class_id",
+            "kind",
+            "geometry",
+            "attributes",
+            "area",
+            "bbox",
+            "is_crowd",
         )
     )
     for n, values in enumerate(qs.iterator(chunk_size=BATCH)):
@@ -251,16 +264,22 @@ def exports_expire(*, now=None) -> list[int]:
 
 
 def import_start(*, actor, version: DatasetVersion, fmt: str, upload, status: str = "submitted",
-                 create_classes: bool = False, dry_run: bool = False) -> Job:  # fmt: skip
+                 create_classes: bool = False, dry_run: bool = False,
+                 mode: str = "skip") -> Job:  # fmt: skip
     """Stage an uploaded annotation file and queue the job that imports it into the version.
 
     Annotators, reviewers and leads may import; viewers may not. ``create_classes`` adds
     classes the file names that the schema lacks (leads only). ``dry_run`` checks every
-    record and reports, writing nothing.
+    record and reports, writing nothing. ``mode`` says what happens to what the version
+    already holds (``annotation/services/reimport.py``): ``skip`` shapes already there
+    (the default), ``replace`` the annotations of the images the file labels (leads
+    only), or ``append``.
     """
     project = version.dataset.project
     require_annotator(actor, project)
-    if create_classes:
+    if mode not in MODES:
+        raise ApplicationError(f"Unknown import mode {mode!r}; use {', '.join(MODES)}.")
+    if create_classes or mode == "replace":
         require(actor, project, Capability.MANAGE)
     _format(fmt)
     if status not in IMPORT_STATUSES:
@@ -280,7 +299,7 @@ def import_start(*, actor, version: DatasetVersion, fmt: str, upload, status: st
                              params={"version": version.pk, "format": fmt, "path": path, "name": name,
                                      "folder": folder, "status": status,
                                      "create_classes": bool(create_classes),
-                                     "dry_run": bool(dry_run)})  # fmt: skip
+                                     "dry_run": bool(dry_run), "mode": mode})  # fmt: skip
             job_enqueue(job)
     except BaseException:
         default_storage.delete(path)
@@ -388,6 +407,8 @@ class _Importer:
         self.dry_run = job.params.get("dry_run", False)
         self.problems: list[dict] = []
         self.problem_count = 0
+        self.not_kept: list[dict] = []
+        self.not_kept_count = 0
         self.refs: set[str] = set()
         self.resolved: dict[str, tuple[int, int, int] | str] = {}
         self.counts: dict[str, int] = {}
@@ -410,6 +431,8 @@ class _Importer:
         for cls in LabelClass.objects.filter(project=job.project):
             self.classes[cls.name] = cls
         self.writer = _Writer(job, self.status, f"{fmt} import, job {job.pk}")
+        self.existing = Existing(mode=job.params.get("mode", "skip"),
+                                 actor_id=job.created_by_id, dry_run=self.dry_run)  # fmt: skip
 
     def catalog(self) -> Catalog:
         sizes = {base: (w, h) for base, (_, w, h) in self.by_base.items()}
@@ -434,7 +457,8 @@ class _Importer:
         report = {"format": self.fmt, "version": self.version.number, "records": seen,
                   "imported": 0 if self.problem_count or self.dry_run else sum(self.counts.values()),
                   "dry_run": self.dry_run,
-                  "by_kind": self.counts, "status": self.status,
+                  "by_kind": self.counts, "status": self.status, **self.existing.report(),
+                  "not_kept_count": self.not_kept_count, "not_kept": self.not_kept,
                   "problem_count": self.problem_count, "problems": self.problems}  # fmt: skip
         if self.problem_count:
             raise _Failed(report)
@@ -487,6 +511,13 @@ class _Importer:
         if not isinstance(record.attributes, dict):
             self.problem(record.where, "attributes must be name: value pairs")
             return False
+        if any(type(v) is bool for v in record.attributes.values()):
+            flags = self.flags(record, cls)
+            if flags is None:
+                return False
+            record.attributes = flags
+            if not flags:
+                return True
         if cls.pk in self.created:  # a class this import made learns the file's attributes
             learned = False
             for name, value in record.attributes.items():
@@ -511,30 +542,44 @@ class _Importer:
                 return False
         return True
 
+    def flags(self, record: Record, cls: LabelClass) -> dict | None:
+        """Map a format's on/off flags (VOC's ``difficult``, say) to the class's values.
+
+        Off is every VOC object's default and says nothing: it is left out, as an unset
+        attribute. On must find the class's attribute of that name and a yes-like value
+        (yes, true, 1), or the record is a problem; a class this import made learns "yes".
+        """
+        out = {}
+        for name, value in record.attributes.items():
+            if type(value) is not bool:
+                out[name] = value
+            elif value:
+                allowed = cls.attributes.get(name)
+                if allowed is None and cls.pk in self.created:
+                    out[name] = "yes"
+                    continue
+                match = next((v for v in allowed or [] if str(v).lower() in _YES), None)
+                if match is None:
+                    self.problem(record.where, f"the file marks it {name}, but class {cls.name!r} "
+                                 f"has no attribute {name!r} with a yes value to keep it")  # fmt: skip
+                    return None
+                out[name] = match
+        return out
+
     def geometry_for(self, record: Record, cls: LabelClass, w: int, h: int):
         """Return (kind, client geometry) for the class, or a message when it cannot hold it."""
         kind, payload = record.kind, record.geometry
-        # COCO writes a polygon in parts: [[x, y, ...], ...] (a vertex pair has 2 numbers).
-        parts = None
-        if kind == "polygon" and isinstance(payload, list) and payload:
-            first = payload[0]
-            if isinstance(first, list) and len(first) != 2:
-                parts = payload
-        if cls.kind == kind:
-            if parts is not None and len(parts) > 1:
-                return None, f"the polygon has {len(parts)} parts; a Studio polygon has one"
-            return kind, parts[0] if parts is not None else payload
+        if cls.kind == kind:  # a polygon of one part or several (geometry keeps every part)
+            return kind, payload
         if cls.kind == "mask" and kind == "polygon":
             try:
-                for part in parts or [payload]:
-                    geo.polygon(part, w, h)
+                shape = geo.polygon(payload, w, h)
             except geo.GeometryError as exc:
                 return None, str(exc)
             from pycocotools import mask as coco
 
             # Rounded as stored polygons are, so a polygon and its rasterised mask agree.
-            rounded = [[round(float(v), 3) for v in part] for part in parts or [payload]]
-            rle = coco.merge(coco.frPyObjects(rounded, h, w))
+            rle = coco.merge(coco.frPyObjects(geo.stored_parts(shape.data), h, w))
             return "mask", {"size": [h, w], "counts": rle["counts"].decode("ascii")}
         return None, f"a {kind} cannot be stored in {cls.kind} class {cls.name!r}"
 
@@ -547,6 +592,12 @@ class _Importer:
         for record in batch:
             if type(record) is Problem:
                 self.problem(record.where, record.message)
+                records -= 1
+                continue
+            if type(record) is Note:
+                self.not_kept_count += 1
+                if len(self.not_kept) < MAX_PROBLEMS:
+                    self.not_kept.append({"where": record.where, "message": record.message})
                 records -= 1
                 continue
             ref = record.ref
@@ -587,13 +638,21 @@ class _Importer:
             pending.append((record, cls, image_id))
             items.append((kind, payload, w, h))
         shapes = validate_many(items)
+        existing = self.existing
+        existing.load({image_id for (_, _, image_id), shape in zip(pending, shapes, strict=True)
+                       if type(shape) is not str})  # fmt: skip
         rows = []
         kinds = []
         for (record, cls, image_id), shape in zip(pending, shapes, strict=True):
             if type(shape) is str:
                 self.problem(record.where, _lower(shape))
                 continue
-            rows.append((image_id, cls.id, shape, record.attributes))
+            if record.crowd and shape.kind == "tag":
+                self.problem(record.where, "a tag cannot be a crowd region")
+                continue
+            if not existing.keep(image_id, cls.id, shape):
+                continue
+            rows.append((image_id, cls.id, shape, record.attributes, record.crowd))
             kinds.append(shape.kind)
         for kind, count in Counter(kinds).items():
             self.counts[kind] = self.counts.get(kind, 0) + count
@@ -602,13 +661,16 @@ class _Importer:
         return records
 
 
+_YES = ("yes", "true", "1", "y", "on")
+
+
 def _lower(message: str) -> str:
     return message[:1].lower() + message[1:]
 
 
 ANN_COLUMNS = (
-    "image_id, label_class_id, kind, geometry, area, bbox, attributes, source, source_detail, "
-    "confidence, status, author_id, version, deleted, created_at, updated_at"
+    "image_id, label_class_id, kind, geometry, area, bbox, attributes, is_crowd, source, "
+    "source_detail, confidence, status, author_id, version, deleted, created_at, updated_at"
 )
 # One statement per batch: the rows arrive as one JSON array, which SQLite reads with
 # json_each in C; the GIL stays released while it inserts them all.
@@ -616,7 +678,8 @@ SQLITE_ANN_INSERT = (  # names are constants; values go as parameters
     "INSERT INTO {table} (id, " + ANN_COLUMNS + ") SELECT ? + key, "  # noqa: S608
     "json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2][0]'), "
     "json_extract(value, '$[2][1]'), json_extract(value, '$[2][2]'), "
-    "json_extract(value, '$[2][3]'), json_extract(value, '$[3]'), 'import', ?, NULL, ?, ?, 1, 0, "
+    "json_extract(value, '$[2][3]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'), "
+    "'import', ?, NULL, ?, ?, 1, 0, "
     "?, ? FROM json_each(?)"
 )
 PG_ANN_COPY = "COPY {table} (" + ANN_COLUMNS + ") FROM STDIN"
@@ -689,8 +752,8 @@ class _Writer:
             self.now = connection.ops.adapt_datetimefield_value(now)
             self.next_id: int | None = None
 
-    def insert(self, rows: list[tuple[int, int, geo.Geometry, dict]]) -> None:
-        """Queue a batch of validated rows (image id, class id, geometry, attributes)."""
+    def insert(self, rows: list[tuple[int, int, geo.Geometry, dict, bool]]) -> None:
+        """Queue a batch of validated rows (image id, class id, geometry, attributes, crowd)."""
         self._check()
         if self.thread is None:
             connection.ensure_connection()
@@ -760,11 +823,11 @@ class _Writer:
     def _copy_batch(self, rows) -> str:
         tail, dumps = self.tail, _json
         lines = []
-        for image_id, class_id, shape, attributes in rows:
+        for image_id, class_id, shape, attributes, crowd in rows:
             geometry = _copy_text(dumps(shape.data).decode())
             attrs = _copy_text(dumps(attributes).decode()) if attributes else "{}"
             lines.append(f"{image_id}\t{class_id}\t{shape.kind}\t{geometry}\t{shape.area!r}\t"
-                         f"{dumps(shape.bbox).decode()}\t{attrs}{tail}")  # fmt: skip
+                         f"{dumps(shape.bbox).decode()}\t{attrs}\t{'t' if crowd else 'f'}{tail}")  # fmt: skip
         return "".join(lines)
 
     def _copy(self, cur, text: str) -> None:
@@ -785,7 +848,7 @@ class _Writer:
                 self.next_id = max(top, cur.fetchone()[0]) + 1
         first = self.next_id
         self.next_id += len(rows)
-        # Each row as [image id, class id, [kind, data, area, bbox], attributes]: the rows
+        # Each row as [image id, class id, [kind, data, area, bbox], attributes, crowd]: the rows
         # and their Geometry named tuples as they are, serialised in one call.
         return first, len(rows), _json(rows).decode()[1:-1]
 

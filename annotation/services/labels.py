@@ -167,6 +167,7 @@ def snapshot(annotation: Annotation) -> dict:
         "attributes": annotation.attributes,
         "source": annotation.source,
         "confidence": annotation.confidence,
+        "is_crowd": annotation.is_crowd,
         "status": annotation.status,
         "deleted": annotation.deleted,
     }
@@ -259,7 +260,7 @@ def _geometry(label_class: LabelClass, image: Image, payload) -> geo.Geometry:
 def annotation_create(
     *, actor, image: Image, label_class: LabelClass, geometry, attributes=None,
     source: str = Annotation.Source.HUMAN, source_detail: str = "", confidence: float | None = None,
-    status: str = Annotation.Status.DRAFT,
+    status: str = Annotation.Status.DRAFT, is_crowd: bool = False,
 ) -> Annotation:  # fmt: skip
     require_image_free(actor, image, require_annotator(actor, image.project))
     if label_class.project_id != image.project_id:
@@ -271,7 +272,9 @@ def annotation_create(
     if confidence is not None and not 0 <= confidence <= 1:
         raise ApplicationError("Confidence is between 0 and 1.")
     shape = _geometry(label_class, image, geometry)
-    annotation = Annotation.objects.create(
+    if is_crowd and shape.kind == "tag":
+        raise ApplicationError("A tag cannot be a crowd region.")
+    annotation = Annotation.objects.create(is_crowd=is_crowd,
         image=image, label_class=label_class, kind=shape.kind, geometry=shape.data, area=shape.area,
         bbox=list(shape.bbox), attributes=_check_attributes(label_class, attributes), source=source,
         source_detail=source_detail[:200], confidence=confidence, status=status, author=actor,
@@ -368,7 +371,7 @@ def annotation_restore(*, actor, revision: AnnotationRevision) -> Annotation:
     Annotation.objects.filter(pk=annotation.pk).update(
         label_class=label_class, kind=shape.kind, geometry=shape.data, area=shape.area, bbox=list(shape.bbox),
         attributes=state["attributes"], status=_restored_status(state["status"]),
-        confidence=state["confidence"],
+        confidence=state["confidence"], is_crowd=state.get("is_crowd", False),
         deleted=state.get("deleted", False), version=F("version") + 1,
     )  # fmt: skip
     annotation.refresh_from_db()
@@ -386,8 +389,8 @@ def _restored_status(status: str) -> str:
 
 def _client_form(kind: str, stored: dict):
     """Turn a stored geometry back into what ``geometry.validate`` takes."""
-    if kind == "polygon":
-        return stored["points"]
+    if kind == "polygon":  # one part: its vertices; several: the list of parts
+        return stored["parts"] if "parts" in stored else stored["points"]
     if kind == "box":
         return stored["box"]
     if kind == "mask":

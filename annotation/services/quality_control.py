@@ -190,13 +190,19 @@ def _regions(majority: np.ndarray, kind: str) -> list:
     if kind == LabelClass.Kind.BOX:
         count, _, stats, _ = cv2.connectedComponentsWithStats(pixels, connectivity=8)
         return [[int(x), int(y), int(w), int(h)] for x, y, w, h, _ in stats[1:count]]
-    contours, _ = cv2.findContours(pixels, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    # Contours run through the boundary pixels' centres: a polygon is half a pixel tighter.
-    return [
-        [[float(x), float(y)] for x, y in c.reshape(-1, 2)]
-        for c in contours
-        if len(c) >= 3 and cv2.contourArea(c) > 0
-    ]
+    from scipy import ndimage
+
+    # Each 8-connected region's pixel outline: it rasterises back to exactly the region's
+    # pixels (contours through the boundary pixels' centres were half a pixel tighter, and
+    # a one-pixel-wide region had no area at all). A polygon cannot hold a hole: holes
+    # are filled.
+    labelled, count = ndimage.label(pixels, structure=np.ones((3, 3)))
+    regions = []
+    for k in range(1, count + 1):
+        loop = geo.mask_outline(ndimage.binary_fill_holes(labelled == k))
+        if loop is not None:
+            regions.append(loop)
+    return regions
 
 
 @transaction.atomic

@@ -330,8 +330,8 @@
         annGroup.add(new Konva.Image({ x: box[0], y: box[1], image: canvas, opacity: selected ? Math.min(0.9, state.opacity + 0.2) : state.opacity, listening: false }));
         if (selected) annGroup.add(new Konva.Rect(Object.assign({ x: box[0], y: box[1], width: box[2], height: box[3], listening: false, dash: [4, 4] }, stroke)));
       } else if (a.kind === "polygon") {
-        annGroup.add(new Konva.Line(Object.assign({ points: a.geometry, closed: true, fill: rgba(c.colour, state.opacity), listening: false }, stroke)));
-        if (selected && state.tool === "select") vertexHandles(a, s);
+        for (const part of polygonParts(a)) annGroup.add(new Konva.Line(Object.assign({ points: part, closed: true, fill: rgba(c.colour, state.opacity), listening: false }, stroke)));
+        if (selected && state.tool === "select" && !multiPart(a)) vertexHandles(a, s);
       } else if (a.kind === "box") {
         const [x, y, w, h] = a.geometry;
         const rect = new Konva.Rect(Object.assign({ x, y, width: w, height: h, fill: rgba(c.colour, state.opacity * 0.5), draggable: selected && state.tool === "select" }, stroke));
@@ -368,6 +368,11 @@
   stage.on("dragend transformend", () => {
     if (state.redrawAfterGesture) setTimeout(() => state.redrawAfterGesture && renderAll(), 0);
   });
+
+  /* A polygon's parts: one flat vertex list, or several for a multi-part polygon (drawn and
+   * hit as a whole; its vertices are edited in the file it came from, not here). */
+  function multiPart(a) { return Array.isArray(a.geometry[0]); }
+  function polygonParts(a) { return multiPart(a) ? a.geometry : [a.geometry]; }
 
   function vertexHandles(a, s) {
     const pts = a.geometry.slice();
@@ -632,10 +637,11 @@
       return x >= bx && x <= bx + bw && y >= by && y <= by + bh;
     }
     if (a.kind === "polygon") {
-      const p = a.geometry;
       let hit = false;
-      for (let i = 0, j = p.length - 2; i < p.length; j = i, i += 2) {
-        if (p[i + 1] > y !== p[j + 1] > y && x < ((p[j] - p[i]) * (y - p[i + 1])) / (p[j + 1] - p[i + 1]) + p[i]) hit = !hit;
+      for (const p of polygonParts(a)) {
+        for (let i = 0, j = p.length - 2; i < p.length; j = i, i += 2) {
+          if (p[i + 1] > y !== p[j + 1] > y && x < ((p[j] - p[i]) * (y - p[i + 1])) / (p[j + 1] - p[i + 1]) + p[i]) hit = !hit;
+        }
       }
       return hit;
     }
@@ -888,7 +894,7 @@
   stage.on("dblclick", () => {
     if (state.tool !== "select") return;
     const a = state.anns.get(state.selected);
-    if (!a || a.kind !== "polygon") return;
+    if (!a || a.kind !== "polygon" || multiPart(a)) return;
     const p = pointer();
     const edge = nearEdge(a, p);
     if (edge === null) return;

@@ -293,3 +293,23 @@ def test_review_page_asks_for_the_merge_before_accepting_replicas(people, versio
     client.force_login(a)
     assert client.post(f"{url}merge/{queue.pk}/").status_code == 302  # refused, with a message
     assert Annotation.objects.filter(image=image, deleted=False).count() == 1
+
+
+def test_merged_polygons_are_the_majority_pixels_exactly(people, version):
+    polygon = labels.label_class_create(
+        actor=people["lead"], project=people["project"], name="lane", kind="polygon"
+    )
+    queue = _queue(people, version, 2, count=1)
+    a, b = people["annotator"], people["annotator2"]
+    image = svc.queue_next(actor=a, queue=queue).image
+    thin = [10, 10, 60, 10, 60, 11, 10, 11]  # one pixel high: no area between pixel centres
+    tilted = [100, 100, 180, 120, 150, 190]
+    _work(a, queue, draw=[(polygon, thin), (polygon, tilted)])
+    _work(b, queue, draw=[(polygon, thin), (polygon, tilted)])
+    merged = consensus_merge(actor=people["lead"], queue=queue, image=image)
+    assert len(merged) == 2
+    want = geo.to_mask({"parts": [thin, tilted]}, "polygon", image.width, image.height)
+    got = np.zeros_like(want)
+    for m in merged:
+        got |= geo.to_mask(m.geometry, "polygon", image.width, image.height)
+    assert (got == want).all()
