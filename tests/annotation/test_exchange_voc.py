@@ -5,18 +5,16 @@ from __future__ import annotations
 import io
 import zipfile
 
+import datumaro as dm
 import numpy as np
-import pytest
+from datumaro.components.annotation import AnnotationType, Bbox, Mask
+from datumaro.components.media import Image as DmImage
 
 from annotation import geometry as geo
 from annotation.models import Annotation
 from annotation.services.labels import annotation_create
 from studio.models import Image
 from tests.annotation.exchange_helpers import archive_bytes, export, label, run_import, schema
-
-dm = pytest.importorskip("datumaro")
-from datumaro.components.annotation import AnnotationType, Bbox, Mask  # noqa: E402
-from datumaro.components.media import Image as DmImage  # noqa: E402
 
 
 def _unzip(data: bytes, path) -> str:
