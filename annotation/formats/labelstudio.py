@@ -120,12 +120,13 @@ def _task(n: int, task, catalog: Catalog) -> Iterator[Record | Problem]:
     reference = next((v for v in task["data"].values() if isinstance(v, str)), "")
     image = _image_name(reference)
     size = catalog.size(image)
-    results = [
-        r
-        for a in task.get("annotations") or []
-        if isinstance(a, dict)
-        for r in a.get("result") or []
-    ]
+    annotations = task.get("annotations") or []
+    if not isinstance(annotations, list) or not all(
+        isinstance(a, dict) and isinstance(a.get("result") or [], list) for a in annotations
+    ):
+        yield Problem(where_task, "'annotations' is a list of objects, each with a 'result' list")
+        return
+    results = [r for a in annotations for r in a.get("result") or []]
     regions: dict[str, dict] = {}
     extras: dict[str, dict] = {}
     for k, r in enumerate(results):
@@ -139,9 +140,11 @@ def _task(n: int, task, catalog: Catalog) -> Iterator[Record | Problem]:
                 yield Problem(where, f"duplicate id {r.get('id')} (a region id appears twice)")
                 continue
             regions[str(r.get("id"))] = {"where": where, "type": kind, "value": value, "r": r}
+        elif kind == "choices" and not _texts(value.get("choices") or []):
+            yield Problem(where, "'choices' is a list of text")
         elif kind == "choices" and r.get("from_name") == "tags":
             for choice in value.get("choices") or []:
-                yield Record(where, image, str(choice), "tag", None, {}, ref=None)
+                yield Record(where, image, choice, "tag", None, {}, ref=None)
         elif kind == "choices":
             extras.setdefault(str(r.get("id")), {})[str(r.get("from_name"))] = (
                 value.get("choices") or [None]
@@ -151,6 +154,9 @@ def _task(n: int, task, catalog: Catalog) -> Iterator[Record | Problem]:
     for region_id, region in regions.items():
         where, value = region["where"], region["value"]
         labels = value.get(region["type"]) or []
+        if not _texts(labels):
+            yield Problem(where, f"'{region['type']}' is a list of label names")
+            continue
         if len(labels) != 1:
             yield Problem(where, f"a region needs exactly one label; it has {len(labels)}")
             continue
@@ -179,6 +185,11 @@ def _task(n: int, task, catalog: Catalog) -> Iterator[Record | Problem]:
                 if value.get("format", "rle") != "rle":
                     yield Problem(where, f"brush format {value.get('format')!r} is not supported")
                     continue
+                if size is None:
+                    # The importer reports the missing image; a size the file declares
+                    # for it is not decoded (it could claim any number of pixels).
+                    yield Record(where, image, labels[0], "mask", None, attributes, ref=ref)
+                    continue
                 try:
                     mask = lsbrush.decode(value["rle"], w, h)
                 except lsbrush.BrushError as exc:
@@ -189,8 +200,12 @@ def _task(n: int, task, catalog: Catalog) -> Iterator[Record | Problem]:
                 yield Record(
                     where, image, labels[0], "mask", mask_from_array(mask), attributes, ref=ref
                 )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             yield Problem(where, "its coordinates are missing or not numbers")
+
+
+def _texts(values) -> bool:
+    return isinstance(values, list) and all(isinstance(v, str) for v in values)
 
 
 FORMAT = Format(
