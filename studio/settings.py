@@ -238,6 +238,8 @@ STUDIO = {
     "MAX_ARCHIVE_ENTRIES": env_int("STUDIO_MAX_ARCHIVE_ENTRIES", 20_000),
     "MAX_ARCHIVE_BYTES": env_int("STUDIO_MAX_ARCHIVE_BYTES", 4 * 1024**3),
     "MAX_COMPRESSION_RATIO": env_int("STUDIO_MAX_COMPRESSION_RATIO", 200),
+    # One annotation file inside an import archive (streamed, never read whole).
+    "MAX_LABEL_FILE_BYTES": env_int("STUDIO_MAX_LABEL_FILE_BYTES", 1024**3),
     "THUMBNAIL_SIZE": env_int("STUDIO_THUMBNAIL_SIZE", 256),
     "MAX_CHECKPOINT_BYTES": env_int("STUDIO_MAX_CHECKPOINT_BYTES", 2 * 1024**3),
     # Segment Anything: the official checkpoint of SAM_MODEL in WEIGHTS_DIR, or a file of

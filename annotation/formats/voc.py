@@ -131,17 +131,19 @@ def _xml(ctx: ExportContext, image, objects: list[Row], segmented: bool) -> str:
 
 
 def _load_png(bundle: Bundle, path: str) -> np.ndarray | str:
-    from PIL import Image
+    """Decode an object PNG, its size and pixel count checked first (``studio.limits``)."""
+    from studio.limits import Rejected, open_image
 
     try:
-        with bundle.open(path) as fh:
-            img = Image.open(io.BytesIO(fh.read()))
-            if img.mode not in ("P", "L"):
-                return f"{path} is a {img.mode} image; VOC object masks are palette (P) PNGs"
-            return np.asarray(img)
+        img = open_image(bundle.read(path), max_pixels=bundle.limits.max_pixels, formats=("PNG",))
+        if img.mode not in ("P", "L"):
+            return f"{path} is a {img.mode} image; VOC object masks are palette (P) PNGs"
+        return np.asarray(img)
     except KeyError:
         return f"{path} is missing"
-    except Exception as exc:  # noqa: BLE001 - a broken or oversized PNG is the record's problem
+    except (FormatError, Rejected) as exc:
+        return f"{path}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - a broken PNG is the record's problem
         return f"{path} cannot be read: {exc}"
 
 
