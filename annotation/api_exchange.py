@@ -98,10 +98,10 @@ class FormatListApi(ApiView):
         )
 
 
-V = "projects/<slug:slug>/datasets/<int:pk>/versions/<int:number>/"
+V = "projects/<slug:slug>/datasets/<id:pk>/versions/<id:number>/"
 urlpatterns = [
     path("formats/", FormatListApi.as_view(), name="format-list"),
     path(V + "export/", ExportApi.as_view(), name="version-export"),
     path(V + "import/", ImportApi.as_view(), name="version-import"),
-    path("jobs/<int:pk>/download/", ExportDownloadApi.as_view(), name="job-download"),
+    path("jobs/<id:pk>/download/", ExportDownloadApi.as_view(), name="job-download"),
 ]

@@ -138,13 +138,11 @@ class ConsensusMergeApi(QueueApiView):
 
 
 P = "projects/<slug:slug>/"
-Q = P + "queues/<int:pk>/"
+Q = P + "queues/<id:pk>/"
 urlpatterns = [
     path(P + "quality/", ProjectQualityApi.as_view(), name="project-quality"),
     path(Q + "stats/", QueueStatsApi.as_view(), name="queue-stats"),
     path(Q + "honeypots/", HoneypotListApi.as_view(), name="queue-honeypots"),
     path(Q + "consensus/", ConsensusListApi.as_view(), name="queue-consensus"),
-    path(
-        Q + "consensus/<int:image_id>/merge/", ConsensusMergeApi.as_view(), name="consensus-merge"
-    ),
+    path(Q + "consensus/<id:image_id>/merge/", ConsensusMergeApi.as_view(), name="consensus-merge"),
 ]

@@ -13,3 +13,5 @@ urlpatterns = [
     path("", include("annotation.urls")),
     path("", include("studio.ui_urls")),
 ]
+
+handler404 = "studio.errors.not_found_handler"
