@@ -42,6 +42,14 @@ def _validated(serializer_class, data, **kwargs):
     return serializer.validated_data
 
 
+def _query(serializer_class, request: Request) -> dict:
+    """Validate the query parameters a view declares (``extend_schema(parameters=[...])``
+    takes the same serializer): a wrong value is a 400 naming it, never quietly replaced
+    by a default. An empty value counts as absent."""
+    params = {k: v for k, v in request.query_params.items() if v != ""}
+    return _validated(serializer_class, params)
+
+
 def _django_errors(exc: DjangoValidationError) -> ApplicationError:
     details = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
     return ApplicationError("Some values are not valid.", details=details)
@@ -276,10 +284,7 @@ class VersionDetailApi(ApiView):
 
 
 IMAGE_FILTERS = [
-    OpenApiParameter("dataset", int, description="Only images in this dataset's working set."),
-    OpenApiParameter("version", int, description="With dataset: only images in this version."),
-    OpenApiParameter("split", str, enum=["train", "val", "test"], description="With version."),
-    OpenApiParameter("cluster", int, description="Only members of this cluster."),
+    s.ImageQuerySerializer,
     OpenApiParameter(
         "quality.<metric>_min",
         float,
@@ -299,34 +304,32 @@ class ImageListApi(ApiView):
     @extend_schema(parameters=IMAGE_FILTERS, responses=s.ImageSerializer(many=True))
     def get(self, request, slug):
         project = self.project()
+        query = _query(s.ImageQuerySerializer, request)
         params = request.query_params
         dataset = version = None
-        if params.get("dataset"):
+        if query.get("version") and not query.get("dataset"):
+            raise ApplicationError("version selects within a dataset: give dataset too.")
+        if query.get("split") and not query.get("version"):
+            raise ApplicationError("split selects within a version: give dataset and version.")
+        if query.get("dataset"):
             dataset = selectors.dataset_get(
-                user=request.user, project=project, dataset_id=_int(params, "dataset")
+                user=request.user, project=project, dataset_id=query["dataset"]
             )
-            if params.get("version"):
+            if query.get("version"):
                 version = selectors.version_get(
-                    user=request.user, dataset=dataset, number=_int(params, "version")
+                    user=request.user, dataset=dataset, number=query["version"]
                 )
         images = selectors.image_list(
             user=request.user,
             project=project,
             dataset=dataset,
             version=version,
-            split=params.get("split") or None,
+            split=query.get("split"),
             metadata=selectors.metadata_filters_from_params(project=project, params=params),
             quality=quality_filters_from_params(params),
-            cluster_id=_int(params, "cluster") if params.get("cluster") else None,
+            cluster_id=query.get("cluster"),
         ).select_related("quality")
         return _paginate(self, request, images, s.ImageSerializer)
-
-
-def _int(params, key: str) -> int:
-    try:
-        return int(params[key])
-    except (TypeError, ValueError):
-        raise ApplicationError(f"{key} must be an integer.")
 
 
 class ImageDetailApi(ApiView):
@@ -387,14 +390,12 @@ class UploadApi(ApiView):
 
 
 class JobListApi(ApiView):
-    @extend_schema(
-        parameters=[OpenApiParameter("project", str, description="Project slug.")],
-        responses=s.JobSerializer(many=True),
-    )
+    @extend_schema(parameters=[s.JobQuerySerializer], responses=s.JobSerializer(many=True))
     def get(self, request):
         project = None
-        if request.query_params.get("project"):
-            project = selectors.project_get(user=request.user, slug=request.query_params["project"])
+        query = _query(s.JobQuerySerializer, request)
+        if query.get("project"):
+            project = selectors.project_get(user=request.user, slug=query["project"])
         return _paginate(
             self, request, selectors.job_list(user=request.user, project=project), s.JobSerializer
         )
@@ -426,14 +427,12 @@ class JobRetryApi(ApiView):
 
 class JobFilesApi(ApiView):
     @extend_schema(
-        parameters=[OpenApiParameter("outcome", str, enum=["accepted", "duplicate", "rejected"])],
-        responses=s.IngestFileSerializer(many=True),
+        parameters=[s.JobFilesQuerySerializer], responses=s.IngestFileSerializer(many=True)
     )
     def get(self, request, pk):
+        query = _query(s.JobFilesQuerySerializer, request)
         job = selectors.job_get(user=request.user, job_id=pk)
-        files = selectors.ingest_file_list(
-            user=request.user, job=job, outcome=request.query_params.get("outcome")
-        )
+        files = selectors.ingest_file_list(user=request.user, job=job, outcome=query.get("outcome"))
         return _paginate(self, request, files, s.IngestFileSerializer)
 
 
