@@ -44,6 +44,13 @@ class Conflict(ApplicationError):
     http_status = status.HTTP_409_CONFLICT
 
 
+class ConfirmationRequired(Conflict):
+    """An action that removes data was asked for without its confirmation; the message says
+    in numbers what it would remove, and ``details`` how to confirm it."""
+
+    code = "confirmation_required"
+
+
 class Locked(ApplicationError):
     """Someone else holds it for now (a queue task under a live lease)."""
 

@@ -144,6 +144,13 @@ def label_class_delete(*, actor, label_class: LabelClass) -> None:
         raise Conflict(
             f"{used} annotation{'s' if used != 1 else ''} use {label_class.name!r}; relabel or delete them first."
         )
+    # Deleted annotations keep their history (and can be restored): they still refer to it.
+    kept = Annotation.objects.filter(label_class=label_class).count()
+    if kept:
+        raise Conflict(
+            f"{label_class.name!r} is part of the history of {kept} deleted annotation"
+            f"{'s' if kept != 1 else ''}, which can still be restored; rename the class instead."
+        )
     label_class.delete()
 
 

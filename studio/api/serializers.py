@@ -285,3 +285,9 @@ class JobQuerySerializer(serializers.Serializer):
 
 class JobFilesQuerySerializer(serializers.Serializer):
     outcome = serializers.ChoiceField(choices=IngestFile.Outcome.choices, required=False)
+
+
+class ProjectDeleteQuerySerializer(serializers.Serializer):
+    confirm = serializers.CharField(
+        required=False, help_text="The project's slug: confirms the deletion of everything in it."
+    )

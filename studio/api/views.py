@@ -92,9 +92,18 @@ class ProjectDetailApi(ApiView):
         )
         return Response(s.ProjectSerializer(project).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(
+        parameters=[s.ProjectDeleteQuerySerializer],
+        responses={204: None},
+        description="Delete the project and everything in it. Without `confirm`, nothing is "
+        "deleted: the answer is 409 `confirmation_required`, whose details count what would "
+        "be removed.",
+    )
     def delete(self, request, slug):
-        project_services.project_delete(actor=request.user, project=self.project())
+        query = _query(s.ProjectDeleteQuerySerializer, request)
+        project_services.project_delete(
+            actor=request.user, project=self.project(), confirm=query.get("confirm")
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
