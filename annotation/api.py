@@ -105,6 +105,8 @@ class SimilarQuerySerializer(serializers.Serializer):
 
 
 class SimilarImagesApi(ApiView):
+    pagination_class = None  # a plain list: the schema must not say "paginated"
+
     @extend_schema(parameters=[SimilarQuerySerializer], responses=SimilarSerializer(many=True))
     def get(self, request, slug, pk):
         query = _query(SimilarQuerySerializer, request)
@@ -288,6 +290,8 @@ class OutliersQuerySerializer(serializers.Serializer):
 
 
 class OutliersApi(VersionApi):
+    pagination_class = None  # a plain list: the schema must not say "paginated"
+
     @extend_schema(parameters=[OutliersQuerySerializer], responses=OutlierSerializer(many=True))
     def get(self, request, slug, pk, number):
         limit = _query(OutliersQuerySerializer, request)["limit"]

@@ -43,7 +43,9 @@ class AnnotationSerializer(serializers.ModelSerializer):
 
 class AnnotationCreateSerializer(serializers.Serializer):
     label_class = IdField()
-    geometry = serializers.JSONField(required=False, allow_null=True)
+    geometry = serializers.JSONField(
+        required=False, allow_null=True, default=None, help_text="None only for a tag."
+    )
     attributes = serializers.DictField(child=serializers.CharField(), required=False, default=dict)
     status = serializers.ChoiceField(choices=["draft", "submitted"], default="draft")
     confidence = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
@@ -114,6 +116,8 @@ class AnnotationDeleteQuerySerializer(serializers.Serializer):
 
 
 class ImageAnnotationsApi(ApiView):
+    pagination_class = None  # a plain list: the schema must not say "paginated"
+
     @extend_schema(
         parameters=[ImageAnnotationsQuerySerializer], responses=AnnotationSerializer(many=True)
     )
@@ -182,6 +186,8 @@ class AnnotationDetailApi(ApiView):
 
 
 class AnnotationHistoryApi(ApiView):
+    pagination_class = None  # a plain list: the schema must not say "paginated"
+
     @extend_schema(responses=RevisionSerializer(many=True))
     def get(self, request, slug, pk):
         annotation = curation.annotation_get(

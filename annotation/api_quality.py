@@ -105,6 +105,8 @@ class ProjectQualityApi(ApiView):
 
 
 class HoneypotListApi(QueueApiView):
+    pagination_class = None  # a plain list: the schema must not say "paginated"
+
     @extend_schema(responses=HoneypotSerializer(many=True))
     def get(self, request, slug, pk):
         rows = qc.honeypot_list(user=request.user, queue=self.queue())
@@ -120,6 +122,8 @@ class HoneypotListApi(QueueApiView):
 
 
 class ConsensusListApi(QueueApiView):
+    pagination_class = None  # a plain list: the schema must not say "paginated"
+
     @extend_schema(responses=ConsensusSerializer(many=True))
     def get(self, request, slug, pk):
         rows = qc.consensus_list(user=request.user, queue=self.queue())

@@ -105,12 +105,13 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
 
 
 def not_found_handler(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """Answer an address no route matches: in the API's error shape under ``/api/``.
+    """Answer an address no route matches: in the API's error shape under ``/api/`` (and
+    ``/files/``, the API's image bytes).
 
     Unknown paths, and ids no database column can hold (``studio.converters``), never
     reach a DRF view, so its handler above cannot shape them.
     """
-    if request.path.startswith("/api/"):
+    if request.path.startswith(("/api/", "/files/")):
         body = {"error": {"code": "not_found", "message": "Not found.", "details": None}}
         return JsonResponse(body, status=404)
     return page_not_found(request, exception)

@@ -56,6 +56,8 @@ def _django_errors(exc: DjangoValidationError) -> ApplicationError:
 
 
 class ApiView(APIView):
+    # Lists are paginated (``_paginate``) and the schema says so; a view that answers a
+    # plain list sets ``pagination_class = None``, or its schema describes a page.
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
     def project(self):
@@ -449,9 +451,14 @@ class ImageFileApi(ApiView):
     """Serve an image's bytes to project members only, never sniffed as anything else."""
 
     @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "kind", str, OpenApiParameter.PATH, enum=["original", "thumb"],
+                description="'original' (the uploaded bytes) or 'thumb' (a JPEG thumbnail).",
+            )
+        ],
         responses={(200, "image/*"): bytes},
-        description="kind is 'original' (the uploaded bytes) or 'thumb' (a JPEG thumbnail).",
-    )
+    )  # fmt: skip
     def get(self, request, pk, kind):
         image = selectors.image_get_any_project(user=request.user, image_id=pk)
         if kind == "original":
