@@ -140,3 +140,17 @@ def test_pillows_own_bomb_guard_stays_on():
     import studio.uploads  # noqa: F401 - importing it once switched the guard off
 
     assert PIL.Image.MAX_IMAGE_PIXELS is not None and PIL.Image.MAX_IMAGE_PIXELS > 0
+
+
+def test_a_checkpoint_zip_that_expands_too_far_is_refused_before_torch_reads_it(api, team):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+        zf.writestr("archive/data/0", bytes(20 * 1024**2))
+    f = io.BytesIO(buf.getvalue())
+    f.name = "bomb.pt"
+    url = f"/api/v1/projects/{team['project'].slug}/checkpoints/"
+    body = {"name": "bomb", "architecture": "efficientnet_lite0", "file": f}
+    r = api(team["lead"]).post(url, body, format="multipart")
+    assert r.status_code == 400, r.content
+    assert "archive/data/0: compression ratio" in r.json()["error"]["message"]
