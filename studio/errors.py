@@ -6,10 +6,12 @@ Services raise ``ApplicationError`` subclasses; the API answers
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
@@ -73,6 +75,19 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ApplicationError):
         body = {"error": {"code": exc.code, "message": exc.message, "details": exc.details}}
         return Response(body, status=exc.http_status)
+    if isinstance(exc, ProtectedError | RestrictedError):
+        # A service that deletes should say first what stands in the way (as project and
+        # class deletion do); this keeps one that does not from answering 500.
+        held = exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
+        counts = Counter(str(o._meta.verbose_name_plural) for o in held)
+        body = {
+            "error": {
+                "code": Conflict.code,
+                "message": "Other records still refer to this; delete or change them first.",
+                "details": dict(counts),
+            }
+        }
+        return Response(body, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, DjangoValidationError):
         details = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
         body = {

@@ -83,3 +83,15 @@ def test_a_class_only_deleted_annotations_refer_to_is_a_409_not_a_500(api, team,
     r = api(team["lead"]).delete(f"/api/v1/projects/{labelled.slug}/label-classes/{cls.pk}/")
     assert r.status_code == 409, r.content
     assert "history of 2 deleted annotations" in r.json()["error"]["message"]
+
+
+def test_a_protected_error_a_service_let_through_is_a_409_naming_what_refers(team, labelled):
+    from django.db.models import ProtectedError
+
+    from studio.errors import api_exception_handler
+
+    held = set(Annotation.objects.all())
+    response = api_exception_handler(ProtectedError("protected", held), {})
+    assert response.status_code == 409
+    assert response.data["error"]["code"] == "conflict"
+    assert response.data["error"]["details"] == {"annotations": 2}
