@@ -22,6 +22,7 @@ from annotation.services import curation as curation_services
 from annotation.services import embeddings as svc
 from annotation.services.curation import CURATION_ACTIONS
 from studio import selectors
+from studio.api.parsers import JSON_ONLY
 from studio.api.serializers import IdField, ImageSerializer, JobSerializer
 from studio.api.views import ApiView, _paginate, _query, _validated
 from studio.errors import ApplicationError, NotFound
@@ -321,6 +322,8 @@ class MapApi(VersionApi):
 
 
 class CurateApi(ApiView):
+    parser_classes = JSON_ONLY  # nested bodies: see studio/api/parsers.py
+
     @extend_schema(request=CurateSerializer, responses={200: dict})
     def post(self, request, slug, pk):
         project = self.project()

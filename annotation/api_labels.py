@@ -14,6 +14,7 @@ from annotation.services import labels as svc
 from annotation.services import preannotation, quality_control
 from annotation.services import queues as queue_services
 from studio import selectors
+from studio.api.parsers import JSON_ONLY
 from studio.api.serializers import IdField
 from studio.api.views import ApiView, _paginate, _query, _validated
 from studio.errors import ApplicationError
@@ -116,6 +117,8 @@ class AnnotationDeleteQuerySerializer(serializers.Serializer):
 
 
 class ImageAnnotationsApi(ApiView):
+    parser_classes = JSON_ONLY  # nested bodies: see studio/api/parsers.py
+
     pagination_class = None  # a plain list: the schema must not say "paginated"
 
     @extend_schema(
@@ -150,6 +153,8 @@ class ImageAnnotationsApi(ApiView):
 
 
 class AnnotationDetailApi(ApiView):
+    parser_classes = JSON_ONLY  # nested bodies: see studio/api/parsers.py
+
     def annotation(self):
         return curation.annotation_get(
             user=self.request.user, project=self.project(), annotation_id=self.kwargs["pk"]
@@ -359,6 +364,8 @@ class PreannotateSerializer(serializers.Serializer):
 
 
 class PreannotateApi(ApiView):
+    parser_classes = JSON_ONLY  # nested bodies: see studio/api/parsers.py
+
     @extend_schema(request=PreannotateSerializer, responses={201: AnnotationSerializer},
                    description="A draft mask from a box and/or clicks (positive include, negative exclude).")  # fmt: skip
     def post(self, request, slug, pk):

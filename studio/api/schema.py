@@ -3,7 +3,8 @@
 Every operation can fail the way every view does: a 400 for a body or query parameter
 that is not valid, 401 without credentials, 403 for a role that may not, 404 for what
 the caller cannot see (and a page past the last); writes can also meet a 409 (a stale
-version, a conflict, a confirmation asked for) or a 423 (someone else holds the image).
+version, a conflict, a confirmation asked for) or a 423 (someone else holds the image),
+and a body in a content type the view does not parse is a 415.
 Documenting those once, here, with the one error body, keeps the schema true without
 repeating them on each view; a view adds what only it answers (a 410 for an expired
 export) with ``extend_schema(responses={410: ErrorSerializer})``.
@@ -44,6 +45,8 @@ class AutoSchema(SpectacularAutoSchema):
         codes = list(COMMON)
         if self.method in ("POST", "PUT", "PATCH", "DELETE"):
             codes += WRITES
+        if self.method in ("POST", "PUT", "PATCH"):
+            codes.append("415")  # a body in a content type the view does not parse
         if settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_CLASSES"):
             codes.append("429")
         for code in codes:

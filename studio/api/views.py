@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from annotation.selectors import quality_filters_from_params
 from studio import selectors
+from studio.api.parsers import JSON_ONLY
 from studio.errors import ApplicationError, NotFound
 from studio.models import Objective
 from studio.services import datasets as dataset_services
@@ -210,6 +211,8 @@ class ObjectiveDetailApi(ApiView):
 
 
 class ProblemStatementApi(ApiView):
+    parser_classes = JSON_ONLY  # nested bodies: see studio/api/parsers.py
+
     @extend_schema(responses=s.ProblemStatementSerializer)
     def get(self, request, slug):
         problem = selectors.problem_statement_get(user=request.user, project=self.project())

@@ -61,3 +61,17 @@ def test_a_huge_number_in_a_metadata_filter_matches_nothing(api, team, image):
     url = f"/api/v1/projects/{team['project'].slug}/images/?meta.site={10**30}"
     r = api(team["lead"]).get(url)
     assert r.status_code == 200 and r.json()["results"] == []
+
+
+def test_a_form_body_cannot_silently_empty_a_problem_statements_approaches(api, team):
+    url = f"/api/v1/projects/{team['project'].slug}/problem/"
+    lead = api(team["lead"])
+    body = {"task_type": "instance_segmentation", "description": "cells",
+            "approaches": [{"name": "Mask R-CNN", "priority": 1}]}  # fmt: skip
+    assert lead.put(url, body, format="json").status_code == 200, lead.put(
+        url, body, format="json"
+    ).content
+    form = {"task_type": "instance_segmentation", "description": "cells", "approaches": "junk"}
+    r = lead.put(url, form, format="multipart")
+    assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type"
+    assert len(lead.get(url).json()["approaches"]) == 1

@@ -19,7 +19,9 @@ import re
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
 from rest_framework.authtoken.models import Token
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -37,8 +39,15 @@ from studio.services.projects import objective_create
 from tests.factories import image_bytes, upload
 
 EXAMPLES = int(os.environ.get("STUDIO_SCHEMA_EXAMPLES", "4"))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]  # fmt: skip
+CHECKS = {
+    GenerationMode.POSITIVE: [not_a_server_error, status_code_conformance,
+                              content_type_conformance, response_schema_conformance],
+    # Invalid requests: never a 5xx, and the 4xx documented. (negative_data_rejection, run
+    # by hand, found a form body that emptied a problem statement's approaches; it also
+    # flags bodies a form encoding cannot express, such as null, so it is not run here.)
+    GenerationMode.NEGATIVE: [not_a_server_error, status_code_conformance,
+                              content_type_conformance],
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -103,7 +112,8 @@ def connection_kept():
         signal.connect(close_old_connections)
 
 
-def test_the_api_keeps_to_its_schema(seeded, connection_kept):
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_the_api_keeps_to_its_schema(seeded, connection_kept, mode):
     # One test drives every operation (schemathesis' pytest plugin does not run under
     # pytest 9): each runs its own derandomized Hypothesis search, and every operation's
     # failure is collected, so one run reports them all.
@@ -117,15 +127,17 @@ def test_the_api_keeps_to_its_schema(seeded, connection_kept):
         operation = result.ok()
         operations += 1
 
-        @given(case=operation.as_strategy())
+        @given(case=operation.as_strategy(generation_mode=mode))
         @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
                   phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))  # fmt: skip
         def run(case):
             _seed_path(case, seeded)
-            case.call_and_validate(headers=headers, checks=CHECKS)
+            case.call_and_validate(headers=headers, checks=CHECKS[mode])
 
         try:
             run()
+        except Unsatisfiable:
+            continue  # negative mode: nothing in this operation can be made invalid
         except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - reported together below
             failures[f"{operation.method.upper()} {operation.path}"] = str(exc)[:3000]
     assert operations > 50
