@@ -131,9 +131,12 @@ class SimilarImagesApi(ApiView):
 
 class ClusterJobSerializer(serializers.Serializer):
     method = serializers.ChoiceField(choices=["kmeans", "hdbscan"], default="kmeans")
-    k = serializers.IntegerField(required=False, allow_null=True, min_value=2,
+    # Bounded here so a number no job can use (10**30) never reaches the worker.
+    k = serializers.IntegerField(required=False, allow_null=True, min_value=2, max_value=100_000,
                                  help_text="k-means clusters; omit to let Studio suggest k.")  # fmt: skip
-    min_cluster_size = serializers.IntegerField(required=False, default=5, min_value=2)
+    min_cluster_size = serializers.IntegerField(
+        required=False, default=5, min_value=2, max_value=1_000_000
+    )
 
 
 class AnalyzeSerializer(serializers.Serializer):

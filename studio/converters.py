@@ -21,3 +21,13 @@ class IdConverter:
 
     def to_url(self, value: int) -> str:
         return str(value)
+
+
+def parse_id(value) -> int | None:
+    """Read an optional id from a page's query string: None when absent, not a number, or
+    outside what a column holds (pages ignore a filter they cannot use; the API refuses it)."""
+    try:
+        number = int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+    return number if number is not None and 1 <= number <= MAX_ID else None
