@@ -62,6 +62,14 @@ def seeded(team, dataset) -> dict:
     annotation = annotation_create(actor=lead, image=images[0], label_class=box,
                                    geometry=[1, 1, 5, 5])  # fmt: skip
     version = DatasetVersion.objects.get(dataset=dataset)
+    # Embedded and analyzed, so similar/, outliers/ and map/ answer with data to check.
+    from annotation.services.curation import analyze_job_start
+    from annotation.services.embeddings import embedding_job_start
+
+    job_run(
+        job_id=embedding_job_start(actor=lead, version=version, backbone="efficientnet_lite0").pk
+    )
+    job_run(job_id=analyze_job_start(actor=lead, version=version, threshold=0.9).pk)
     queue = queue_create(actor=lead, project=project, name="q", version=version, assignees=[lead])
     objective_create(actor=lead, project=project, title="IoU", kpi="mIoU", target_value=0.5)
     token = Token.objects.create(user=lead)
