@@ -155,10 +155,12 @@ def read(bundle: Bundle, catalog: Catalog) -> Iterator[Record | Problem]:
     pngs = set(bundle.find(".png"))
     for path in files:
         try:
-            with bundle.open(path) as fh:
-                root = ET.parse(fh).getroot()  # noqa: S314 - see the import
+            root = ET.fromstring(bundle.read(path))  # noqa: S314 - see the import
         except ET.ParseError as exc:
             yield Problem(path, f"not valid XML: {exc}")
+            continue
+        except FormatError as exc:  # larger than a file read whole may be
+            yield Problem(path, str(exc))
             continue
         if root.tag != "annotation":
             yield Problem(path, f"the root element is <{root.tag}>, not <annotation>")

@@ -154,3 +154,18 @@ def test_a_checkpoint_zip_that_expands_too_far_is_refused_before_torch_reads_it(
     r = api(team["lead"]).post(url, body, format="multipart")
     assert r.status_code == 400, r.content
     assert "archive/data/0: compression ratio" in r.json()["error"]["message"]
+
+
+def test_a_voc_annotation_xml_too_large_to_parse_whole_is_that_files_problem(
+    api, team, version, settings
+):
+    settings.STUDIO = {**settings.STUDIO, "MAX_FILE_BYTES": 2000}
+    objects = "".join(
+        "<object><name>box</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax>"
+        "<ymax>9</ymax></bndbox></object>" for _ in range(40)
+    )  # fmt: skip
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as zf:
+        zf.writestr("Annotations/small.xml", f"<annotation>{objects}</annotation>")
+    job = _import(api, team, version, "voc", data.getvalue())
+    assert "Annotations/small.xml is " in _messages(job) and "limited to 2,000" in _messages(job)
