@@ -9,7 +9,8 @@ A reader takes a ``Bundle`` (the uploaded file: a zip or a single file) and yiel
 ``Record`` objects in Studio's canonical client forms (RLE dict, flat vertex list,
 ``[x, y, w, h]``) or ``Problem`` objects naming the record that is wrong. A file that is
 not of the format at all raises ``FormatError``. No Django here: the import service
-resolves images and classes and validates geometry.
+resolves images and classes and validates geometry (a ``Bundle`` made without limits
+reads them from settings).
 """
 
 from __future__ import annotations

@@ -128,3 +128,46 @@ def test_hostile_geometry_in_an_import_file_is_each_records_problem(team, image,
     assert "Internal error" not in job.error
     assert job.result["problem_count"] == len(annotations), job.result["problems"]
     assert not image.annotations.exists()
+
+
+LS_VALUES = [
+    {"rectanglelabels": ["box"], "x": HUGE, "y": 1, "width": 5, "height": 5},
+    {"rectanglelabels": ["box"], "x": 1e400, "y": 1, "width": 5, "height": 5},
+    {"rectanglelabels": ["box"], "x": "abc", "y": 1, "width": 5, "height": 5},
+    {"rectanglelabels": ["box"], "x": [1], "y": 1, "width": 5, "height": 5},
+    {"rectanglelabels": 5, "x": 1, "y": 1, "width": 5, "height": 5},
+    {"rectanglelabels": [{"a": 1}], "x": 1, "y": 1, "width": 5, "height": 5},
+    {"polygonlabels": ["polygon"], "points": 5},
+    {"polygonlabels": ["polygon"], "points": [[HUGE, 1], [2, 2], [3, 1]]},
+    {"polygonlabels": ["polygon"], "points": [5, 6, 7]},
+    {"brushlabels": ["mask"], "format": "rle", "rle": 5},
+    {"brushlabels": ["mask"], "format": "rle", "rle": [HUGE, 300, -1]},
+    {"brushlabels": ["mask"], "format": "rle", "rle": {"a": 1}},
+]
+
+
+def test_hostile_values_in_a_label_studio_file_are_each_records_problem(team, image, classes):
+    from annotation.services.exchange import import_start
+
+    version = DatasetVersion.objects.get(dataset__project=team["project"])
+    kinds = {"rectanglelabels": "box", "polygonlabels": "polygon", "brushlabels": "mask"}
+    results = [
+        {"id": f"r{n}", "type": next(k for k in kinds if k in value), "from_name": "label",
+         "to_name": "image", "value": value}
+        for n, value in enumerate(LS_VALUES)
+    ]  # fmt: skip
+    tasks = [
+        {"id": 1, "data": {"image": "small.png"}, "annotations": [{"result": results}]},
+        {"id": 2, "data": {"image": "small.png"}, "annotations": 5},
+        {"id": 3, "data": {"image": "small.png"}, "annotations": [{"result": {"a": 1}}]},
+        {"id": 4, "data": {"image": "small.png"}, "annotations": [{"result": [
+            {"id": "c", "type": "choices", "from_name": "tags", "value": {"choices": 5}}]}]},
+    ]  # fmt: skip
+    f = io.BytesIO(_raw(tasks).encode())
+    f.name = "tasks.json"
+    job = import_start(actor=team["lead"], version=version, fmt="labelstudio", upload=f)
+    job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and job.attempts == 1, job.error
+    assert "Internal error" not in job.error and "cannot be read after" not in job.error
+    assert job.result["problem_count"] == len(LS_VALUES) + 3, job.result["problems"]
