@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.urls import path, reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -22,17 +22,16 @@ from annotation.services import curation as curation_services
 from annotation.services import embeddings as svc
 from annotation.services.curation import CURATION_ACTIONS
 from studio import selectors
-from studio.api.serializers import ImageSerializer, JobSerializer
-from studio.api.views import ApiView, _paginate, _validated
+from studio.api.parsers import JSON_ONLY
+from studio.api.serializers import IdField, ImageSerializer, JobSerializer
+from studio.api.views import ApiView, _paginate, _query, _validated
 from studio.errors import ApplicationError, NotFound
 from studio.ml.backbones import BACKBONE_CHOICES, DEFAULT_BACKBONE, SPECS
 
 
 class EmbedSerializer(serializers.Serializer):
     backbone = serializers.ChoiceField(choices=BACKBONE_CHOICES, default=DEFAULT_BACKBONE)
-    checkpoint = serializers.IntegerField(
-        required=False, help_text="Use this uploaded checkpoint instead."
-    )
+    checkpoint = IdField(required=False, help_text="Use this uploaded checkpoint instead.")
 
 
 class CheckpointSerializer(serializers.ModelSerializer):
@@ -97,24 +96,27 @@ class EmbedVersionApi(ApiView):
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
-class SimilarImagesApi(ApiView):
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("backbone", str, enum=list(SPECS)),
-            OpenApiParameter("k", int, description="How many neighbours (1–100, default 12)."),
-        ],
-        responses=SimilarSerializer(many=True),
+class SimilarQuerySerializer(serializers.Serializer):
+    backbone = serializers.ChoiceField(
+        choices=list(SPECS), required=False, help_text="Default: the project's latest space."
     )
+    k = serializers.IntegerField(
+        min_value=1, max_value=100, default=12, help_text="How many neighbours."
+    )
+
+
+class SimilarImagesApi(ApiView):
+    pagination_class = None  # a plain list: the schema must not say "paginated"
+
+    @extend_schema(parameters=[SimilarQuerySerializer], responses=SimilarSerializer(many=True))
     def get(self, request, slug, pk):
+        query = _query(SimilarQuerySerializer, request)
         project = self.project()
         image = selectors.image_get(user=request.user, project=project, image_id=pk)
         space = curation.embedding_space_get(
-            user=request.user, project=project, backbone=request.query_params.get("backbone")
+            user=request.user, project=project, backbone=query.get("backbone")
         )
-        try:
-            k = max(1, min(100, int(request.query_params.get("k", 12))))
-        except ValueError:
-            k = 12
+        k = query["k"]
         found = svc.similar_images(space=space, image=image, k=k)
         body = [
             {
@@ -129,9 +131,12 @@ class SimilarImagesApi(ApiView):
 
 class ClusterJobSerializer(serializers.Serializer):
     method = serializers.ChoiceField(choices=["kmeans", "hdbscan"], default="kmeans")
-    k = serializers.IntegerField(required=False, allow_null=True, min_value=2,
+    # Bounded here so a number no job can use (10**30) never reaches the worker.
+    k = serializers.IntegerField(required=False, allow_null=True, min_value=2, max_value=100_000,
                                  help_text="k-means clusters; omit to let Studio suggest k.")  # fmt: skip
-    min_cluster_size = serializers.IntegerField(required=False, default=5, min_value=2)
+    min_cluster_size = serializers.IntegerField(
+        required=False, default=5, min_value=2, max_value=1_000_000
+    )
 
 
 class AnalyzeSerializer(serializers.Serializer):
@@ -189,18 +194,14 @@ class CurateSerializer(serializers.Serializer):
         child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False, default=list,
         max_length=200_000, help_text="The selection (e.g. from a lasso on the map).",
     )  # fmt: skip
-    cluster = serializers.IntegerField(
-        required=False, help_text="Select a cluster's members instead."
-    )
+    cluster = IdField(required=False, help_text="Select a cluster's members instead.")
     filter = serializers.DictField(
         child=serializers.CharField(allow_blank=True),
         required=False,
         help_text="Select by filter on the version: meta.<field>, quality.<metric>_min/_max, "
         "split, cluster.",
     )
-    version = serializers.IntegerField(
-        required=False, help_text="Version number (filters, drop_duplicates, queue)."
-    )
+    version = IdField(required=False, help_text="Version number (filters, drop_duplicates, queue).")
     note = serializers.CharField(required=False, allow_blank=True, default="")
     field = serializers.CharField(required=False, allow_blank=True, default="")
     value = serializers.CharField(required=False, allow_blank=True, default="")
@@ -297,15 +298,16 @@ class OutlierSerializer(serializers.Serializer):
     uniqueness = serializers.FloatField()
 
 
+class OutliersQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=500, default=48)
+
+
 class OutliersApi(VersionApi):
-    @extend_schema(
-        parameters=[OpenApiParameter("limit", int)], responses=OutlierSerializer(many=True)
-    )
+    pagination_class = None  # a plain list: the schema must not say "paginated"
+
+    @extend_schema(parameters=[OutliersQuerySerializer], responses=OutlierSerializer(many=True))
     def get(self, request, slug, pk, number):
-        try:
-            limit = max(1, min(500, int(request.query_params.get("limit", 48))))
-        except ValueError:
-            limit = 48
+        limit = _query(OutliersQuerySerializer, request)["limit"]
         rows = curation.outliers(user=request.user, version=self.version(), limit=limit)
         return Response(OutlierSerializer(rows, many=True).data)
 
@@ -332,6 +334,8 @@ class MapApi(VersionApi):
 
 
 class CurateApi(ApiView):
+    parser_classes = JSON_ONLY  # nested bodies: see studio/api/parsers.py
+
     @extend_schema(request=CurateSerializer, responses={200: dict},
                    description="Act on a selection. The actions that make a smaller version "
                    "(keep_only, exclude, drop_duplicates) answer with a preview in numbers "
@@ -367,7 +371,7 @@ class CurateApi(ApiView):
 
 
 P = "projects/<slug:slug>/"
-V = P + "datasets/<int:pk>/versions/<int:number>/"
+V = P + "datasets/<id:pk>/versions/<id:number>/"
 urlpatterns = [
     path(V + "cluster/", ClusterVersionApi.as_view(), name="version-cluster"),
     path(V + "analyze/", AnalyzeVersionApi.as_view(), name="version-analyze"),
@@ -375,14 +379,14 @@ urlpatterns = [
     path(V + "duplicates/", DuplicatesApi.as_view(), name="version-duplicates"),
     path(V + "outliers/", OutliersApi.as_view(), name="version-outliers"),
     path(V + "map/", MapApi.as_view(), name="version-map"),
-    path(P + "clusters/<int:cluster_id>/", ClusterDetailApi.as_view(), name="cluster-detail"),
-    path(P + "duplicates/<int:member_id>/keep/", DuplicateKeepApi.as_view(), name="duplicate-keep"),
-    path(P + "datasets/<int:pk>/curate/", CurateApi.as_view(), name="dataset-curate"),
+    path(P + "clusters/<id:cluster_id>/", ClusterDetailApi.as_view(), name="cluster-detail"),
+    path(P + "duplicates/<id:member_id>/keep/", DuplicateKeepApi.as_view(), name="duplicate-keep"),
+    path(P + "datasets/<id:pk>/curate/", CurateApi.as_view(), name="dataset-curate"),
     path(P + "checkpoints/", CheckpointListApi.as_view(), name="checkpoint-list"),
     path(
-        P + "datasets/<int:pk>/versions/<int:number>/embed/",
+        P + "datasets/<id:pk>/versions/<id:number>/embed/",
         EmbedVersionApi.as_view(),
         name="version-embed",
     ),
-    path(P + "images/<int:pk>/similar/", SimilarImagesApi.as_view(), name="image-similar"),
+    path(P + "images/<id:pk>/similar/", SimilarImagesApi.as_view(), name="image-similar"),
 ]

@@ -14,6 +14,7 @@ from annotation.formats import registry
 from annotation.models import Annotation
 from annotation.services import exchange
 from studio import selectors
+from studio.api.schema import ErrorSerializer
 from studio.api.serializers import JobSerializer
 from studio.api.views import ApiView, _validated
 
@@ -87,7 +88,7 @@ class ImportApi(_VersionView):
 
 
 class ExportDownloadApi(ApiView):
-    @extend_schema(responses={(200, "application/zip"): bytes})
+    @extend_schema(responses={(200, "application/zip"): bytes, 410: ErrorSerializer})
     def get(self, request, pk):
         job = selectors.job_get(user=request.user, job_id=pk)
         name, filename = exchange.export_archive(user=request.user, job=job)
@@ -97,18 +98,26 @@ class ExportDownloadApi(ApiView):
         )  # fmt: skip
 
 
+class FormatSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="What export and import take as `format`.")
+    label = serializers.CharField()
+    holds = serializers.CharField(help_text="What the format can hold; the rest is reported.")
+
+
 class FormatListApi(ApiView):
-    @extend_schema(responses={200: dict})
+    pagination_class = None  # a plain list: the schema must not say "paginated"
+
+    @extend_schema(responses=FormatSerializer(many=True))
     def get(self, request):
         return Response(
             [{"name": f.name, "label": f.label, "holds": f.holds} for f in registry().values()]
         )
 
 
-V = "projects/<slug:slug>/datasets/<int:pk>/versions/<int:number>/"
+V = "projects/<slug:slug>/datasets/<id:pk>/versions/<id:number>/"
 urlpatterns = [
     path("formats/", FormatListApi.as_view(), name="format-list"),
     path(V + "export/", ExportApi.as_view(), name="version-export"),
     path(V + "import/", ImportApi.as_view(), name="version-import"),
-    path("jobs/<int:pk>/download/", ExportDownloadApi.as_view(), name="job-download"),
+    path("jobs/<id:pk>/download/", ExportDownloadApi.as_view(), name="job-download"),
 ]

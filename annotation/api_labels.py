@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -14,7 +14,9 @@ from annotation.services import labels as svc
 from annotation.services import preannotation, quality_control
 from annotation.services import queues as queue_services
 from studio import selectors
-from studio.api.views import ApiView, _paginate, _validated
+from studio.api.parsers import JSON_ONLY
+from studio.api.serializers import IdField
+from studio.api.views import ApiView, _paginate, _query, _validated
 from studio.errors import ApplicationError
 
 
@@ -43,11 +45,11 @@ class AnnotationSerializer(serializers.ModelSerializer):
 
 
 class AnnotationCreateSerializer(serializers.Serializer):
-    label_class = serializers.IntegerField()
+    label_class = IdField()
     geometry = serializers.JSONField(
-        required=False, allow_null=True,
+        required=False, allow_null=True, default=None,
         help_text="A polygon is [x1, y1, x2, y2, ...] or [[x, y], ...]; a multi-part one is a "
-        "list of parts, [[x1, y1, ...], [x1, y1, ...]], every part kept.",
+        "list of parts, [[x1, y1, ...], [x1, y1, ...]], every part kept. None only for a tag.",
     )  # fmt: skip
     is_crowd = serializers.BooleanField(
         default=False, help_text="A crowd region (COCO iscrowd): evaluation ignores it."
@@ -58,8 +60,8 @@ class AnnotationCreateSerializer(serializers.Serializer):
 
 
 class AnnotationUpdateSerializer(serializers.Serializer):
-    version = serializers.IntegerField(help_text="The version you loaded; a stale one answers 409.")
-    label_class = serializers.IntegerField(required=False)
+    version = IdField(help_text="The version you loaded; a stale one answers 409.")
+    label_class = IdField(required=False)
     geometry = serializers.JSONField(required=False, allow_null=True)
     attributes = serializers.DictField(child=serializers.CharField(), required=False)
     status = serializers.ChoiceField(choices=["draft", "submitted"], required=False)
@@ -111,22 +113,31 @@ class LabelClassDetailApi(ApiView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class ImageAnnotationsQuerySerializer(serializers.Serializer):
+    task = IdField(required=False, help_text=(
+        "A queue task of yours on this image: only what the task shows (on consensus and "
+        "honeypot tasks, your own work)."))  # fmt: skip
+
+
+class AnnotationDeleteQuerySerializer(serializers.Serializer):
+    version = IdField(help_text="The version you loaded; a stale one answers 409.")
+
+
 class ImageAnnotationsApi(ApiView):
+    parser_classes = JSON_ONLY  # nested bodies: see studio/api/parsers.py
+
+    pagination_class = None  # a plain list: the schema must not say "paginated"
+
     @extend_schema(
-        parameters=[OpenApiParameter("task", int, required=False, description=(
-            "A queue task of yours on this image: only what the task shows (on consensus and "
-            "honeypot tasks, your own work)."))],
-        responses=AnnotationSerializer(many=True),
-    )  # fmt: skip
+        parameters=[ImageAnnotationsQuerySerializer], responses=AnnotationSerializer(many=True)
+    )
     def get(self, request, slug, pk):
+        query = _query(ImageAnnotationsQuerySerializer, request)
         project = self.project()
         image = selectors.image_get(user=request.user, project=project, image_id=pk)
         rows = curation.annotation_list(user=request.user, project=project, image=image)
-        if request.query_params.get("task"):
-            try:
-                item_id = int(request.query_params["task"])
-            except ValueError:
-                raise ApplicationError("task is the id of a queue task.")
+        if query.get("task"):
+            item_id = query["task"]
             item = curation.queue_item_get(user=request.user, project=project, item_id=item_id)
             if item.image_id != image.pk or item.assignee_id != request.user.pk:
                 raise ApplicationError("That task is not yours on this image.")
@@ -149,6 +160,8 @@ class ImageAnnotationsApi(ApiView):
 
 
 class AnnotationDetailApi(ApiView):
+    parser_classes = JSON_ONLY  # nested bodies: see studio/api/parsers.py
+
     def annotation(self):
         return curation.annotation_get(
             user=self.request.user, project=self.project(), annotation_id=self.kwargs["pk"]
@@ -173,14 +186,11 @@ class AnnotationDetailApi(ApiView):
         return Response(AnnotationSerializer(annotation).data)
 
     @extend_schema(
-        parameters=[OpenApiParameter("version", int, required=True)],
+        parameters=[AnnotationDeleteQuerySerializer],
         responses={200: AnnotationSerializer, 409: None},
     )
     def delete(self, request, slug, pk):
-        try:
-            expected = int(request.query_params["version"])
-        except (KeyError, ValueError):
-            raise ApplicationError("Pass the version you loaded: ?version=N.")
+        expected = _query(AnnotationDeleteQuerySerializer, request)["version"]
         annotation = svc.annotation_delete(
             actor=request.user, annotation=self.annotation(), expected_version=expected
         )
@@ -188,6 +198,8 @@ class AnnotationDetailApi(ApiView):
 
 
 class AnnotationHistoryApi(ApiView):
+    pagination_class = None  # a plain list: the schema must not say "paginated"
+
     @extend_schema(responses=RevisionSerializer(many=True))
     def get(self, request, slug, pk):
         annotation = curation.annotation_get(
@@ -226,10 +238,8 @@ class QueueSerializer(serializers.ModelSerializer):
 
 class QueueCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
-    dataset = serializers.IntegerField(required=False)
-    version = serializers.IntegerField(
-        required=False, help_text="With dataset: queue every image of it."
-    )
+    dataset = IdField(required=False)
+    version = IdField(required=False, help_text="With dataset: queue every image of it.")
     image_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
         required=False,
@@ -265,7 +275,7 @@ class QueueItemSerializer(serializers.ModelSerializer):
 class ReviewSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=["accept", "reject"])
     comment = serializers.CharField(required=False, allow_blank=True, default="")
-    version = serializers.IntegerField(
+    version = IdField(
         required=False, help_text="The version you reviewed; a stale one answers 409."
     )
 
@@ -343,7 +353,7 @@ class ReviewApi(ApiView):
 
 
 class PreannotateSerializer(serializers.Serializer):
-    label_class = serializers.IntegerField(help_text="A mask class.")
+    label_class = IdField(help_text="A mask class.")
     method = serializers.ChoiceField(
         choices=["auto", "sam", "grabcut"],
         default="auto",
@@ -361,6 +371,8 @@ class PreannotateSerializer(serializers.Serializer):
 
 
 class PreannotateApi(ApiView):
+    parser_classes = JSON_ONLY  # nested bodies: see studio/api/parsers.py
+
     @extend_schema(request=PreannotateSerializer, responses={201: AnnotationSerializer},
                    description="A draft mask from a box and/or clicks (positive include, negative exclude).")  # fmt: skip
     def post(self, request, slug, pk):
@@ -405,33 +417,33 @@ class PropagateTagsApi(ApiView):
 P = "projects/<slug:slug>/"
 urlpatterns = [
     path(
-        P + "datasets/<int:pk>/versions/<int:number>/propagate-tags/",
+        P + "datasets/<id:pk>/versions/<id:number>/propagate-tags/",
         PropagateTagsApi.as_view(),
         name="version-propagate-tags",
     ),
-    path(P + "images/<int:pk>/preannotate/", PreannotateApi.as_view(), name="image-preannotate"),
+    path(P + "images/<id:pk>/preannotate/", PreannotateApi.as_view(), name="image-preannotate"),
     path(
-        P + "images/<int:pk>/preannotate/prepare/",
+        P + "images/<id:pk>/preannotate/prepare/",
         PrepareApi.as_view(),
         name="image-preannotate-prepare",
     ),
     path(P + "queues/", QueueListApi.as_view(), name="queue-list"),
-    path(P + "queues/<int:pk>/next/", QueueNextApi.as_view(), name="queue-next"),
-    path(P + "queue-items/<int:pk>/submit/", QueueSubmitApi.as_view(), name="queue-item-submit"),
-    path(P + "annotations/<int:pk>/review/", ReviewApi.as_view(), name="annotation-review"),
+    path(P + "queues/<id:pk>/next/", QueueNextApi.as_view(), name="queue-next"),
+    path(P + "queue-items/<id:pk>/submit/", QueueSubmitApi.as_view(), name="queue-item-submit"),
+    path(P + "annotations/<id:pk>/review/", ReviewApi.as_view(), name="annotation-review"),
     path(P + "label-classes/", LabelClassListApi.as_view(), name="label-class-list"),
-    path(P + "label-classes/<int:pk>/", LabelClassDetailApi.as_view(), name="label-class-detail"),
+    path(P + "label-classes/<id:pk>/", LabelClassDetailApi.as_view(), name="label-class-detail"),
     path(
-        P + "images/<int:pk>/annotations/", ImageAnnotationsApi.as_view(), name="image-annotations"
+        P + "images/<id:pk>/annotations/", ImageAnnotationsApi.as_view(), name="image-annotations"
     ),
-    path(P + "annotations/<int:pk>/", AnnotationDetailApi.as_view(), name="annotation-detail"),
+    path(P + "annotations/<id:pk>/", AnnotationDetailApi.as_view(), name="annotation-detail"),
     path(
-        P + "annotations/<int:pk>/history/",
+        P + "annotations/<id:pk>/history/",
         AnnotationHistoryApi.as_view(),
         name="annotation-history",
     ),
     path(
-        P + "annotations/<int:pk>/history/<int:revision_id>/restore/",
+        P + "annotations/<id:pk>/history/<id:revision_id>/restore/",
         AnnotationRestoreApi.as_view(),
         name="annotation-restore",
     ),

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from annotation import selectors as curation
 from annotation.services.batch_preannotation import MODES, preannotate_start
 from studio import selectors
-from studio.api.serializers import JobSerializer
+from studio.api.serializers import IdField, JobSerializer
 from studio.api.views import ApiView, _validated
 from studio.errors import ApplicationError
 
@@ -21,10 +21,10 @@ class PreannotateJobSerializer(serializers.Serializer):
         default="automatic",
         help_text="automatic: SAM's automatic mask generator; boxes_to_masks: a mask per box.",
     )
-    label_class = serializers.IntegerField(help_text="The mask class the drafts get.")
-    dataset = serializers.IntegerField(required=False, help_text="With version: a dataset's id.")
-    version = serializers.IntegerField(required=False, help_text="The version number.")
-    queue = serializers.IntegerField(required=False, help_text="Or an annotation queue's id.")
+    label_class = IdField(help_text="The mask class the drafts get.")
+    dataset = IdField(required=False, help_text="With version: a dataset's id.")
+    version = IdField(required=False, help_text="The version number.")
+    queue = IdField(required=False, help_text="Or an annotation queue's id.")
     params = serializers.DictField(
         required=False,
         default=dict,

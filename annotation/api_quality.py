@@ -105,6 +105,8 @@ class ProjectQualityApi(ApiView):
 
 
 class HoneypotListApi(QueueApiView):
+    pagination_class = None  # a plain list: the schema must not say "paginated"
+
     @extend_schema(responses=HoneypotSerializer(many=True))
     def get(self, request, slug, pk):
         rows = qc.honeypot_list(user=request.user, queue=self.queue())
@@ -120,6 +122,8 @@ class HoneypotListApi(QueueApiView):
 
 
 class ConsensusListApi(QueueApiView):
+    pagination_class = None  # a plain list: the schema must not say "paginated"
+
     @extend_schema(responses=ConsensusSerializer(many=True))
     def get(self, request, slug, pk):
         rows = qc.consensus_list(user=request.user, queue=self.queue())
@@ -138,13 +142,11 @@ class ConsensusMergeApi(QueueApiView):
 
 
 P = "projects/<slug:slug>/"
-Q = P + "queues/<int:pk>/"
+Q = P + "queues/<id:pk>/"
 urlpatterns = [
     path(P + "quality/", ProjectQualityApi.as_view(), name="project-quality"),
     path(Q + "stats/", QueueStatsApi.as_view(), name="queue-stats"),
     path(Q + "honeypots/", HoneypotListApi.as_view(), name="queue-honeypots"),
     path(Q + "consensus/", ConsensusListApi.as_view(), name="queue-consensus"),
-    path(
-        Q + "consensus/<int:image_id>/merge/", ConsensusMergeApi.as_view(), name="consensus-merge"
-    ),
+    path(Q + "consensus/<id:image_id>/merge/", ConsensusMergeApi.as_view(), name="consensus-merge"),
 ]

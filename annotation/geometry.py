@@ -30,10 +30,16 @@ class Geometry(NamedTuple):
 
 
 def _finite(values, what: str) -> list[float]:
+    """Return the values as floats; JSON's true and false are not numbers, and an integer
+    too large for a float (``1`` and 400 zeros) is refused like infinity."""
+    if any(isinstance(v, bool) for v in values):
+        raise GeometryError(f"{what} must be numbers.")
     try:
         numbers = [float(v) for v in values]
-    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond any float
+    except (TypeError, ValueError):
         raise GeometryError(f"{what} must be numbers.")
+    except OverflowError:  # an int beyond any float
+        raise GeometryError(f"{what} holds NaN or infinity.")
     if not all(math.isfinite(v) for v in numbers):
         raise GeometryError(f"{what} holds NaN or infinity.")
     return numbers
@@ -154,7 +160,7 @@ def stored_parts(data: dict) -> list[list[float]]:
 
 def box(values, width: int, height: int) -> Geometry:
     """Validate a box [x, y, w, h] inside the image."""
-    if values is None or len(values) != 4:
+    if not isinstance(values, list | tuple) or len(values) != 4:
         raise GeometryError("A box is [x, y, width, height].")
     x, y, w, h = _finite(values, "Box values")
     if w <= 0 or h <= 0:
@@ -171,13 +177,13 @@ def mask_rle(rle: dict, width: int, height: int) -> Geometry:
     if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
         raise GeometryError('A mask is COCO RLE: {"size": [height, width], "counts": ...}.')
     size = rle["size"]
-    if list(size) != [height, width]:
+    if not isinstance(size, list | tuple) or list(size) != [height, width]:
         raise GeometryError(
             f"The mask is {size} but the image is [{height}, {width}] (height, width)."
         )
     counts = rle["counts"]
     if isinstance(counts, list):  # uncompressed counts
-        if not all(isinstance(c, int) and c >= 0 for c in counts):
+        if not all(type(c) is int and c >= 0 for c in counts):
             raise GeometryError("Mask counts must be non-negative integers.")
         if sum(counts) != height * width:
             raise GeometryError(

@@ -5,36 +5,36 @@ from . import views_annotate as va
 from . import views_quality as vq
 
 app_name = "annotation"
-D = "p/<slug:slug>/datasets/<int:dataset_id>/"
+D = "p/<slug:slug>/datasets/<id:dataset_id>/"
 
 urlpatterns = [
     path(D + "curate/", v.curate, name="curate"),
     path(D + "curate/run/<str:kind>/", v.run_job, name="run_job"),
     path(D + "curate/apply/", v.apply, name="apply"),
     path(D + "curate/checkpoints/", v.checkpoint_upload, name="checkpoint_upload"),
-    path(D + "curate/clusters/<int:cluster_id>/", v.cluster_rename, name="cluster_rename"),
+    path(D + "curate/clusters/<id:cluster_id>/", v.cluster_rename, name="cluster_rename"),
     path(D + "duplicates/", v.duplicates, name="duplicates"),
-    path(D + "duplicates/<int:member_id>/keep/", v.duplicate_keep, name="duplicate_keep"),
+    path(D + "duplicates/<id:member_id>/keep/", v.duplicate_keep, name="duplicate_keep"),
     path(D + "outliers/", v.outliers, name="outliers"),
-    path("p/<slug:slug>/queues/<int:queue_id>/stats/", vq.queue_stats, name="queue_stats"),
+    path("p/<slug:slug>/queues/<id:queue_id>/stats/", vq.queue_stats, name="queue_stats"),
 ]
 
 P = "p/<slug:slug>/"
 urlpatterns += [
     path(P + "labels/", va.label_classes, name="label_classes"),
     path(P + "queues/", va.queue_list, name="queue_list"),
-    path(P + "queues/<int:queue_id>/next/", va.queue_next, name="queue_next"),
-    path(P + "tasks/<int:item_id>/", va.task, name="task"),
+    path(P + "queues/<id:queue_id>/next/", va.queue_next, name="queue_next"),
+    path(P + "tasks/<id:item_id>/", va.task, name="task"),
     path(P + "review/", va.review_list, name="review_list"),
-    path(P + "review/images/<int:image_id>/", va.review_image, name="review_image"),
+    path(P + "review/images/<id:image_id>/", va.review_image, name="review_image"),
 ]
 urlpatterns += [path(D + "exchange/", va.exchange, name="exchange")]
 urlpatterns += [
-    path(P + "queues/<int:queue_id>/preannotate/", va.queue_preannotate, name="queue_preannotate")
+    path(P + "queues/<id:queue_id>/preannotate/", va.queue_preannotate, name="queue_preannotate")
 ]
 urlpatterns += [
     path(
-        P + "review/images/<int:image_id>/merge/<int:queue_id>/",
+        P + "review/images/<id:image_id>/merge/<id:queue_id>/",
         va.review_merge,
         name="review_merge",
     )

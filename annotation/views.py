@@ -16,6 +16,7 @@ from annotation.services import checkpoints as checkpoint_services
 from annotation.services import curation as curation_services
 from annotation.services import embeddings as embedding_services
 from studio import selectors
+from studio.converters import parse_id
 from studio.errors import ApplicationError, NotFound
 from studio.ml.backbones import DEFAULT_BACKBONE, SPECS
 from studio.views import member_view
@@ -37,11 +38,8 @@ def _version(request, project, dataset_id: int):
     versions = list(selectors.version_list(user=request.user, dataset=dataset))
     if not versions:
         return dataset, versions, None
-    number = request.GET.get("version") or request.POST.get("version")
-    try:
-        number = int(number) if number else versions[0].number
-    except ValueError:
-        number = versions[0].number
+    number = parse_id(request.GET.get("version") or request.POST.get("version"))
+    number = number or versions[0].number
     return (
         dataset,
         versions,

@@ -25,6 +25,7 @@ from annotation.services import queues as queue_services
 from annotation.services.batch_preannotation import preannotate_start
 from annotation.services.preannotation import sam_installed
 from studio import selectors
+from studio.converters import parse_id
 from studio.errors import ApplicationError, Forbidden
 from studio.models import DatasetVersion, Image, Job
 from studio.permissions import Capability, require
@@ -391,10 +392,7 @@ def review_list(request: HttpRequest, project) -> HttpResponse:
 
 
 def _int(value) -> int | None:
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return None
+    return parse_id(value)
 
 
 @require_GET

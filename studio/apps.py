@@ -9,4 +9,9 @@ class StudioConfig(AppConfig):
     verbose_name = "Studio"
 
     def ready(self) -> None:
+        from django.urls import register_converter
+
+        from studio.converters import IdConverter
+
+        register_converter(IdConverter, "id")  # before any URLconf is loaded
         from studio.services import ingest  # noqa: F401 - registers the ingest job handler

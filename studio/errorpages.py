@@ -19,7 +19,8 @@ MESSAGES = {
 
 
 def _api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
+    """Whether the path is the API's (``/files/`` serves the API's image bytes)."""
+    return request.path.startswith(("/api/", "/files/"))
 
 
 def _json(status: int, message: str | None = None) -> JsonResponse:

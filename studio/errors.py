@@ -6,11 +6,14 @@ Services raise ``ApplicationError`` subclasses; the API answers
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.db.models import ProtectedError, RestrictedError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -43,6 +46,13 @@ class Conflict(ApplicationError):
     http_status = status.HTTP_409_CONFLICT
 
 
+class ConfirmationRequired(Conflict):
+    """An action that removes data was asked for without its confirmation; the message says
+    in numbers what it would remove, and ``details`` how to confirm it."""
+
+    code = "confirmation_required"
+
+
 class Locked(ApplicationError):
     """Someone else holds it for now (a queue task under a live lease)."""
 
@@ -65,6 +75,19 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ApplicationError):
         body = {"error": {"code": exc.code, "message": exc.message, "details": exc.details}}
         return Response(body, status=exc.http_status)
+    if isinstance(exc, ProtectedError | RestrictedError):
+        # A service that deletes should say first what stands in the way (as project and
+        # class deletion do); this keeps one that does not from answering 500.
+        held = exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
+        counts = Counter(str(o._meta.verbose_name_plural) for o in held)
+        body = {
+            "error": {
+                "code": Conflict.code,
+                "message": "Other records still refer to this; delete or change them first.",
+                "details": dict(counts),
+            }
+        }
+        return Response(body, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, DjangoValidationError):
         details = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
         body = {
@@ -94,3 +117,16 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
             }
         }
     return response
+
+
+def not_found_handler(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Answer an address no route matches: in the API's error shape under ``/api/`` (and
+    ``/files/``, the API's image bytes).
+
+    Unknown paths, and ids no database column can hold (``studio.converters``), never
+    reach a DRF view, so its handler above cannot shape them.
+    """
+    if request.path.startswith(("/api/", "/files/")):
+        body = {"error": {"code": "not_found", "message": "Not found.", "details": None}}
+        return JsonResponse(body, status=404)
+    return page_not_found(request, exception)

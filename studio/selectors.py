@@ -138,7 +138,8 @@ def _metadata_q(field: str, value: str) -> Q:
             number = cast(value)
         except ValueError:
             continue
-        if math.isfinite(number):
+        # An integer no 64-bit column or JSON number holds matches nothing (and would not bind).
+        if math.isfinite(number) and -(2**63) <= number < 2**63:
             q |= Q(**{f"metadata__{field}": number})
     if value.lower() in ("true", "false"):
         q |= Q(**{f"metadata__{field}": value.lower() == "true"})

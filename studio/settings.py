@@ -209,7 +209,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "studio.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "studio.errors.api_exception_handler",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
 }
@@ -225,6 +225,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # <id:...> path segments (studio/converters.py) are database ids.
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1}
+    },
     "ENUM_NAME_OVERRIDES": {
         "BackboneEnum": "studio.ml.backbones.BACKBONE_CHOICES",
         "JobKindEnum": "studio.models.jobs.Job.Kind",
@@ -264,6 +268,8 @@ STUDIO = {
     "MAX_ARCHIVE_ENTRIES": env_int("STUDIO_MAX_ARCHIVE_ENTRIES", 20_000),
     "MAX_ARCHIVE_BYTES": env_int("STUDIO_MAX_ARCHIVE_BYTES", 4 * 1024**3),
     "MAX_COMPRESSION_RATIO": env_int("STUDIO_MAX_COMPRESSION_RATIO", 200),
+    # One annotation file inside an import archive (streamed, never read whole).
+    "MAX_LABEL_FILE_BYTES": env_int("STUDIO_MAX_LABEL_FILE_BYTES", 1024**3),
     "THUMBNAIL_SIZE": env_int("STUDIO_THUMBNAIL_SIZE", 256),
     "MAX_CHECKPOINT_BYTES": env_int("STUDIO_MAX_CHECKPOINT_BYTES", 2 * 1024**3),
     # Segment Anything: the official checkpoint of SAM_MODEL in WEIGHTS_DIR, or a file of

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotation import selectors as curation
 from annotation.services import embeddings as embedding_services
 from studio import job_display, selectors
+from studio.converters import parse_id
 from studio.errors import ApplicationError, Forbidden, NotFound
 from studio.forms import (
     ApproachFormSet,
@@ -314,10 +315,7 @@ def dataset_create(request: HttpRequest, project) -> HttpResponse:
 
 
 def _int_or_none(value) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
-        return None
+    return parse_id(value)
 
 
 @require_GET

@@ -11,17 +11,20 @@ A reader takes a ``Bundle`` (the uploaded file: a zip or a single file) and yiel
 fails), or ``Note`` objects naming what the file holds that Studio does not keep (the
 import goes on and reports them: nothing is dropped silently). A file that is
 not of the format at all raises ``FormatError``. No Django here: the import service
-resolves images and classes and validates geometry.
+resolves images and classes and validates geometry (a ``Bundle`` made without limits
+reads them from settings).
 """
 
 from __future__ import annotations
 
-import io
+import os
 import posixpath
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
+
+from studio.limits import Limits, Rejected, check_archive
 
 
 class FormatError(ValueError):
@@ -145,11 +148,31 @@ class Catalog:
 
 
 class Bundle:
-    """The uploaded file: a zip archive or one plain file, read lazily."""
+    """The uploaded file: a zip archive or one plain file, read lazily within the limits.
 
-    def __init__(self, path: str, name: str) -> None:
+    An archive is checked as a whole before any entry is read (``studio.limits``): too
+    many entries, too many bytes, an entry that expands too far or escapes the archive
+    refuses it with a ``FormatError``. Entries are streamed (``open``); only those under
+    the per-file limit are read whole (``text``, ``read``).
+    """
+
+    def __init__(self, path: str, name: str, limits: Limits | None = None) -> None:
         self.path, self.name = path, name
-        self._zip = zipfile.ZipFile(path) if zipfile.is_zipfile(path) else None
+        self.limits = limits or Limits.from_settings()
+        self._zip = None
+        if zipfile.is_zipfile(path):
+            try:
+                entries = check_archive(path, self.limits, self.limits.max_label_bytes)
+            except Rejected as exc:
+                raise FormatError(f"The archive cannot be imported: {exc}.")
+            bad = [e for e in entries if e.problem]
+            if bad:
+                raise FormatError(
+                    "The archive cannot be imported: "
+                    + "; ".join(f"{e.name}: {e.problem}" for e in bad[:5])
+                    + (f" (and {len(bad) - 5:,} more entries)." if len(bad) > 5 else ".")
+                )
+            self._zip = zipfile.ZipFile(path)  # noqa: SIM115 - closed by close()
 
     @property
     def is_zip(self) -> bool:
@@ -171,12 +194,29 @@ class Bundle:
             return open(self.path, "rb")  # noqa: SIM115 - the caller closes it
         return self._zip.open(name)
 
+    def size(self, name: str) -> int:
+        """The bytes the file expands to (declared by the archive, which zipfile enforces)."""
+        if self._zip is None:
+            if name != self.name:
+                raise KeyError(name)
+            return os.path.getsize(self.path)
+        return self._zip.getinfo(name).file_size
+
+    def read(self, name: str) -> bytes:
+        """Read a file whole; refuse one larger than the per-file limit (``FormatError``)."""
+        size, limit = self.size(name), self.limits.max_file_bytes
+        if size > limit:
+            raise FormatError(
+                f"{name} is {size:,} bytes; files read whole are limited to {limit:,} bytes."
+            )
+        with self.open(name) as fh:
+            return fh.read(limit + 1)
+
     def find(self, *suffixes: str) -> list[str]:
         return sorted(n for n in self.names() if n.lower().endswith(suffixes))
 
     def text(self, name: str) -> str:
-        with self.open(name) as fh:
-            return io.TextIOWrapper(fh, encoding="utf-8-sig").read()
+        return self.read(name).decode("utf-8-sig")
 
 
 def unsafe_path(name: str) -> str | None:

@@ -183,7 +183,12 @@ def _task(n: int, task, catalog: Catalog) -> Iterator[Record | Problem]:
         reference = next((v for v in data.values() if isinstance(v, str)), "")
     image = _image_name(reference, catalog)
     size = catalog.size(image)
-    annotations = [a for a in task.get("annotations") or [] if isinstance(a, dict)]
+    annotations = task.get("annotations") or []
+    if not isinstance(annotations, list) or not all(
+        isinstance(a, dict) and isinstance(a.get("result") or [], list) for a in annotations
+    ):
+        yield Problem(where_task, "'annotations' is a list of objects, each with a 'result' list")
+        return
     for a in annotations:
         if a.get("was_cancelled") and a.get("result"):
             yield Note(where_task, f"annotation {a.get('id')} was cancelled (skipped) in Label "
@@ -231,6 +236,9 @@ def _task(n: int, task, catalog: Catalog) -> Iterator[Record | Problem]:
     for region_id, region in regions.items():
         where, value = region["where"], region["value"]
         labels = value.get(region["type"]) or []
+        if not _texts(labels):
+            yield Problem(where, f"'{region['type']}' is a list of label names")
+            continue
         if len(labels) != 1:
             yield Problem(where, f"a region needs exactly one label; it has {len(labels)}")
             continue
@@ -259,6 +267,11 @@ def _task(n: int, task, catalog: Catalog) -> Iterator[Record | Problem]:
                 if value.get("format", "rle") != "rle":
                     yield Problem(where, f"brush format {value.get('format')!r} is not supported")
                     continue
+                if size is None:
+                    # The importer reports the missing image; a size the file declares
+                    # for it is not decoded (it could claim any number of pixels).
+                    yield Record(where, image, labels[0], "mask", None, attributes, ref=ref)
+                    continue
                 try:
                     mask = lsbrush.decode(value["rle"], w, h)
                 except lsbrush.BrushError as exc:
@@ -271,6 +284,10 @@ def _task(n: int, task, catalog: Catalog) -> Iterator[Record | Problem]:
                 )
         except (KeyError, TypeError, ValueError, OverflowError):
             yield Problem(where, "its coordinates are missing or not numbers")
+
+
+def _texts(values) -> bool:
+    return isinstance(values, list) and all(isinstance(v, str) for v in values)
 
 
 FORMAT = Format(

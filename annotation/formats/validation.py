@@ -83,7 +83,7 @@ def _box(values, width: int, height: int) -> geo.Geometry | None:
         return None
     try:
         x, y, w, h = float(x), float(y), float(w), float(h)
-    except OverflowError:  # an int beyond any float: geometry.box says so
+    except OverflowError:  # an integer too large for a float: geometry.box says so
         return None
     if not (0 < w < math.inf and 0 < h < math.inf and x >= 0 and y >= 0):
         return None
@@ -110,6 +110,8 @@ def _flat(points) -> list[float] | str:
     if set(map(type, points)) <= _NUMBERS:  # the common case, checked at C speed
         return points
     for v in points:
+        if type(v) is bool:
+            return "Polygon coordinates must be numbers."
         if type(v) is not float and type(v) is not int:
             try:
                 float(v)
@@ -169,7 +171,7 @@ def _polygons(n: int, group: list) -> list[geo.Geometry | str]:
         pts = np.array([flat for _, flat, _, _ in group], dtype=np.float64).reshape(
             len(group), n, 2
         )
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError):  # geometry.polygon names what is wrong
         return [_one_polygon(flat, w, h) for _, flat, w, h in group]
     sizes = np.array([(w, h) for _, _, w, h in group], dtype=np.float64)
     finite = np.isfinite(pts).all(axis=(1, 2))

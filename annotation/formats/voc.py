@@ -192,20 +192,24 @@ def _labelmap(bundle: Bundle) -> tuple[list[str], dict[tuple[int, int, int], int
 def _load_png(
     bundle: Bundle, path: str, colours: dict[tuple[int, int, int], int]
 ) -> np.ndarray | str:
-    """The PNG's index array: palette and grey PNGs as they are, RGB through ``colours``."""
-    from PIL import Image
+    """The PNG's index array: palette and grey PNGs as they are, RGB through ``colours``.
+
+    Its size and pixel count are checked before decoding (``studio.limits``).
+    """
+    from studio.limits import Rejected, open_image
 
     try:
-        with bundle.open(path) as fh:
-            img = Image.open(io.BytesIO(fh.read()))
-            if img.mode in ("P", "L"):
-                return np.asarray(img)
-            if img.mode not in ("RGB", "RGBA"):
-                return f"{path} is a {img.mode} image; VOC masks are palette, grey or RGB PNGs"
-            rgb = np.asarray(img.convert("RGB")).astype(np.int64)
+        img = open_image(bundle.read(path), max_pixels=bundle.limits.max_pixels, formats=("PNG",))
+        if img.mode in ("P", "L"):
+            return np.asarray(img)
+        if img.mode not in ("RGB", "RGBA"):
+            return f"{path} is a {img.mode} image; VOC masks are palette, grey or RGB PNGs"
+        rgb = np.asarray(img.convert("RGB")).astype(np.int64)
     except KeyError:
         return f"{path} is missing"
-    except Exception as exc:  # noqa: BLE001 - a broken or oversized PNG is the record's problem
+    except (FormatError, Rejected) as exc:
+        return f"{path}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - a broken PNG is the record's problem
         return f"{path} cannot be read: {exc}"
     packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
     values, inverse = np.unique(packed, return_inverse=True)
@@ -279,10 +283,12 @@ def _item(bundle, catalog, pngs, label_map, prefix, base, path) -> Iterator[Reco
     root = None
     if path is not None:
         try:
-            with bundle.open(path) as fh:
-                root = ET.parse(fh).getroot()  # noqa: S314 - see the import
+            root = ET.fromstring(bundle.read(path))  # noqa: S314 - see the import
         except ET.ParseError as exc:
             yield Problem(path, f"not valid XML: {exc}")
+            return
+        except FormatError as exc:  # larger than a file read whole may be
+            yield Problem(path, str(exc))
             return
         if root.tag != "annotation":
             yield Problem(path, f"the root element is <{root.tag}>, not <annotation>")

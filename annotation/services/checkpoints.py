@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,9 +17,23 @@ from django.db import IntegrityError, transaction
 
 from annotation.models import BackboneCheckpoint
 from studio.errors import ApplicationError, Conflict
+from studio.limits import Limits, Rejected, check_archive
 from studio.ml import backbones
 from studio.models import Project
 from studio.permissions import Capability, require
+
+
+def _check_archive(path: str, limit: int) -> None:
+    """torch.save writes a zip: check it like any archive before torch expands a record."""
+    if not zipfile.is_zipfile(path):
+        return  # a bare pickle: read_state_dict decides
+    try:
+        entries = check_archive(path, Limits.from_settings(), max_bytes=limit)
+    except Rejected as exc:
+        raise ApplicationError(f"The checkpoint cannot be read: {exc}.")
+    bad = next((e for e in entries if e.problem), None)
+    if bad is not None:
+        raise ApplicationError(f"The checkpoint cannot be read: {bad.name}: {bad.problem}.")
 
 
 @contextmanager
@@ -64,6 +79,7 @@ def checkpoint_upload(
             digest.update(chunk)
             tmp.write(chunk)
         tmp.flush()
+        _check_archive(tmp.name, limit)
         try:
             state = backbones.read_state_dict(Path(tmp.name))
             backbones.load_weights(

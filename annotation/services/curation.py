@@ -8,8 +8,6 @@ versions, set metadata or fill an annotation queue.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -32,6 +30,7 @@ from annotation.models import (
 )
 from annotation.services.embeddings import vectors_for
 from studio.errors import ApplicationError
+from studio.limits import open_stored
 from studio.ml import clustering
 from studio.ml.quality import image_quality, project_2d
 from studio.models import Dataset, DatasetImage, DatasetVersion, Image, Job
@@ -198,7 +197,7 @@ def analyze_job_start(
 
 def _load(image: Image) -> PILImage.Image:
     with default_storage.open(image.file.name, "rb") as fh:
-        img = PILImage.open(io.BytesIO(fh.read()))
+        img = open_stored(image, fh.read())
         img.draft("RGB", (1024, 1024))
         img.load()
     return img

@@ -21,6 +21,7 @@ from PIL import Image as PILImage
 
 from annotation.models import EmbeddingShard, EmbeddingSpace, ImageEmbedding
 from studio.errors import ApplicationError
+from studio.limits import open_stored
 from studio.ml import backbones
 from studio.models import DatasetVersion, Image, Job
 from studio.permissions import Capability, require
@@ -117,7 +118,7 @@ def _loader(image: Image):
     def load() -> PILImage.Image:
         with default_storage.open(image.file.name, "rb") as fh:
             data = fh.read()
-        img = PILImage.open(io.BytesIO(data))
+        img = open_stored(image, data)
         img.load()
         return img
 

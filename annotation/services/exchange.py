@@ -371,7 +371,7 @@ def import_run(job: Job, ctx: JobContext) -> dict:
                 Job.objects.filter(pk=job.pk).update(
                     heartbeat_at=timezone.now()
                 )  # take the write lock
-                result = importer.run(fmt.read(bundle, importer.catalog()))
+                result = importer.run(_read_guarded(fmt.read(bundle, importer.catalog())))
                 if importer.dry_run:  # classes it created go too
                     transaction.set_rollback(True)
                 else:
@@ -394,6 +394,35 @@ def import_run(job: Job, ctx: JobContext) -> dict:
         Job.objects.filter(pk=job.pk).update(result=report)
         raise ApplicationError(f"Nothing was imported: {job.params['name']}: {exc}")
     return result
+
+
+# What a reader raises when a file holds values of a shape it did not foresee: bad data,
+# never a reason to retry the job.
+_DATA_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError, AttributeError, RecursionError)
+
+
+def _read_guarded(records: Iterator[Record | Problem]) -> Iterator[Record | Problem]:
+    """Yield the reader's records; turn a data error it did not catch into a FormatError.
+
+    Readers report each bad record as a ``Problem``; one they missed would otherwise
+    fail the job as an internal error and retry it on the same file, to the same end.
+    It is logged with its traceback, so the reader can learn to report it.
+    """
+    seen = 0
+    while True:
+        try:
+            record = next(records)
+        except StopIteration:
+            return
+        except (FormatError, UnicodeDecodeError):
+            raise  # import_run reports these as they are
+        except _DATA_ERRORS as exc:
+            log.exception("import reader failed after %d records", seen)
+            raise FormatError(
+                f"The file cannot be read after record {seen:,}: {type(exc).__name__}: {exc}"
+            ) from exc
+        seen += 1
+        yield record
 
 
 class _Importer:

@@ -7,18 +7,17 @@ overwritten: each call adds a new draft.
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
 import numpy as np
 from django.core.files.storage import default_storage
-from PIL import Image as PILImage
 
 from annotation import geometry as geo
 from annotation.models import Annotation, LabelClass
 from annotation.services.labels import annotation_create, require_annotator
 from studio.errors import ApplicationError
+from studio.limits import open_stored
 from studio.ml.grabcut import grabcut_mask
 from studio.models import Image
 
@@ -171,7 +170,7 @@ def preannotate_prepare(*, actor, image: Image) -> dict:
 
 def _pixels(image: Image) -> np.ndarray:
     with default_storage.open(image.file.name, "rb") as fh:
-        return np.asarray(PILImage.open(io.BytesIO(fh.read())).convert("RGB"))
+        return np.asarray(open_stored(image, fh.read()).convert("RGB"))
 
 
 def preannotate(*, method: str = "auto", **kwargs) -> Annotation:

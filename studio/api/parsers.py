@@ -15,3 +15,11 @@ class JSONParser(parsers.JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - the body nests lists or objects too deeply.")
+
+
+# For views whose body nests objects, lists of objects or free-form dicts (a problem
+# statement's approaches, an annotation's attributes and geometry, a curation filter).
+# Form encodings cannot carry those: DRF reads a nested list it cannot parse from a form
+# as empty, so a PUT would silently replace the approaches with none. JSON only, then:
+# anything else is a 415.
+JSON_ONLY = [JSONParser]

@@ -6,6 +6,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from studio.converters import MAX_ID
 from studio.models import (
     Approach,
     Dataset,
@@ -20,6 +21,18 @@ from studio.models import (
     Role,
     SuccessCriterion,
 )
+
+
+class IdField(serializers.IntegerField):
+    """A database id or version number: 1 to 2**63 - 1, what a 64-bit column holds.
+
+    A larger number cannot name a row; refused here, it never reaches the database.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(**kwargs)
 
 
 class UserSerializer(serializers.Serializer):
@@ -79,7 +92,7 @@ class MemberRoleSerializer(serializers.Serializer):
 class ObjectiveSerializer(serializers.ModelSerializer):
     # A plain id: resolved among the project's members by the view, so an unknown user and
     # a non-member get the same answer and ids of other users cannot be probed.
-    owner = serializers.IntegerField(
+    owner = IdField(
         source="owner_id", allow_null=True, required=False, help_text="User id of a project member."
     )
 
@@ -229,11 +242,11 @@ class MetadataUploadSerializer(serializers.Serializer):
     file = serializers.FileField(
         help_text="CSV with a file_name column, or JSON keyed by file name."
     )
-    dataset = serializers.IntegerField(required=False, help_text="Limit matching to one dataset.")
+    dataset = IdField(required=False, help_text="Limit matching to one dataset.")
 
 
 class UploadSerializer(serializers.Serializer):
-    dataset = serializers.IntegerField(help_text="Dataset receiving the images.")
+    dataset = IdField(help_text="Dataset receiving the images.")
     files = serializers.ListField(
         child=serializers.FileField(allow_empty_file=True),
         allow_empty=False,
@@ -268,3 +281,29 @@ class IngestFileSerializer(serializers.ModelSerializer):
     class Meta:
         model = IngestFile
         fields = ["position", "name", "outcome", "reason", "image"]
+
+
+# --- query parameters: validated by views through ``_query``, documented from the same class
+
+
+class ImageQuerySerializer(serializers.Serializer):
+    dataset = IdField(required=False, help_text="Only images in this dataset's working set.")
+    version = IdField(required=False, help_text="With dataset: only images in this version.")
+    split = serializers.ChoiceField(
+        choices=["train", "val", "test"], required=False, help_text="With version."
+    )
+    cluster = IdField(required=False, help_text="Only members of this cluster.")
+
+
+class JobQuerySerializer(serializers.Serializer):
+    project = serializers.SlugField(required=False, help_text="Project slug.")
+
+
+class JobFilesQuerySerializer(serializers.Serializer):
+    outcome = serializers.ChoiceField(choices=IngestFile.Outcome.choices, required=False)
+
+
+class ProjectDeleteQuerySerializer(serializers.Serializer):
+    confirm = serializers.CharField(
+        required=False, help_text="The project's slug: confirms the deletion of everything in it."
+    )

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from annotation.selectors import quality_filters_from_params
 from studio import selectors
+from studio.api.parsers import JSON_ONLY
 from studio.errors import ApplicationError, NotFound
 from studio.models import Objective
 from studio.services import datasets as dataset_services
@@ -42,12 +43,22 @@ def _validated(serializer_class, data, **kwargs):
     return serializer.validated_data
 
 
+def _query(serializer_class, request: Request) -> dict:
+    """Validate the query parameters a view declares (``extend_schema(parameters=[...])``
+    takes the same serializer): a wrong value is a 400 naming it, never quietly replaced
+    by a default. An empty value counts as absent."""
+    params = {k: v for k, v in request.query_params.items() if v != ""}
+    return _validated(serializer_class, params)
+
+
 def _django_errors(exc: DjangoValidationError) -> ApplicationError:
     details = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
     return ApplicationError("Some values are not valid.", details=details)
 
 
 class ApiView(APIView):
+    # Lists are paginated (``_paginate``) and the schema says so; a view that answers a
+    # plain list sets ``pagination_class = None``, or its schema describes a page.
     pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
     def project(self):
@@ -84,9 +95,18 @@ class ProjectDetailApi(ApiView):
         )
         return Response(s.ProjectSerializer(project).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(
+        parameters=[s.ProjectDeleteQuerySerializer],
+        responses={204: None},
+        description="Delete the project and everything in it. Without `confirm`, nothing is "
+        "deleted: the answer is 409 `confirmation_required`, whose details count what would "
+        "be removed.",
+    )
     def delete(self, request, slug):
-        project_services.project_delete(actor=request.user, project=self.project())
+        query = _query(s.ProjectDeleteQuerySerializer, request)
+        project_services.project_delete(
+            actor=request.user, project=self.project(), confirm=query.get("confirm")
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -191,6 +211,8 @@ class ObjectiveDetailApi(ApiView):
 
 
 class ProblemStatementApi(ApiView):
+    parser_classes = JSON_ONLY  # nested bodies: see studio/api/parsers.py
+
     @extend_schema(responses=s.ProblemStatementSerializer)
     def get(self, request, slug):
         problem = selectors.problem_statement_get(user=request.user, project=self.project())
@@ -293,10 +315,7 @@ class VersionRestoreApi(ApiView):
 
 
 IMAGE_FILTERS = [
-    OpenApiParameter("dataset", int, description="Only images in this dataset's working set."),
-    OpenApiParameter("version", int, description="With dataset: only images in this version."),
-    OpenApiParameter("split", str, enum=["train", "val", "test"], description="With version."),
-    OpenApiParameter("cluster", int, description="Only members of this cluster."),
+    s.ImageQuerySerializer,
     OpenApiParameter(
         "quality.<metric>_min",
         float,
@@ -316,34 +335,32 @@ class ImageListApi(ApiView):
     @extend_schema(parameters=IMAGE_FILTERS, responses=s.ImageSerializer(many=True))
     def get(self, request, slug):
         project = self.project()
+        query = _query(s.ImageQuerySerializer, request)
         params = request.query_params
         dataset = version = None
-        if params.get("dataset"):
+        if query.get("version") and not query.get("dataset"):
+            raise ApplicationError("version selects within a dataset: give dataset too.")
+        if query.get("split") and not query.get("version"):
+            raise ApplicationError("split selects within a version: give dataset and version.")
+        if query.get("dataset"):
             dataset = selectors.dataset_get(
-                user=request.user, project=project, dataset_id=_int(params, "dataset")
+                user=request.user, project=project, dataset_id=query["dataset"]
             )
-            if params.get("version"):
+            if query.get("version"):
                 version = selectors.version_get(
-                    user=request.user, dataset=dataset, number=_int(params, "version")
+                    user=request.user, dataset=dataset, number=query["version"]
                 )
         images = selectors.image_list(
             user=request.user,
             project=project,
             dataset=dataset,
             version=version,
-            split=params.get("split") or None,
+            split=query.get("split"),
             metadata=selectors.metadata_filters_from_params(project=project, params=params),
             quality=quality_filters_from_params(params),
-            cluster_id=_int(params, "cluster") if params.get("cluster") else None,
+            cluster_id=query.get("cluster"),
         ).select_related("quality")
         return _paginate(self, request, images, s.ImageSerializer)
-
-
-def _int(params, key: str) -> int:
-    try:
-        return int(params[key])
-    except (TypeError, ValueError):
-        raise ApplicationError(f"{key} must be an integer.")
 
 
 class ImageDetailApi(ApiView):
@@ -404,14 +421,12 @@ class UploadApi(ApiView):
 
 
 class JobListApi(ApiView):
-    @extend_schema(
-        parameters=[OpenApiParameter("project", str, description="Project slug.")],
-        responses=s.JobSerializer(many=True),
-    )
+    @extend_schema(parameters=[s.JobQuerySerializer], responses=s.JobSerializer(many=True))
     def get(self, request):
         project = None
-        if request.query_params.get("project"):
-            project = selectors.project_get(user=request.user, slug=request.query_params["project"])
+        query = _query(s.JobQuerySerializer, request)
+        if query.get("project"):
+            project = selectors.project_get(user=request.user, slug=query["project"])
         return _paginate(
             self, request, selectors.job_list(user=request.user, project=project), s.JobSerializer
         )
@@ -443,14 +458,12 @@ class JobRetryApi(ApiView):
 
 class JobFilesApi(ApiView):
     @extend_schema(
-        parameters=[OpenApiParameter("outcome", str, enum=["accepted", "duplicate", "rejected"])],
-        responses=s.IngestFileSerializer(many=True),
+        parameters=[s.JobFilesQuerySerializer], responses=s.IngestFileSerializer(many=True)
     )
     def get(self, request, pk):
+        query = _query(s.JobFilesQuerySerializer, request)
         job = selectors.job_get(user=request.user, job_id=pk)
-        files = selectors.ingest_file_list(
-            user=request.user, job=job, outcome=request.query_params.get("outcome")
-        )
+        files = selectors.ingest_file_list(user=request.user, job=job, outcome=query.get("outcome"))
         return _paginate(self, request, files, s.IngestFileSerializer)
 
 
@@ -458,9 +471,14 @@ class ImageFileApi(ApiView):
     """Serve an image's bytes to project members only, never sniffed as anything else."""
 
     @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "kind", str, OpenApiParameter.PATH, enum=["original", "thumb"],
+                description="'original' (the uploaded bytes) or 'thumb' (a JPEG thumbnail).",
+            )
+        ],
         responses={(200, "image/*"): bytes},
-        description="kind is 'original' (the uploaded bytes) or 'thumb' (a JPEG thumbnail).",
-    )
+    )  # fmt: skip
     def get(self, request, pk, kind):
         image = selectors.image_get_any_project(user=request.user, image_id=pk)
         if kind == "original":

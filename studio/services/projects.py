@@ -9,9 +9,13 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
-from studio.errors import ApplicationError, Conflict, Forbidden, NotFound
+from studio.errors import ApplicationError, ConfirmationRequired, Conflict, Forbidden, NotFound
 from studio.models import (
     Approach,
+    Dataset,
+    DatasetVersion,
+    Image,
+    Job,
     Membership,
     Objective,
     ProblemStatement,
@@ -84,12 +88,46 @@ def project_update(
 
 
 @transaction.atomic
-def project_delete(*, actor, project: Project) -> None:
-    """Delete the project with everything in it, then its stored files once that commits."""
+def project_contents(*, project: Project) -> dict[str, int]:
+    """Count what deleting the project would remove (annotations deleted softly included)."""
+    from annotation.models import Annotation, LabelClass  # the annotation app's rows
+
+    return {
+        "datasets": Dataset.objects.filter(project=project).count(),
+        "versions": DatasetVersion.objects.filter(dataset__project=project).count(),
+        "images": Image.objects.filter(project=project).count(),
+        "annotations": Annotation.objects.filter(image__project=project).count(),
+        "label_classes": LabelClass.objects.filter(project=project).count(),
+        "jobs": Job.objects.filter(project=project).count(),
+    }
+
+
+@transaction.atomic
+def project_delete(*, actor, project: Project, confirm: str | None = None) -> dict[str, int]:
+    """Delete the project with everything in it, then its stored files once that commits.
+
+    Nothing is lost by surprise: unless ``confirm`` is the project's slug, nothing is
+    deleted and ``ConfirmationRequired`` says in numbers what would be. Returns the counts
+    of what was deleted.
+    """
+    from annotation.models import Annotation
+
     require(actor, project, Capability.MANAGE)
+    counts = project_contents(project=project)
+    if confirm != project.slug:
+        held = ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in counts.items() if n)
+        raise ConfirmationRequired(
+            f"Deleting project {project.name!r} removes {held or 'its settings'}, for good. "
+            f"Send the DELETE again with ?confirm={project.slug} to go ahead.",
+            details={"counts": counts, "confirm": project.slug},
+        )
+    # Annotations protect their label classes (a class in use is never deleted alone):
+    # they go first, so the project's classes can follow it.
+    Annotation.objects.filter(image__project=project).delete()
     folder = f"projects/{project.pk}"
     project.delete()
     transaction.on_commit(lambda: storage_delete_tree(folder))
+    return counts
 
 
 def _lead_count(project: Project) -> int:

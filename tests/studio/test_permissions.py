@@ -24,7 +24,7 @@ ALLOWED = {
 ENDPOINTS = [
     ("get", "/api/v1/projects/{slug}/", None, VIEW),
     ("patch", "/api/v1/projects/{slug}/", {"name": "Renamed"}, MANAGE),
-    ("delete", "/api/v1/projects/{slug}/", None, MANAGE),
+    ("delete", "/api/v1/projects/{slug}/?confirm={slug}", None, MANAGE),
     ("get", "/api/v1/projects/{slug}/members/", None, VIEW),
     (
         "post",
