@@ -7,6 +7,7 @@ from functools import wraps
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -17,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotation import selectors as curation
 from annotation.services import embeddings as embedding_services
 from studio import selectors
-from studio.errors import ApplicationError, NotFound
+from studio.errors import ApplicationError, Forbidden, NotFound
 from studio.forms import (
     ApproachFormSet,
     CriterionFormSet,
@@ -500,6 +501,8 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
         job = selectors.job_get(user=request.user, job_id=job_id)
     except NotFound:
         raise Http404("Job not found")
+    except Forbidden as exc:
+        raise PermissionDenied(exc.message)
     outcome = request.GET.get("outcome") or None
     files = selectors.ingest_file_list(user=request.user, job=job, outcome=outcome)
     page = Paginator(files, FILES_PAGE).get_page(request.GET.get("page"))
