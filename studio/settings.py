@@ -7,6 +7,7 @@ the commands that need them (``manage.py studio_init``, the worker), never at im
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
     "django_filters",
     "django_htmx",
     "template_partials",
+    "axes",
     "studio",
     "annotation",
     "evaluation",
@@ -76,6 +78,14 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so it sees the lockout flag the authentication backend set on the way in.
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes first: it refuses a locked-out (username, address) before any password check.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "studio.urls"
@@ -170,6 +180,18 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 
+# Sign-in throttling (django-axes): the token endpoint, the sign-in form and the admin.
+# After STUDIO_LOGIN_FAILURE_LIMIT failures for one username from one address, that pair
+# is refused (429) for STUDIO_LOGIN_COOLOFF_MINUTES; a success resets the count.
+AXES_ENABLED = env_bool("STUDIO_LOGIN_THROTTLE", True)
+AXES_FAILURE_LIMIT = env_int("STUDIO_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("STUDIO_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "studio.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "studio.security.lockout_response"
+AXES_VERBOSE = False
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
@@ -254,6 +276,8 @@ STUDIO = {
     "EXPORT_KEEP_DAYS": env_int("STUDIO_EXPORT_KEEP_DAYS", 7),
     "EXPORT_SWEEP_INTERVAL_S": env_int("STUDIO_EXPORT_SWEEP_INTERVAL_S", 60 * 60),
     "JOB_HEARTBEAT_S": env_int("STUDIO_JOB_HEARTBEAT_S", 2),
+    # Reverse proxies in front of Studio whose X-Forwarded-For is trusted (sign-in throttling).
+    "TRUSTED_PROXIES": env_int("STUDIO_TRUSTED_PROXIES", 0),
 }
 
 LOGGING = {
