@@ -1,4 +1,4 @@
-"""Sign-in throttling hooks for django-axes: the client's address and the lockout answer.
+"""Security hooks: sign-in throttling (django-axes) and the chart pages' CSP exception.
 
 Axes counts failed sign-ins per (username, client address) on the token endpoint, the
 sign-in form and the admin; past ``STUDIO_LOGIN_FAILURE_LIMIT`` failures the pair is
@@ -11,11 +11,18 @@ from __future__ import annotations
 import math
 
 from axes.helpers import get_cool_off
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 LOCKOUT_TEMPLATE = "registration/locked_out.html"
+
+# plotly.js styles its SVG through style attributes (d3's attr("style", ...)), which a
+# policy without 'unsafe-inline' for attributes refuses. Pages that draw plotly charts
+# allow style *attributes*, and only those: scripts and <style> elements stay 'self'.
+chart_page = csp_update({"style-src-attr": [UNSAFE_INLINE]})
 
 
 def client_ip(request: HttpRequest) -> str:
