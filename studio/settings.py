@@ -234,9 +234,11 @@ AXES_LOCKOUT_CALLABLE = "studio.security.lockout_response"
 AXES_VERBOSE = False
 
 REST_FRAMEWORK = {
+    # Token first: an anonymous call answers 401 with "WWW-Authenticate: Token" (the
+    # first class names the challenge); session auth (the browser) is still tried.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [
