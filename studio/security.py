@@ -20,9 +20,12 @@ from django.shortcuts import render
 LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 # plotly.js styles its SVG through style attributes (d3's attr("style", ...)), which a
-# policy without 'unsafe-inline' for attributes refuses. Pages that draw plotly charts
-# allow style *attributes*, and only those: scripts and <style> elements stay 'self'.
-chart_page = csp_update({"style-src-attr": [UNSAFE_INLINE]})
+# policy without 'unsafe-inline' for attributes refuses, and on load it injects one fixed
+# <style> element (its bundled maplibre CSS). Pages that draw plotly charts allow style
+# *attributes* and that one element by its hash; scripts stay 'self'. The hash belongs to
+# the installed plotly.js: tests/studio/test_csp.py recomputes it from the file.
+PLOTLY_MAPLIBRE_STYLE = "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='"
+chart_page = csp_update({"style-src-attr": [UNSAFE_INLINE], "style-src": [PLOTLY_MAPLIBRE_STYLE]})
 
 
 def client_ip(request: HttpRequest) -> str:

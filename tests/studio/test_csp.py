@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -11,6 +12,7 @@ from annotation.models import AnnotationQueue
 from annotation.services.labels import label_class_create
 from annotation.services.queues import queue_create
 from studio.models import DatasetVersion, Membership
+from studio.security import PLOTLY_MAPLIBRE_STYLE
 from studio.services.ingest import upload_create
 from studio.services.jobs import job_run
 from studio.services.projects import objective_create
@@ -78,8 +80,10 @@ def _assert_policy(response, url: str) -> None:
     assert directives["object-src"] == ["'none'"] and directives["frame-ancestors"] == ["'none'"]
     if response.status_code == 200 and CHART_PAGES.match(url):
         assert directives["style-src-attr"] == ["'unsafe-inline'"], url
+        assert PLOTLY_MAPLIBRE_STYLE in directives["style-src"], url
     else:
         assert "style-src-attr" not in directives, url
+        assert PLOTLY_MAPLIBRE_STYLE not in directives["style-src"], url
 
 
 def test_every_browser_page_carries_the_policy(client, team, ids):
@@ -114,3 +118,18 @@ def test_api_docs_load_their_start_up_script_as_a_file(client, lead):
     assert "<style>" not in page and re.search(r'<script src="[^"]*\?script=', page)
     script = client.get("/api/docs/?script=")
     assert script.status_code == 200 and "SwaggerUIBundle" in script.content.decode()
+
+
+def test_the_plotly_style_hash_matches_the_installed_plotly():
+    """plotly.js injects one fixed <style> on load; an upgrade changes its hash."""
+    import base64
+    import hashlib
+    from importlib.util import find_spec
+
+    folder = Path(find_spec("plotly").submodule_search_locations[0])
+    bundle = (folder / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
+    start = bundle.index("e.textContent='.maplibregl-map") + len("e.textContent='")
+    css = bundle[start : bundle.index("'", start)]
+    assert "\\" not in css  # a plain literal: the file's text is the element's text
+    digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+    assert f"'sha256-{digest}'" == PLOTLY_MAPLIBRE_STYLE, "update studio/security.py"
