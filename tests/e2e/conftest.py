@@ -26,14 +26,19 @@ CSP_MARKERS = ("Content Security Policy", "Content-Security-Policy")
 
 
 def _watch_for_csp(browser, violations: list[str]) -> None:
-    """Record every CSP refusal ("Refused to ...") that any page of this browser logs."""
+    """Record every CSP refusal that any page of this browser logs or throws."""
 
     def watch(page):
         def on_console(message):
             if any(marker in message.text for marker in CSP_MARKERS):
                 violations.append(f"{page.url}: {message.text}")
 
+        def on_error(error):  # an EvalError thrown by a refused eval is not a console line
+            if any(marker in str(error) for marker in CSP_MARKERS):
+                violations.append(f"{page.url}: {error}")
+
         page.on("console", on_console)
+        page.on("pageerror", on_error)
 
     new_context, new_page = browser.new_context, browser.new_page
 
