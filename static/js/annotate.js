@@ -64,7 +64,10 @@
       return { ok: res.ok, status: res.status, data };
     };
     const result = chain.then(run, run);
-    chain = result.catch(() => {});
+    // The next queued request starts only after this answer's callers have applied it
+    // (patch() upserts the new version once its await resumes): a macrotask boundary comes
+    // after all those microtasks, so a queued body function reads the fresh version.
+    chain = result.catch(() => {}).then(() => new Promise((resolve) => setTimeout(resolve, 0)));
     return result.then(
       (r) => {
         pending -= 1;
@@ -229,6 +232,9 @@
   const paintGroup = new Konva.Group({ listening: false }); // a stroke in progress; redraws leave it
   const transformer = new Konva.Transformer({ rotateEnabled: false, keepRatio: false, ignoreStroke: true, flipEnabled: false });
   world.add(imageNode, annGroup, paintGroup, uiGroup, transformer);
+  stage.on("dragend transformend", () => {
+    if (renderWhenIdle) renderAll();
+  });
   const photo = new window.Image();
   photo.onload = () => {
     imageNode.image(photo);
@@ -306,7 +312,16 @@
     return a.source !== "human";
   }
 
+  // A save's answer can land while the user is dragging or resizing a shape (a slow
+  // network): redrawing then would destroy the node under the pointer and lose the gesture.
+  // Wait for the gesture to end; its own dragend/transformend handlers save it first.
+  let renderWhenIdle = false;
   function renderAll() {
+    if (Konva.isDragging() || Konva.isTransforming()) {
+      renderWhenIdle = true;
+      return;
+    }
+    renderWhenIdle = false;
     annGroup.destroyChildren();
     transformer.nodes([]);
     const s = scale();
