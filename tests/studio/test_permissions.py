@@ -156,7 +156,7 @@ def api_routes(resolver: URLResolver | None = None, prefix: str = ""):
         if isinstance(entry, URLResolver):
             yield from api_routes(entry, route)
         elif isinstance(entry, URLPattern) and route.startswith("api/v1/"):
-            view = getattr(entry.callback, "cls", None) or getattr(entry.callback, "view_class")
+            view = getattr(entry.callback, "cls", None) or entry.callback.view_class
             for verb in VERBS:
                 if hasattr(view, verb):
                     yield route, verb
@@ -207,7 +207,9 @@ def _build(media) -> dict:
     job_run(job_id=ingest.pk)
     version = DatasetVersion.objects.get(dataset=dataset)
     img = list(version.items.order_by("image_id").values_list("image_id", flat=True))
-    job_run(job_id=embedding_job_start(actor=lead, version=version, backbone="efficientnet_lite0").pk)
+    job_run(
+        job_id=embedding_job_start(actor=lead, version=version, backbone="efficientnet_lite0").pk
+    )
     job_run(job_id=analyze_job_start(actor=lead, version=version, threshold=0.8).pk)
     job_run(job_id=cluster_job_start(actor=lead, version=version, k=2).pk)
 
@@ -226,7 +228,9 @@ def _build(media) -> dict:
 
     # Each annotating role holds a task with a draft of their own on it.
     mine = {}
-    tasks = queue_services.queue_create(actor=lead, project=project, name="Tasks", image_ids=img[2:5])
+    tasks = queue_services.queue_create(
+        actor=lead, project=project, name="Tasks", image_ids=img[2:5]
+    )
     for role in ("lead", "reviewer", "annotator"):
         item = queue_services.queue_next(actor=users[role], queue=tasks)
         draft = labels.annotation_create(actor=users[role], image=item.image, label_class=box,
@@ -235,12 +239,16 @@ def _build(media) -> dict:
                                  geometry=[3, 3, 8, 8])  # fmt: skip
         mine[role] = {"task": item.pk, "annotation": draft.pk,
                       "revision": draft.revisions.order_by("id").first().pk}  # fmt: skip
-    free_queue = queue_services.queue_create(actor=lead, project=project, name="Free", image_ids=[img[5]])
+    free_queue = queue_services.queue_create(
+        actor=lead, project=project, name="Free", image_ids=[img[5]]
+    )
     consensus = queue_services.queue_create(actor=lead, project=project, name="Consensus",
                                             image_ids=[img[1]], annotators_per_image=2)  # fmt: skip
     for user in (users["annotator"], extra):
         item = queue_services.queue_next(actor=user, queue=consensus)
-        labels.annotation_create(actor=user, image=item.image, label_class=box, geometry=[1, 1, 9, 9])
+        labels.annotation_create(
+            actor=user, image=item.image, label_class=box, geometry=[1, 1, 9, 9]
+        )
         queue_services.queue_submit(actor=user, item=item)
 
     queued = upload_create(actor=lead, project=project, dataset=dataset,
@@ -295,7 +303,11 @@ def _body(body, world, role):
         return {"name": "mine", "architecture": "efficientnet_lite0",
                 "file": upload("w.pt", b"not a checkpoint")}, "multipart"  # fmt: skip
     if body == "preannotate":
-        return {"label_class": ids["mask_class"], "method": "grabcut", "box": [20, 20, 200, 200]}, "json"
+        return {
+            "label_class": ids["mask_class"],
+            "method": "grabcut",
+            "box": [20, 20, 200, 200],
+        }, "json"
     if body == "preannotate_job":
         return {"mode": "boxes_to_masks", "label_class": ids["mask_class"],
                 "queue": ids["free_queue"], "params": {"method": "grabcut"}}, "json"  # fmt: skip
@@ -335,7 +347,7 @@ def test_permission_matrix(api, db, world, role, key):
     content = b"".join(response) if hasattr(response, "streaming_content") else response.content
     assert response.status_code == expected, (response.status_code, content[:300])
     if expected == 401:
-        assert response["WWW-Authenticate"] == 'Token'
+        assert response["WWW-Authenticate"] == "Token"
         assert response.json()["error"]["code"] == "not_authenticated"
     elif expected == 403:
         assert response.json()["error"]["code"] == "forbidden"
