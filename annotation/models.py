@@ -461,8 +461,10 @@ class Annotation(models.Model):
     image = models.ForeignKey(
         Image, on_delete=models.CASCADE, related_name="annotations", db_index=False
     )
+    # RESTRICT, not PROTECT: a class in use cannot be deleted on its own, but deleting the
+    # project (which cascades to both) must not fail on it.
     label_class = models.ForeignKey(
-        LabelClass, on_delete=models.PROTECT, related_name="annotations"
+        LabelClass, on_delete=models.RESTRICT, related_name="annotations"
     )
     kind = models.CharField(max_length=8, choices=LabelClass.Kind.choices)
     geometry = models.JSONField(

@@ -24,7 +24,7 @@ from annotation.models import (
 )
 from studio.errors import ApplicationError, NotFound
 from studio.models import DatasetVersion, Image, Project
-from studio.permissions import role_of
+from studio.permissions import Capability, can, role_of
 
 
 def embedding_space_list(*, user, project: Project) -> QuerySet[EmbeddingSpace]:
@@ -224,7 +224,7 @@ def annotation_list(
     ).select_related("label_class")
     if image is not None:
         qs = qs.filter(image=image)
-    if role_of(user, project) == "annotator":
+    if not can(user, project, Capability.SEE_ALL_LABELS):
         # Honeypot answers and the other replicas of a consensus image stay hidden from
         # annotators everywhere (image pages, lists, detail, history, exports): they see
         # their own work on those images, nothing else.

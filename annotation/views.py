@@ -19,6 +19,7 @@ from studio import selectors
 from studio.converters import parse_id
 from studio.errors import ApplicationError, NotFound
 from studio.ml.backbones import DEFAULT_BACKBONE, SPECS
+from studio.security import chart_page
 from studio.views import member_view
 
 QUALITY_LABELS = {
@@ -79,6 +80,7 @@ def _colour_values(
 
 
 @require_GET
+@chart_page
 @member_view
 def curate(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
     dataset, versions, version = _version(request, project, dataset_id)

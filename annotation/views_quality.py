@@ -9,10 +9,12 @@ from django.views.decorators.http import require_GET
 from annotation import charts
 from annotation import selectors as curation
 from annotation.services import quality_control
+from studio.security import chart_page
 from studio.views import member_view
 
 
 @require_GET
+@chart_page
 @member_view
 def queue_stats(request: HttpRequest, project, queue_id: int) -> HttpResponse:
     queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)

@@ -1,4 +1,4 @@
-"""What each project role may do.
+"""What each project role may do, and which jobs each may see.
 
 A user who is not a member of a project cannot learn that it exists: every lookup that
 fails membership raises ``NotFound``. A member lacking a capability gets ``Forbidden``.
@@ -16,13 +16,24 @@ class Capability(StrEnum):
     VIEW = "view"  # read everything in the project
     CONTRIBUTE = "contribute"  # datasets, uploads, metadata, versions, cancel jobs
     MANAGE = "manage"  # project settings, members, objectives, problem statement
+    # Every label of the project, whoever made it: honeypot answers and every replica of a
+    # consensus image. Exports hold exactly that, so this is also the right to export.
+    SEE_ALL_LABELS = "see_all_labels"
 
 
 GRANTS: dict[Capability, frozenset[str]] = {
     Capability.VIEW: frozenset(Role.values),
     Capability.CONTRIBUTE: frozenset({Role.LEAD, Role.REVIEWER}),
     Capability.MANAGE: frozenset({Role.LEAD}),
+    Capability.SEE_ALL_LABELS: frozenset({Role.LEAD, Role.REVIEWER, Role.VIEWER}),
 }
+
+# Jobs whose result (or archive) is made of labels, and who else may see them. An export
+# holds every label of a version: only members who may see all labels see one, whoever
+# started it. An import's report and a pre-annotation's counts describe labels too: a
+# member who may not see every label sees only the ones they started.
+EXPORT_JOB_KINDS = frozenset({"export"})
+OWN_LABEL_JOB_KINDS = frozenset({"import", "preannotate"})
 
 
 def role_of(user, project: Project) -> str | None:
@@ -41,6 +52,7 @@ def role_of(user, project: Project) -> str | None:
 
 
 def can(user, project: Project, capability: Capability) -> bool:
+    """Return whether the user's role in the project carries the capability."""
     role = role_of(user, project)
     return role is not None and role in GRANTS[capability]
 

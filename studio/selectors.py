@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from django.db.models import Count, F, Max, Q, QuerySet
 
-from .errors import ApplicationError, NotFound
+from .errors import ApplicationError, Forbidden, NotFound
 from .models import (
     Dataset,
     DatasetVersion,
@@ -23,6 +23,7 @@ from .models import (
     ProblemStatement,
     Project,
 )
+from .permissions import EXPORT_JOB_KINDS, GRANTS, OWN_LABEL_JOB_KINDS, Capability
 
 METADATA_FILTER_PREFIX = "meta."
 
@@ -197,16 +198,41 @@ def image_get_any_project(*, user, image_id: int) -> Image:
     return image
 
 
+def _hidden_jobs(user) -> Q:
+    """Match the jobs the user's role may not see (see ``permissions.EXPORT_JOB_KINDS``)."""
+    blind = Membership.objects.filter(user=user).exclude(role__in=GRANTS[Capability.SEE_ALL_LABELS])
+    in_blind_project = Q(project_id__in=blind.values("project_id"))
+    others = Q(kind__in=OWN_LABEL_JOB_KINDS) & ~Q(created_by=user)
+    return in_blind_project & (Q(kind__in=EXPORT_JOB_KINDS) | others)
+
+
 def job_list(*, user, project: Project | None = None) -> QuerySet[Job]:
-    qs = Job.objects.filter(project__memberships__user=user).select_related("project", "created_by")
+    """Return the jobs of the user's projects that the user's role may see, newest first.
+
+    A member who may not see every label (an annotator) sees no export, and only the
+    imports and pre-annotations they started: their results are made of labels.
+    """
+    if not user.is_authenticated:
+        return Job.objects.none()
+    qs = (
+        Job.objects.filter(project__memberships__user=user)
+        .exclude(_hidden_jobs(user))
+        .select_related("project", "created_by")
+    )
     if project is not None:
         qs = qs.filter(project=project)
     return qs.order_by("-created_at", "-id")
 
 
 def job_get(*, user, job_id: int) -> Job:
+    """Return a job the user may see; Forbidden for one their role may not, else NotFound."""
     job = job_list(user=user).filter(pk=job_id).first()
     if job is None:
+        if Job.objects.filter(pk=job_id, project__memberships__user=user).exists():
+            raise Forbidden(
+                "Your role cannot see this job: its result holds labels (an export holds every "
+                "label, honeypot answers included). Ask a reviewer or a lead."
+            )
         raise NotFound("Job not found.")
     return job
 

@@ -8,9 +8,11 @@ the storage its media folders, the worker and the job sender the broker's), neve
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -61,6 +63,8 @@ INSTALLED_APPS = [
     "django_filters",
     "django_htmx",
     "template_partials",
+    "axes",
+    "csp",
     "studio",
     "annotation",
     "evaluation",
@@ -78,7 +82,16 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so it sees the lockout flag the authentication backend set on the way in.
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes first: it refuses a locked-out (username, address) before any password check.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "studio.urls"
@@ -191,15 +204,67 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env_int("STUDIO_MAX_FILES_PER_REQUEST", 1000)
 FILE_UPLOAD_PERMISSIONS = 0o640
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Content-Security-Policy on every response (django-csp). Scripts and styles come from
+# Studio's own static files only: no inline <script>, no event-handler or style
+# attributes, no eval. The one hash is the empty <style> element plotly.js creates and
+# then fills through the CSSOM (insertRule), which CSP does not govern.
+PLOTLY_EMPTY_STYLE = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, PLOTLY_EMPTY_STYLE],
+        "img-src": [SELF, "data:", "blob:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 
+# HTTPS in production (all on unless DEBUG). Behind a proxy that ends TLS, set
+# SECURE_PROXY_SSL_HEADER (e.g. "HTTP_X_FORWARDED_PROTO,https") or every request looks
+# like plain HTTP and is redirected. Django sends HSTS on HTTPS responses only.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = env_list("SECURE_REDIRECT_EXEMPT")  # regexes, e.g. a health check
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600)
+# Both reach beyond Studio (every subdomain; browsers' built-in lists): opt in.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+_proxy_header = env_list("SECURE_PROXY_SSL_HEADER")
+if _proxy_header and len(_proxy_header) != 2:
+    raise ImproperlyConfigured(
+        "SECURE_PROXY_SSL_HEADER is 'HEADER,value', e.g. HTTP_X_FORWARDED_PROTO,https."
+    )
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_header) if _proxy_header else None
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
+# Sign-in throttling (django-axes): the token endpoint, the sign-in form and the admin.
+# After STUDIO_LOGIN_FAILURE_LIMIT failures for one username from one address, that pair
+# is refused (429) for STUDIO_LOGIN_COOLOFF_MINUTES; a success resets the count.
+AXES_ENABLED = env_bool("STUDIO_LOGIN_THROTTLE", True)
+AXES_FAILURE_LIMIT = env_int("STUDIO_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("STUDIO_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "studio.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "studio.security.lockout_response"
+AXES_VERBOSE = False
+
 REST_FRAMEWORK = {
+    # Token first: an anonymous call answers 401 with "WWW-Authenticate: Token" (the
+    # first class names the challenge); session auth (the browser) is still tried.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [
@@ -286,6 +351,8 @@ STUDIO = {
     "EXPORT_KEEP_DAYS": env_int("STUDIO_EXPORT_KEEP_DAYS", 7),
     "EXPORT_SWEEP_INTERVAL_S": env_int("STUDIO_EXPORT_SWEEP_INTERVAL_S", 60 * 60),
     "JOB_HEARTBEAT_S": env_int("STUDIO_JOB_HEARTBEAT_S", 2),
+    # Reverse proxies in front of Studio whose X-Forwarded-For is trusted (sign-in throttling).
+    "TRUSTED_PROXIES": env_int("STUDIO_TRUSTED_PROXIES", 0),
 }
 
 LOGGING = {

@@ -521,6 +521,8 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
         job = selectors.job_get(user=request.user, job_id=job_id)
     except NotFound:
         raise Http404("Job not found")
+    except Forbidden as exc:
+        raise PermissionDenied(exc.message)
     outcome = request.GET.get("outcome") or None
     files = selectors.ingest_file_list(user=request.user, job=job, outcome=outcome)
     page = Paginator(files, FILES_PAGE).get_page(request.GET.get("page"))

@@ -67,7 +67,7 @@ from annotation.services.labels import require_annotator
 from annotation.services.reimport import MODES, Existing
 from studio.errors import ApplicationError, Forbidden, Gone, NotFound
 from studio.models import DatasetVersion, Job
-from studio.permissions import Capability, require
+from studio.permissions import Capability, can, require
 from studio.services.jobs import JobContext, job_create, job_enqueue, register
 from studio.storage import storage_delete_tree
 
@@ -100,11 +100,7 @@ def export_start(
     images, which annotators must not see.
     """
     project = version.dataset.project
-    if require(actor, project, Capability.VIEW) == "annotator":
-        raise Forbidden(
-            "Annotators cannot export: exports hold honeypot answers and other people's "
-            "consensus work. Ask a reviewer or a lead."
-        )
+    _require_exporter(actor, project)
     _format(fmt)
     statuses = list(statuses or Annotation.Status.values)
     unknown = [s for s in statuses if s not in Annotation.Status.values]
@@ -117,6 +113,16 @@ def export_start(
                          params={"version": version.pk, "format": fmt, "statuses": statuses})  # fmt: skip
         job_enqueue(job)
     return job
+
+
+def _require_exporter(user, project) -> None:
+    """Refuse non-members (NotFound) and roles that may not see every label (Forbidden)."""
+    require(user, project, Capability.VIEW)
+    if not can(user, project, Capability.SEE_ALL_LABELS):
+        raise Forbidden(
+            "Annotators cannot export: exports hold honeypot answers and other people's "
+            "consensus work. Ask a reviewer or a lead."
+        )
 
 
 def _version(job: Job) -> DatasetVersion:
@@ -212,8 +218,11 @@ def export_run(job: Job, ctx: JobContext) -> dict:
 
 
 def export_archive(*, user, job: Job) -> tuple[str, str]:
-    """Return (storage path, file name) of a finished export the user may download."""
-    require(user, job.project, Capability.VIEW)
+    """Return (storage path, file name) of a finished export the user may download.
+
+    The same rule as starting an export: whoever may not export may not download one.
+    """
+    _require_exporter(user, job.project)
     if job.kind != Job.Kind.EXPORT:
         raise NotFound("That job is not an export.")
     if job.status != Job.Status.SUCCEEDED:

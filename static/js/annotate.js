@@ -31,7 +31,6 @@
     rejecting: new Map(), // annotation id → the reject comment being typed
     generation: 0, // bumped by every reload
     failed: false, // the last save was refused or never reached the server
-    redrawAfterGesture: false, // an answer arrived mid-drag: redraw when the drag ends
   };
 
   /* ---------------------------------------------------------------- API */
@@ -65,7 +64,10 @@
       return { ok: res.ok, status: res.status, data };
     };
     const result = chain.then(run, run);
-    chain = result.catch(() => {});
+    // The next queued request starts only after this answer's callers have applied it
+    // (patch() upserts the new version once its await resumes): a macrotask boundary comes
+    // after all those microtasks, so a queued body function reads the fresh version.
+    chain = result.catch(() => {}).then(() => new Promise((resolve) => setTimeout(resolve, 0)));
     return result.then(
       (r) => {
         pending -= 1;
@@ -230,6 +232,9 @@
   const paintGroup = new Konva.Group({ listening: false }); // a stroke in progress; redraws leave it
   const transformer = new Konva.Transformer({ rotateEnabled: false, keepRatio: false, ignoreStroke: true, flipEnabled: false });
   world.add(imageNode, annGroup, paintGroup, uiGroup, transformer);
+  stage.on("dragend transformend", () => {
+    if (renderWhenIdle) renderAll();
+  });
   const photo = new window.Image();
   photo.onload = () => {
     imageNode.image(photo);
@@ -307,15 +312,16 @@
     return a.source !== "human";
   }
 
+  // A save's answer can land while the user is dragging or resizing a shape (a slow
+  // network): redrawing then would destroy the node under the pointer and lose the gesture.
+  // Wait for the gesture to end; its own dragend/transformend handlers save it first.
+  let renderWhenIdle = false;
   function renderAll() {
-    // A save answered while a shape is being dragged or resized must not destroy the node
-    // under the pointer: its dragend would never fire and the move would be lost. Redraw
-    // when the gesture ends instead.
-    if (Konva.isDragging() || transformer.isTransforming()) {
-      state.redrawAfterGesture = true;
+    if (Konva.isDragging() || Konva.isTransforming()) {
+      renderWhenIdle = true;
       return;
     }
-    state.redrawAfterGesture = false;
+    renderWhenIdle = false;
     annGroup.destroyChildren();
     transformer.nodes([]);
     const s = scale();
@@ -362,11 +368,6 @@
       drag = null;
       renderUi();
     }
-  });
-
-  // After the node's own dragend/transformend handlers (which save), redraw what arrived.
-  stage.on("dragend transformend", () => {
-    if (state.redrawAfterGesture) setTimeout(() => state.redrawAfterGesture && renderAll(), 0);
   });
 
   /* A polygon's parts: one flat vertex list, or several for a multi-part polygon (drawn and

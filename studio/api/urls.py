@@ -1,5 +1,4 @@
 from django.urls import path
-from rest_framework.authtoken.views import obtain_auth_token
 
 from annotation.api import urlpatterns as curation_urls
 from annotation.api_exchange import urlpatterns as exchange_urls
@@ -8,11 +7,12 @@ from annotation.api_preannotate import urlpatterns as preannotate_urls
 from annotation.api_quality import urlpatterns as quality_urls
 
 from . import views as v
+from .auth import TokenApi
 
 P = "projects/<slug:slug>/"
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", TokenApi.as_view(), name="api-token"),
     path("projects/", v.ProjectListApi.as_view(), name="project-list"),
     path(P, v.ProjectDetailApi.as_view(), name="project-detail"),
     path(P + "members/", v.MemberListApi.as_view(), name="member-list"),

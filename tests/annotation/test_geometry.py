@@ -51,7 +51,7 @@ def test_bad_polygons_are_named(points, message):
 def test_polygon_and_box_rasterise_and_boxes_are_checked():
     square = g.validate("polygon", [[10, 10], [30, 10], [30, 20], [10, 20]], 50, 40)
     assert square.area == 200 and square.bbox == (10.0, 10.0, 20.0, 10.0)
-    # The pixels whose centres lie inside the square, and no others.
+    # Pixel centres inside the polygon: exactly columns 10-29 of rows 10-19, nothing else.
     expected = np.zeros((40, 50), dtype=bool)
     expected[10:20, 10:30] = True
     assert np.array_equal(g.to_mask(square, "polygon", 50, 40).astype(bool), expected)
