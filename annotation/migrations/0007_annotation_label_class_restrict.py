@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0004_fewer_annotation_indexes'),
+        ('annotation', '0006_annotation_is_crowd'),
     ]
 
     operations = [
