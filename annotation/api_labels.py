@@ -207,7 +207,10 @@ class QueueSerializer(serializers.ModelSerializer):
     class Meta:
         model = AnnotationQueue
         fields = ["id", "name", "instructions", "lease_minutes", "annotators_per_image", "version",
-                  "items", "created_at"]  # fmt: skip
+                  "label_classes", "items", "created_at"]  # fmt: skip
+        extra_kwargs = {
+            "label_classes": {"help_text": "Ids of the classes its tasks take; empty: all."}
+        }
 
     def get_items(self, obj: AnnotationQueue) -> int:
         # Lists annotate item_count in one query; a freshly created queue counts once.
@@ -236,6 +239,10 @@ class QueueCreateSerializer(serializers.Serializer):
     annotators_per_image = serializers.IntegerField(
         required=False, default=1, min_value=1, max_value=10,
         help_text="Consensus: each image goes to this many different annotators.",
+    )  # fmt: skip
+    label_classes = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False,
+        default=list, help_text="Ids of the only classes its tasks offer and accept; empty: every class.",
     )  # fmt: skip
 
 
@@ -290,10 +297,15 @@ class QueueListApi(ApiView):
         unknown = [u for u in data["assignees"] if u not in members]
         if unknown:
             raise ApplicationError(f"Not members of this project: {', '.join(unknown)}.")
+        classes = [
+            curation.label_class_get(user=request.user, project=project, label_class_id=pk)
+            for pk in dict.fromkeys(data["label_classes"])
+        ]
         queue = queue_services.queue_create(
             actor=request.user, project=project, name=data["name"], image_ids=data["image_ids"], version=version,
             assignees=[members[u] for u in data["assignees"]], instructions=data["instructions"],
             lease_minutes=data["lease_minutes"], annotators_per_image=data["annotators_per_image"],
+            label_classes=classes,
         )  # fmt: skip
         return Response(QueueSerializer(queue).data, status=status.HTTP_201_CREATED)
 

@@ -27,7 +27,9 @@ urlpatterns += [
     path(P + "labels/", va.label_classes, name="label_classes"),
     path(P + "queues/", vqu.queue_list, name="queue_list"),
     path(P + "queues/<int:queue_id>/next/", vqu.queue_next, name="queue_next"),
+    path(P + "queues/<int:queue_id>/honeypots/", vqu.queue_honeypots, name="queue_honeypots"),
     path(P + "tasks/<int:item_id>/", vc.task, name="task"),
+    path(P + "tasks/<int:item_id>/skip/", vc.task_skip, name="task_skip"),
     path(P + "review/", vr.review_list, name="review_list"),
     path(P + "review/images/<int:image_id>/", vr.review_image, name="review_image"),
 ]

@@ -20,7 +20,8 @@ from annotation.services import labels as label_services
 from studio import selectors
 from studio.errors import ApplicationError
 from studio.models import Job
-from studio.views import _form_error, member_view
+from studio.permissions import role_of
+from studio.views import _form_error, _require, member_view
 
 
 class LabelClassForm(forms.Form):
@@ -58,6 +59,8 @@ def _attributes_text(attributes: dict) -> str:
 @member_view
 def label_classes(request: HttpRequest, project) -> HttpResponse:
     """The label schema: list, add (leads), rename, recolour and delete with the reason shown."""
+    if request.method == "POST":
+        _require(request.can_manage, "the project's leads")
     form = LabelClassForm(request.POST or None)
     if request.method == "POST":
         try:
@@ -152,6 +155,12 @@ def exchange(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
     versions = {v.number: v for v in selectors.version_list(user=request.user, dataset=dataset)}
     choices = [(n, f"v{n} ({v.image_count} images)") for n, v in versions.items()]
     action = request.POST.get("action")
+    role = role_of(request.user, project)
+    can_export, can_import = role != "annotator", role != "viewer"
+    if action == "export":
+        _require(can_export, "the project's leads, reviewers and viewers")
+    if action == "import":
+        _require(can_import, "the project's leads, reviewers and annotators")
     export_form = ExportForm(request.POST if action == "export" else None, prefix="export")
     import_form = ImportForm(
         request.POST if action == "import" else None,
@@ -194,5 +203,6 @@ def exchange(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
         request,
         "annotation/exchange.html",
         {"project": project, "dataset": dataset, "export_form": export_form,
-         "import_form": import_form, "jobs": jobs, "has_versions": bool(versions)},
+         "import_form": import_form, "jobs": jobs, "has_versions": bool(versions),
+         "can_export": can_export, "can_import": can_import},
     )  # fmt: skip

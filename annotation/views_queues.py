@@ -1,5 +1,5 @@
-"""Queue pages: the list with each queue's progress, creating a queue, "next task", and
-batch pre-annotation of a queue's images."""
+"""Queue pages: the list with each queue's progress, creating a queue, "next task", work
+returned to the annotator, honeypots, and batch pre-annotation of a queue's images."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation import selectors as curation
 from annotation.models import LabelClass, QueueItem
+from annotation.services import quality_control
 from annotation.services import queues as queue_services
 from annotation.services.batch_preannotation import preannotate_start
 from annotation.services.preannotation import sam_installed
@@ -19,7 +20,8 @@ from annotation.views_review import can_review
 from studio import selectors
 from studio.errors import ApplicationError
 from studio.models import DatasetVersion
-from studio.views import _form_error, member_view
+from studio.permissions import role_of
+from studio.views import _form_error, _require, member_view
 
 
 class QueueForm(forms.Form):
@@ -46,6 +48,13 @@ class QueueForm(forms.Form):
         label="Annotators per image",
         help_text="More than 1: each image goes to that many different people (consensus).",
     )
+    label_classes = forms.ModelMultipleChoiceField(
+        queryset=LabelClass.objects.none(),
+        required=False,
+        label="Classes",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Nothing ticked: every class. Ticked: its tasks offer and accept only these.",
+    )
 
     def __init__(self, *args, project, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -63,12 +72,20 @@ class QueueForm(forms.Form):
         self.fields["assignees"].widget = forms.CheckboxSelectMultiple(
             choices=self.fields["assignees"].choices
         )
+        self.fields["label_classes"].queryset = curation.label_class_list(
+            user=user, project=project
+        )
+        self.fields["label_classes"].label_from_instance = lambda c: (
+            f"{c.name} ({c.get_kind_display().lower()})"
+        )
 
 
 @require_http_methods(["GET", "POST"])
 @member_view
 def queue_list(request: HttpRequest, project) -> HttpResponse:
     """Queues with their progress; leads create them here, annotators start from here."""
+    if request.method == "POST":
+        _require(request.can_manage, "the project's leads")
     form = QueueForm(request.POST or None, project=project, user=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -78,6 +95,7 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
                 assignees=[form.members[name] for name in data["assignees"]],
                 instructions=data["instructions"], lease_minutes=data["lease_minutes"],
                 annotators_per_image=data["annotators_per_image"],
+                label_classes=list(data["label_classes"]),
             )  # fmt: skip
         except ApplicationError as exc:
             _form_error(form, exc)
@@ -90,15 +108,37 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
     classes = list(curation.label_class_list(user=request.user, project=project))
     by_status = {
         (row["queue_id"], row["status"]): row["n"]
-        for row in QueueItem.objects.filter(queue__in=queues)
+        for row in QueueItem.objects.filter(queue__in=queues, honeypot__isnull=True)
         .values("queue_id", "status")
         .annotate(n=Count("id"))
     }
+    role = role_of(request.user, project)
+    reviewer = can_review(request.user, project)
     rows = []
     for queue in queues:
         counts = {s: by_status.get((queue.pk, s), 0) for s in QueueItem.Status.values}
         total = sum(counts.values()) or 1
-        rows.append((queue, counts, round(100 * counts[QueueItem.Status.DONE] / total)))
+        assignees = list(queue.assignees.all())
+        rows.append(
+            {
+                "queue": queue,
+                "counts": counts,
+                "pct": round(100 * counts[QueueItem.Status.DONE] / total),
+                "assignees": assignees,
+                "classes": list(queue.label_classes.all()),
+                "can_take": role != "viewer" and (not assignees or request.user in assignees),
+                "honeypots": (
+                    list(quality_control.honeypot_list(user=request.user, queue=queue))
+                    if reviewer
+                    else []
+                ),
+                "candidates": (
+                    curation.honeypot_candidate_list(user=request.user, queue=queue)
+                    if request.can_manage
+                    else []
+                ),
+            }
+        )
     return render(
         request,
         "annotation/queues.html",
@@ -109,7 +149,9 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
             "has_classes": bool(classes),
             "mask_classes": [c for c in classes if c.kind == LabelClass.Kind.MASK],
             "sam": sam_installed(),
-            "can_review": can_review(request.user, project),
+            "can_review": reviewer,
+            "is_viewer": role == "viewer",
+            "returned": curation.returned_task_list(user=request.user, project=project),
         },
     )
 
@@ -118,6 +160,7 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
 @member_view
 def queue_next(request: HttpRequest, project, queue_id: int) -> HttpResponse:
     """Lease the next task (or return the current one) and open it on the canvas."""
+    _require(role_of(request.user, project) != "viewer", "annotators, reviewers and leads")
     queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
     try:
         item = queue_services.queue_next(actor=request.user, queue=queue)
@@ -134,6 +177,7 @@ def queue_next(request: HttpRequest, project, queue_id: int) -> HttpResponse:
 @member_view
 def queue_preannotate(request: HttpRequest, project, queue_id: int) -> HttpResponse:
     """Start a batch pre-annotation of a queue's images from the queue list."""
+    _require(request.can_contribute, "the project's leads and reviewers")
     queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
     mode = request.POST.get("mode", "")
     try:
@@ -152,4 +196,26 @@ def queue_preannotate(request: HttpRequest, project, queue_id: int) -> HttpRespo
         messages.error(request, exc.message)
     else:
         return redirect("studio:job_detail", job_id=job.pk)
+    return redirect("annotation:queue_list", slug=project.slug)
+
+
+@require_POST
+@member_view
+def queue_honeypots(request: HttpRequest, project, queue_id: int) -> HttpResponse:
+    """Mark the chosen images as honeypots of the queue, their accepted annotations the answer."""
+    _require(request.can_manage, "the project's leads")
+    queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
+    try:
+        ids = [int(pk) for pk in request.POST.getlist("image_ids")]
+        added = quality_control.queue_add_honeypots(actor=request.user, queue=queue, image_ids=ids)
+    except ValueError:
+        messages.error(request, "Choose the images to use as honeypots.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            f"{len(added)} honeypot{'s' if len(added) != 1 else ''} added to {queue.name!r}; "
+            "each annotator gets each one once, spread through the queue.",
+        )
     return redirect("annotation:queue_list", slug=project.slug)

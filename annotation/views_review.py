@@ -17,7 +17,7 @@ from annotation.views_canvas import canvas_config
 from studio import selectors
 from studio.errors import ApplicationError, Forbidden
 from studio.permissions import Capability, require
-from studio.views import member_view
+from studio.views import _require, member_view
 
 REVIEW_PAGE = 24
 
@@ -50,13 +50,18 @@ def _review_images(user, project, queue_id: int | None):
 @member_view
 def review_list(request: HttpRequest, project) -> HttpResponse:
     """Images with submitted work waiting for a reviewer."""
-    if not can_review(request.user, project):
-        messages.error(request, "Only reviewers and leads review annotations.")
-        return redirect("studio:project_detail", slug=project.slug)
+    _require(can_review(request.user, project), "the project's reviewers and leads")
     queue_id = _int(request.GET.get("queue"))
     page = Paginator(_review_images(request.user, project, queue_id), REVIEW_PAGE).get_page(
         request.GET.get("page")
     )
+    page.object_list = list(page.object_list)  # annotated below, so evaluated once
+    ids = [image.pk for image in page.object_list]
+    authors = curation.submitted_by(user=request.user, project=project, image_ids=ids)
+    agreement = curation.consensus_by_image(user=request.user, project=project, image_ids=ids)
+    for image in page.object_list:
+        image.authors = authors.get(image.pk, [])
+        image.consensus = agreement.get(image.pk)
     return render(
         request,
         "annotation/review_list.html",
@@ -80,9 +85,7 @@ def _int(value) -> int | None:
 @member_view
 def review_image(request: HttpRequest, project, image_id: int) -> HttpResponse:
     """The canvas in review mode: accept or reject each submitted annotation, or edit it."""
-    if not can_review(request.user, project):
-        messages.error(request, "Only reviewers and leads review annotations.")
-        return redirect("studio:project_detail", slug=project.slug)
+    _require(can_review(request.user, project), "the project's reviewers and leads")
     image = selectors.image_get(user=request.user, project=project, image_id=image_id)
     queue_id = _int(request.GET.get("queue"))
     following = _review_images(request.user, project, queue_id).filter(pk__gt=image.pk).first()
@@ -115,6 +118,7 @@ def review_image(request: HttpRequest, project, image_id: int) -> HttpResponse:
 @member_view
 def review_merge(request: HttpRequest, project, image_id: int, queue_id: int) -> HttpResponse:
     """Merge a consensus image's replicas (majority vote), then review the result."""
+    _require(can_review(request.user, project), "the project's reviewers and leads")
     queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
     image = selectors.image_get(user=request.user, project=project, image_id=image_id)
     try:

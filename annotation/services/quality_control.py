@@ -528,3 +528,57 @@ def project_quality_stats(*, user, project: Project) -> dict:
             names=_names(project),
         ),  # fmt: skip
     }
+
+
+def queue_image_quality(*, user, queue: AnnotationQueue) -> dict:
+    """Return the queue's per-image quality: consensus agreement and honeypot scores.
+
+    Reviewers and leads only (Forbidden otherwise): it names the honeypot images and
+    compares annotators' work. Never the gold answers themselves. ``consensus``: per image,
+    the agreement, each annotator's mean IoU with the others, and whether it was merged.
+    ``honeypots``: per honeypot image, each annotator's score and whether it passed.
+    """
+    _require_reviewer(user, queue.project)
+    names = _names(queue.project)
+
+    def name(user_id) -> str:
+        return names.get(user_id, "a former member") if user_id else "a former member"
+
+    consensus = [
+        {
+            "image": r.image,
+            "agreement": r.agreement,
+            "annotators": sorted(
+                ((name(int(u)), r.per_annotator.get(str(u))) for u in r.annotators),
+                key=lambda pair: pair[0].lower(),
+            ),
+            "merged_at": r.merged_at,
+        }
+        for r in ConsensusResult.objects.filter(queue=queue)
+        .select_related("image")
+        .order_by("agreement", "image_id")
+    ]
+    answers: dict[int, list[dict]] = defaultdict(list)
+    for s in (
+        TaskSubmission.objects.filter(queue=queue, honeypot_score__isnull=False)
+        .select_related("item")
+        .order_by("submitted_at", "id")
+    ):
+        answers[s.item.honeypot_id].append(
+            {
+                "annotator": name(s.annotator_id),
+                "score": s.honeypot_score,
+                "passed": s.honeypot_score >= HONEYPOT_PASS,
+                "submitted_at": s.submitted_at,
+            }
+        )
+    honeypots = [
+        {
+            "image": h.image,
+            "position": h.position,
+            "answers": answers.get(h.pk, []),
+            "mean_score": mean(a["score"] for a in answers[h.pk]) if answers.get(h.pk) else None,
+        }
+        for h in Honeypot.objects.filter(queue=queue).select_related("image").order_by("position")
+    ]
+    return {"consensus": consensus, "honeypots": honeypots, "honeypot_pass": HONEYPOT_PASS}
