@@ -126,6 +126,12 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
                 "pct": round(100 * counts[QueueItem.Status.DONE] / total),
                 "assignees": assignees,
                 "classes": list(queue.label_classes.all()),
+                "mask_classes": [
+                    c
+                    for c in classes
+                    if c.kind == LabelClass.Kind.MASK
+                    and (not queue.label_classes.all() or c in queue.label_classes.all())
+                ],
                 "can_take": role != "viewer" and (not assignees or request.user in assignees),
                 "honeypots": (
                     list(quality_control.honeypot_list(user=request.user, queue=queue))
@@ -147,7 +153,6 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
             "rows": rows,
             "form": form,
             "has_classes": bool(classes),
-            "mask_classes": [c for c in classes if c.kind == LabelClass.Kind.MASK],
             "sam": sam_installed(),
             "can_review": reviewer,
             "is_viewer": role == "viewer",

@@ -466,8 +466,7 @@
   function authorLine(a) {
     const name = (cfg.people || {})[String(a.author)] || (a.author ? "a former member" : "nobody");
     if (a.source === "human") return "by " + name;
-    const verb = a.source === "import" ? "imported by " : "drafted by ";
-    return sourceName(a) + " · " + verb + name;
+    return "by " + name + " · " + (a.source === "import" ? "imported" : sourceName(a) + " draft");
   }
 
   function renderList() {

@@ -13,6 +13,7 @@ from django.test import Client
 from annotation.models import Annotation, AnnotationQueue, Honeypot, QueueItem, TaskSkip
 from annotation.services import labels
 from annotation.services import queues as svc
+from annotation.services.batch_preannotation import preannotate_start
 from annotation.services.quality_control import queue_add_honeypots
 from studio.errors import ApplicationError
 from tests.factories import make_user
@@ -110,7 +111,7 @@ def test_review_shows_who_made_each_annotation_and_its_machine_source(setup):
     reviewer = _client(s["reviewer"])
     listing = reviewer.get(f"/p/{s['slug']}/review/").content.decode()
     # Submitting vouched for the lead's SAM draft: it is the annotator's now, still marked SAM.
-    assert "by annotator (1)" in listing and "Segment Anything drafted by annotator (1)" in listing
+    assert "by annotator (1)" in listing and "by annotator · Segment Anything draft (1)" in listing
     # The canvas names every author, and the source of machine drafts.
     page = reviewer.get(f"/p/{s['slug']}/review/images/{item.image_id}/")
     config = page.context["config"]
@@ -119,7 +120,7 @@ def test_review_shows_who_made_each_annotation_and_its_machine_source(setup):
     imported = Annotation.objects.filter(image=item.image).last()
     Annotation.objects.filter(pk=imported.pk).update(source="import", author=s["lead"])
     listing = reviewer.get(f"/p/{s['slug']}/review/").content.decode()
-    assert "Import imported by lead (1)" in listing and "Segment Anything" not in listing
+    assert "by lead · imported (1)" in listing and "Segment Anything" not in listing
 
 
 # -- honeypots and consensus on the pages --------------------------------------------------------
@@ -231,6 +232,11 @@ def test_a_queue_limited_to_some_classes_offers_and_accepts_only_those(setup, ap
     svc.queue_submit(actor=s["annotator"], item=item)
     labels.annotation_create(actor=s["lead"], image=item.image, label_class=s["car"],
                              geometry=[1, 1, 5, 5])  # fmt: skip
+    # Batch pre-annotation of the queue into a class it does not take is refused.
+    circle = labels.label_class_create(actor=s["lead"], project=s["project"], name="circle",
+                                       kind="mask")  # fmt: skip
+    with pytest.raises(ApplicationError, match="takes only sign"):
+        preannotate_start(actor=s["lead"], label_class=circle, mode="boxes_to_masks", queue=queue)
     # The API sets and reports the classes too.
     lead = api(s["lead"])
     created = lead.post(f"/api/v1/projects/{slug}/queues/", {
