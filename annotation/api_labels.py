@@ -330,6 +330,21 @@ class QueueSubmitApi(ApiView):
         )
 
 
+class QueueSkipApi(ApiView):
+    @extend_schema(request=None, responses={200: QueueItemSerializer, 204: None},
+                   description="Pass your task on without submitting it and get your next one "
+                               "(never the one skipped); 204 when nothing else is left for you.")  # fmt: skip
+    def post(self, request, slug, pk):
+        item = curation.queue_item_get(user=request.user, project=self.project(), item_id=pk)
+        queue_services.queue_skip(actor=request.user, item=item)
+        following = queue_services.queue_next(
+            actor=request.user, queue=item.queue, not_image=item.image_id
+        )
+        if following is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(QueueItemSerializer(following).data)
+
+
 class ReviewApi(ApiView):
     @extend_schema(request=ReviewSerializer, responses=AnnotationSerializer)
     def post(self, request, slug, pk):
@@ -421,6 +436,7 @@ urlpatterns = [
     path(P + "queues/", QueueListApi.as_view(), name="queue-list"),
     path(P + "queues/<int:pk>/next/", QueueNextApi.as_view(), name="queue-next"),
     path(P + "queue-items/<int:pk>/submit/", QueueSubmitApi.as_view(), name="queue-item-submit"),
+    path(P + "queue-items/<int:pk>/skip/", QueueSkipApi.as_view(), name="queue-item-skip"),
     path(P + "annotations/<int:pk>/review/", ReviewApi.as_view(), name="annotation-review"),
     path(P + "label-classes/", LabelClassListApi.as_view(), name="label-class-list"),
     path(P + "label-classes/<int:pk>/", LabelClassDetailApi.as_view(), name="label-class-detail"),

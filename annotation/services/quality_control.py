@@ -380,6 +380,22 @@ def honeypot_score(*, actor, item: QueueItem, annotations: list[Annotation]) -> 
     return mean(scores) if scores else 0.0
 
 
+def honeypot_discard(*, actor, item: QueueItem) -> int:
+    """Take the actor's unsubmitted work on a honeypot task out of the labels; return how many.
+
+    Must be called while holding the item's lock (``queue_skip``). Like a scored answer,
+    the drafts are soft-deleted with a ``honeypot`` revision, so the image keeps its gold.
+    """
+    drafts = Annotation.objects.filter(
+        image_id=item.image_id, author=actor, deleted=False, status=Annotation.Status.DRAFT
+    )
+    count = 0
+    for annotation in drafts:
+        _soft_delete(annotation, action="honeypot", actor=actor)
+        count += 1
+    return count
+
+
 # -- statistics --------------------------------------------------------------------------
 
 

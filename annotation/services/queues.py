@@ -183,8 +183,9 @@ def queue_skip(*, actor, item: QueueItem) -> TaskSkip:
 
     The item goes back to the queue as it was (work returned to the actor stays theirs);
     ``queue_next`` offers the actor every other task before an image they skipped, so it
-    goes to other annotators first. A skipped honeypot task is closed unscored: a honeypot
-    is offered to each annotator once. Drafts the actor left on the image stay theirs.
+    goes to other annotators first. Drafts the actor left on the image stay theirs. A
+    skipped honeypot task is closed unscored (a honeypot is offered to each annotator
+    once) and the actor's drafts on it are discarded, so the image keeps its gold.
     """
     require_annotator(actor, item.queue.project)
     item = QueueItem.objects.select_for_update().select_related("queue").get(pk=item.pk)
@@ -194,6 +195,7 @@ def queue_skip(*, actor, item: QueueItem) -> TaskSkip:
         queue=item.queue, item=item, image_id=item.image_id, annotator=actor
     )
     if item.honeypot_id is not None:
+        quality_control.honeypot_discard(actor=actor, item=item)
         item.status = QueueItem.Status.DONE
         item.lease_expires_at = None
         item.save(update_fields=["status", "lease_expires_at"])

@@ -329,8 +329,32 @@ def test_a_skipped_honeypot_is_closed_unscored_and_not_offered_again(setup):
         if item.honeypot_id:
             break
         svc.queue_submit(actor=s["annotator"], item=item)
+    draft = labels.annotation_create(actor=s["annotator"], image=item.image,
+                                     label_class=s["sign"], geometry=[1, 1, 5, 5])  # fmt: skip
     svc.queue_skip(actor=s["annotator"], item=item)
     item.refresh_from_db()
     assert item.status == "done" and not item.submissions.exists()
+    draft.refresh_from_db()
+    assert draft.deleted  # the image keeps only its gold
+    live = Annotation.objects.filter(image=item.image, deleted=False)
+    assert list(live.values_list("status", flat=True)) == ["accepted"]
     nxt = svc.queue_next(actor=s["annotator"], queue=queue)
     assert nxt is None or nxt.honeypot_id is None
+
+
+def test_skip_through_the_api(setup, api):
+    s, slug = setup, setup["slug"]
+    queue = _queue(s)
+    client = api(s["annotator"])
+    first = client.post(f"/api/v1/projects/{slug}/queues/{queue.pk}/next/").json()
+    response = client.post(f"/api/v1/projects/{slug}/queue-items/{first['id']}/skip/")
+    assert response.status_code == 200 and response.json()["id"] != first["id"]
+    assert TaskSkip.objects.get().item_id == first["id"]
+    again = client.post(f"/api/v1/projects/{slug}/queue-items/{first['id']}/skip/")
+    assert again.status_code == 400  # no longer theirs
+    assert (
+        api(s["viewer"])
+        .post(f"/api/v1/projects/{slug}/queue-items/{response.json()['id']}/skip/")
+        .status_code
+        == 403
+    )
