@@ -300,12 +300,12 @@ def honeypot_candidate_list(*, user, queue: AnnotationQueue, limit: int = 60) ->
     started = QueueItem.objects.filter(queue=queue, honeypot__isnull=True).exclude(
         status=QueueItem.Status.TODO, assignee__isnull=True, returned_to__isnull=True
     )
+    accepted = Q(annotations__status=Annotation.Status.ACCEPTED, annotations__deleted=False)
+    classes = list(queue.label_classes.values_list("pk", flat=True))
+    if classes:  # its gold holds only the classes the queue takes
+        accepted &= Q(annotations__label_class__in=classes)
     return list(
-        Image.objects.filter(
-            project=queue.project,
-            annotations__status=Annotation.Status.ACCEPTED,
-            annotations__deleted=False,
-        )
+        Image.objects.filter(accepted, project=queue.project)
         .exclude(pk__in=Honeypot.objects.filter(queue=queue).values("image_id"))
         .exclude(pk__in=started.values("image_id"))
         .annotate(accepted=Count("annotations", distinct=True))

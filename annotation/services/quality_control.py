@@ -295,7 +295,7 @@ def _spread(queue: AnnotationQueue) -> None:
 def queue_add_honeypots(*, actor, queue: AnnotationQueue, image_ids: list[int]) -> list[Honeypot]:
     """Mark images as honeypots of the queue, their accepted annotations as the gold answer.
 
-    Refused for an image with no accepted annotation, or one that is a task of this queue
+    On a queue limited to some classes, only the accepted annotations of those classes. Refused for an image with no accepted annotation, or one that is a task of this queue
     someone has started (an untouched task of it is taken out of the queue). Marking an
     image twice changes nothing. A lead's action.
     """
@@ -310,19 +310,22 @@ def queue_add_honeypots(*, actor, queue: AnnotationQueue, image_ids: list[int]) 
             f"Not images of this project: {', '.join(map(str, missing))}.", details=missing
         )
     known = set(Honeypot.objects.filter(queue=queue).values_list("image_id", flat=True))
+    # A queue limited to some classes can only ask for those: the gold holds only them.
+    classes = list(queue.label_classes.values_list("pk", flat=True))
     added = []
     for image_id in ids:
         if image_id in known:
             continue
         image = images[image_id]
-        gold = list(
-            Annotation.objects.filter(
-                image=image, status=Annotation.Status.ACCEPTED, deleted=False
-            ).order_by("id")
-        )
+        accepted = Annotation.objects.filter(
+            image=image, status=Annotation.Status.ACCEPTED, deleted=False
+        ).order_by("id")
+        gold = list(accepted.filter(label_class__in=classes) if classes else accepted)
         if not gold:
+            of = " of the classes this queue takes" if classes else ""
             raise ApplicationError(
-                f"{image.original_name} has no accepted annotations: a honeypot needs a known answer.",
+                f"{image.original_name} has no accepted annotations{of}: a honeypot needs a "
+                "known answer.",
                 details={"image": image_id},
             )
         tasks = QueueItem.objects.filter(queue=queue, image=image, honeypot__isnull=True)

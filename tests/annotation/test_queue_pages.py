@@ -358,3 +358,20 @@ def test_skip_through_the_api(setup, api):
         .status_code
         == 403
     )
+
+
+def test_a_class_limited_queue_takes_gold_of_its_classes_only(setup):
+    s = setup
+    queue = _queue(s, label_classes=[s["sign"]])
+    outside = s["project"].images.exclude(pk__in=queue.items.values("image_id"))
+    image = s["project"].images.get(pk=queue.items.order_by("position").first().image_id)
+    car = labels.annotation_create(actor=s["lead"], image=image, label_class=s["car"],
+                                   geometry=[1, 1, 9, 9], status="submitted")  # fmt: skip
+    svc.annotation_review(actor=s["reviewer"], annotation=car, decision="accept")
+    assert not outside.exists()  # the version is the queue: candidates come from its images
+    assert _client(s["lead"]).get(f"/p/{s['slug']}/queues/").context["rows"][0]["candidates"] == []
+    with pytest.raises(ApplicationError, match="of the classes this queue takes"):
+        queue_add_honeypots(actor=s["lead"], queue=queue, image_ids=[image.pk])
+    _accepted(s, image.pk)  # a sign too
+    (honeypot,) = queue_add_honeypots(actor=s["lead"], queue=queue, image_ids=[image.pk])
+    assert [g["label_class"] for g in honeypot.gold] == [s["sign"].pk]
