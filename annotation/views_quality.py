@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 
 from annotation import charts
 from annotation import selectors as curation
-from annotation.services import quality_control
+from annotation.services import quality_stats
 from studio.views import member_view
 
 
@@ -17,12 +17,12 @@ from studio.views import member_view
 def queue_stats(request: HttpRequest, project, queue_id: int) -> HttpResponse:
     """A queue's progress and its annotators' numbers; per-image quality for reviewers and leads."""
     queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
-    stats = quality_control.queue_stats(user=request.user, queue=queue)
+    stats = quality_stats.queue_stats(user=request.user, queue=queue)
     honeypots = stats["queue"]["honeypots"] is not None
     # Per-image agreement and honeypot scores: reviewers and leads only (the service
     # refuses annotators, who must not learn which images are honeypots).
     images = (
-        quality_control.queue_image_quality(user=request.user, queue=queue) if honeypots else None
+        quality_stats.queue_image_quality(user=request.user, queue=queue) if honeypots else None
     )
     return render(
         request,
