@@ -216,7 +216,7 @@ def test_admin_lists_annotation_records_read_only(client, team, version, circle)
     for url in ["/admin/annotation/labelclass/", "/admin/annotation/annotationqueue/",
                 "/admin/annotation/annotation/", f"/admin/annotation/annotation/{annotation.pk}/change/",
                 "/admin/annotation/reviewdecision/", "/admin/annotation/consensusresult/",
-                "/admin/annotation/tasksubmission/"]:  # fmt: skip
+                "/admin/annotation/tasksubmission/", "/admin/annotation/taskskip/"]:  # fmt: skip
         response = client.get(url)
         assert response.status_code == 200, url
     page = client.get(f"/admin/annotation/annotation/{annotation.pk}/change/").content.decode()
