@@ -18,6 +18,7 @@ from annotation.models import (
     LabelClass,
     QueueItem,
     ReviewDecision,
+    TaskSkip,
     TaskSubmission,
 )
 
@@ -133,6 +134,12 @@ class ReviewDecisionAdmin(ReadOnly):
 @admin.register(TaskSubmission)
 class TaskSubmissionAdmin(ReadOnly):
     list_display = ["queue", "item", "annotator", "leased_at", "submitted_at", "honeypot_score"]
+    list_filter = ["queue"]
+
+
+@admin.register(TaskSkip)
+class TaskSkipAdmin(ReadOnly):
+    list_display = ["queue", "item", "image", "annotator", "created_at"]
     list_filter = ["queue"]
 
 

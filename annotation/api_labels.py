@@ -228,7 +228,10 @@ class QueueSerializer(serializers.ModelSerializer):
     class Meta:
         model = AnnotationQueue
         fields = ["id", "name", "instructions", "lease_minutes", "annotators_per_image", "version",
-                  "items", "created_at"]  # fmt: skip
+                  "label_classes", "items", "created_at"]  # fmt: skip
+        extra_kwargs = {
+            "label_classes": {"help_text": "Ids of the classes its tasks take; empty: all."}
+        }
 
     def get_items(self, obj: AnnotationQueue) -> int:
         # Lists annotate item_count in one query; a freshly created queue counts once.
@@ -255,6 +258,10 @@ class QueueCreateSerializer(serializers.Serializer):
     annotators_per_image = serializers.IntegerField(
         required=False, default=1, min_value=1, max_value=10,
         help_text="Consensus: each image goes to this many different annotators.",
+    )  # fmt: skip
+    label_classes = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False,
+        default=list, help_text="Ids of the only classes its tasks offer and accept; empty: every class.",
     )  # fmt: skip
 
 
@@ -309,10 +316,15 @@ class QueueListApi(ApiView):
         unknown = [u for u in data["assignees"] if u not in members]
         if unknown:
             raise ApplicationError(f"Not members of this project: {', '.join(unknown)}.")
+        classes = [
+            curation.label_class_get(user=request.user, project=project, label_class_id=pk)
+            for pk in dict.fromkeys(data["label_classes"])
+        ]
         queue = queue_services.queue_create(
             actor=request.user, project=project, name=data["name"], image_ids=data["image_ids"], version=version,
             assignees=[members[u] for u in data["assignees"]], instructions=data["instructions"],
             lease_minutes=data["lease_minutes"], annotators_per_image=data["annotators_per_image"],
+            label_classes=classes,
         )  # fmt: skip
         return Response(QueueSerializer(queue).data, status=status.HTTP_201_CREATED)
 
@@ -335,6 +347,21 @@ class QueueSubmitApi(ApiView):
         return Response(
             QueueItemSerializer(queue_services.queue_submit(actor=request.user, item=item)).data
         )
+
+
+class QueueSkipApi(ApiView):
+    @extend_schema(request=None, responses={200: QueueItemSerializer, 204: None},
+                   description="Pass your task on without submitting it and get your next one "
+                               "(never the one skipped); 204 when nothing else is left for you.")  # fmt: skip
+    def post(self, request, slug, pk):
+        item = curation.queue_item_get(user=request.user, project=self.project(), item_id=pk)
+        queue_services.queue_skip(actor=request.user, item=item)
+        following = queue_services.queue_next(
+            actor=request.user, queue=item.queue, not_image=item.image_id
+        )
+        if following is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(QueueItemSerializer(following).data)
 
 
 class ReviewApi(ApiView):
@@ -430,6 +457,7 @@ urlpatterns = [
     path(P + "queues/", QueueListApi.as_view(), name="queue-list"),
     path(P + "queues/<id:pk>/next/", QueueNextApi.as_view(), name="queue-next"),
     path(P + "queue-items/<id:pk>/submit/", QueueSubmitApi.as_view(), name="queue-item-submit"),
+    path(P + "queue-items/<id:pk>/skip/", QueueSkipApi.as_view(), name="queue-item-skip"),
     path(P + "annotations/<id:pk>/review/", ReviewApi.as_view(), name="annotation-review"),
     path(P + "label-classes/", LabelClassListApi.as_view(), name="label-class-list"),
     path(P + "label-classes/<id:pk>/", LabelClassDetailApi.as_view(), name="label-class-detail"),

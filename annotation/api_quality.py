@@ -16,6 +16,7 @@ from annotation import selectors as curation
 from annotation.api_labels import AnnotationSerializer
 from annotation.models import ConsensusResult, Honeypot
 from annotation.services import quality_control as qc
+from annotation.services import quality_stats
 from studio import selectors
 from studio.api.views import ApiView, _validated
 
@@ -95,13 +96,15 @@ class QueueApiView(ApiView):
 class QueueStatsApi(QueueApiView):
     @extend_schema(responses=QueueStatsSerializer)
     def get(self, request, slug, pk):
-        return Response(qc.queue_stats(user=request.user, queue=self.queue()))
+        return Response(quality_stats.queue_stats(user=request.user, queue=self.queue()))
 
 
 class ProjectQualityApi(ApiView):
     @extend_schema(responses=ProjectQualitySerializer)
     def get(self, request, slug):
-        return Response(qc.project_quality_stats(user=request.user, project=self.project()))
+        return Response(
+            quality_stats.project_quality_stats(user=request.user, project=self.project())
+        )
 
 
 class HoneypotListApi(QueueApiView):

@@ -214,6 +214,10 @@ class AnnotationQueue(models.Model):
         default=1,
         help_text="Consensus: how many different annotators label each image (1 to 10).",
     )
+    label_classes = models.ManyToManyField(
+        "LabelClass", blank=True, related_name="queues",
+        help_text="The classes its tasks offer and accept; empty means every class of the project.",
+    )  # fmt: skip
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -305,6 +309,27 @@ class QueueItem(models.Model):
                 name="queue_item_honeypot_once",
             ),
         ]
+
+
+class TaskSkip(models.Model):
+    """An annotator passed a task on without submitting it: the queue offers it to others first."""
+
+    queue = models.ForeignKey(AnnotationQueue, on_delete=models.CASCADE, related_name="skips")
+    item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="skips")
+    image = models.ForeignKey(
+        Image, on_delete=models.CASCADE, related_name="+", help_text="The item's image (kept for lookups)."
+    )  # fmt: skip
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["queue_id", "created_at", "id"]
+        indexes = [models.Index(fields=["queue", "annotator"])]
+
+    def __str__(self) -> str:
+        return f"skip of task {self.item_id} by user {self.annotator_id}"
 
 
 class TaskSubmission(models.Model):

@@ -2,7 +2,10 @@ from django.urls import path
 
 from . import views as v
 from . import views_annotate as va
+from . import views_canvas as vc
 from . import views_quality as vq
+from . import views_queues as vqu
+from . import views_review as vr
 
 app_name = "annotation"
 D = "p/<slug:slug>/datasets/<id:dataset_id>/"
@@ -22,20 +25,22 @@ urlpatterns = [
 P = "p/<slug:slug>/"
 urlpatterns += [
     path(P + "labels/", va.label_classes, name="label_classes"),
-    path(P + "queues/", va.queue_list, name="queue_list"),
-    path(P + "queues/<id:queue_id>/next/", va.queue_next, name="queue_next"),
-    path(P + "tasks/<id:item_id>/", va.task, name="task"),
-    path(P + "review/", va.review_list, name="review_list"),
-    path(P + "review/images/<id:image_id>/", va.review_image, name="review_image"),
+    path(P + "queues/", vqu.queue_list, name="queue_list"),
+    path(P + "queues/<id:queue_id>/next/", vqu.queue_next, name="queue_next"),
+    path(P + "queues/<id:queue_id>/honeypots/", vqu.queue_honeypots, name="queue_honeypots"),
+    path(P + "tasks/<id:item_id>/", vc.task, name="task"),
+    path(P + "tasks/<id:item_id>/skip/", vc.task_skip, name="task_skip"),
+    path(P + "review/", vr.review_list, name="review_list"),
+    path(P + "review/images/<id:image_id>/", vr.review_image, name="review_image"),
 ]
 urlpatterns += [path(D + "exchange/", va.exchange, name="exchange")]
 urlpatterns += [
-    path(P + "queues/<id:queue_id>/preannotate/", va.queue_preannotate, name="queue_preannotate")
+    path(P + "queues/<id:queue_id>/preannotate/", vqu.queue_preannotate, name="queue_preannotate")
 ]
 urlpatterns += [
     path(
         P + "review/images/<id:image_id>/merge/<id:queue_id>/",
-        va.review_merge,
+        vr.review_merge,
         name="review_merge",
     )
 ]

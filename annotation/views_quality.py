@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 
 from annotation import charts
 from annotation import selectors as curation
-from annotation.services import quality_control
+from annotation.services import quality_stats
 from studio.security import chart_page
 from studio.views import member_view
 
@@ -17,9 +17,15 @@ from studio.views import member_view
 @chart_page
 @member_view
 def queue_stats(request: HttpRequest, project, queue_id: int) -> HttpResponse:
+    """A queue's progress and its annotators' numbers; per-image quality for reviewers and leads."""
     queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
-    stats = quality_control.queue_stats(user=request.user, queue=queue)
+    stats = quality_stats.queue_stats(user=request.user, queue=queue)
     honeypots = stats["queue"]["honeypots"] is not None
+    # Per-image agreement and honeypot scores: reviewers and leads only (the service
+    # refuses annotators, who must not learn which images are honeypots).
+    images = (
+        quality_stats.queue_image_quality(user=request.user, queue=queue) if honeypots else None
+    )
     return render(
         request,
         "annotation/queue_stats.html",
@@ -30,6 +36,7 @@ def queue_stats(request: HttpRequest, project, queue_id: int) -> HttpResponse:
             "summary": stats["queue"],
             "annotators": stats["annotators"],
             "show_honeypots": honeypots,
+            "images": images,
             "figures": charts.quality_figures(stats["annotators"], honeypots=honeypots),
         },
     )

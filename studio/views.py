@@ -70,7 +70,7 @@ def member_view(fn):
 def _require(allowed: bool, who: str) -> None:
     """Refuse a form page to a role that could not submit it (a 403 page, not a dead form)."""
     if not allowed:
-        raise PermissionDenied(f"Only {who} can do this")
+        raise PermissionDenied(f"Only {who} can do this.")
 
 
 def _form_error(form, exc: ApplicationError | DjangoValidationError) -> None:

@@ -131,6 +131,13 @@ def preannotate_start(
     require(actor, project, Capability.CONTRIBUTE)
     if label_class.project_id != project.pk:
         raise ApplicationError("That label class belongs to another project.")
+    allowed = list(queue.label_classes.all()) if queue is not None else []
+    if allowed and label_class not in allowed:
+        raise ApplicationError(
+            f"The queue “{queue.name}” takes only {', '.join(c.name for c in allowed)}; "
+            f"pre-annotating into {label_class.name!r} would give its annotators drafts they "
+            "cannot keep."
+        )
     if label_class.kind != LabelClass.Kind.MASK:
         raise ApplicationError(
             f"{label_class.name!r} is a {label_class.kind} class; pre-annotation makes masks, "

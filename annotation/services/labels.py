@@ -67,6 +67,28 @@ def require_image_free(actor, image: Image, role: str) -> None:
     )
 
 
+def require_task_class(actor, image: Image, label_class: LabelClass) -> None:
+    """Refuse a class that the queue of the actor's task on this image does not take.
+
+    A queue limited to some classes (``AnnotationQueue.label_classes``) offers only those on
+    its task canvas; this holds writes through the API to the same rule while the actor
+    holds a task of that queue on the image. Work outside queues is not limited.
+    """
+    held = (
+        QueueItem.objects.filter(image=image, assignee=actor, status=QueueItem.Status.IN_PROGRESS)
+        .filter(Q(lease_expires_at__gt=timezone.now()) | Q(honeypot__isnull=False))
+        .select_related("queue")
+    )
+    for item in held:
+        allowed = list(item.queue.label_classes.order_by("name"))
+        if allowed and label_class.pk not in {c.pk for c in allowed}:
+            names = ", ".join(c.name for c in allowed)
+            raise ApplicationError(
+                f"The queue “{item.queue.name}” takes only {names}; {label_class.name!r} is not "
+                "one of its classes."
+            )
+
+
 def _clean_attributes(attributes: Any) -> dict[str, list[str]]:
     if attributes in (None, ""):
         return {}
@@ -265,6 +287,7 @@ def annotation_create(
     require_image_free(actor, image, require_annotator(actor, image.project))
     if label_class.project_id != image.project_id:
         raise ApplicationError("That label class belongs to another project.")
+    require_task_class(actor, image, label_class)
     if status not in (Annotation.Status.DRAFT, Annotation.Status.SUBMITTED):
         raise ApplicationError(
             "New annotations are drafts or submitted; reviewers accept or reject them."
@@ -302,6 +325,8 @@ def annotation_update(
     label_class = changes.get("label_class", current.label_class)
     if label_class.project_id != current.image.project_id:
         raise ApplicationError("That label class belongs to another project.")
+    if label_class.pk != current.label_class_id:
+        require_task_class(actor, current.image, label_class)
     fields: dict[str, Any] = {"label_class": label_class}
     if "geometry" in changes or label_class.kind != current.kind:
         shape = _geometry(

@@ -16,7 +16,7 @@ image) is OR-ed into one mask per person, and two people's masks are compared by
   with the gold; ``HONEYPOT_PASS`` or more counts as correct) and then soft-deleted with a
   ``honeypot`` revision, so the image's labels and exports stay the gold.
 
-The statistics functions read only: they take the user and check membership first.
+The statistics that read all this are in ``annotation/services/quality_stats.py``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from statistics import mean
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count, Max
+from django.db.models import Max
 from django.utils import timezone
 
 from annotation import geometry as geo
@@ -41,8 +41,6 @@ from annotation.models import (
     Honeypot,
     LabelClass,
     QueueItem,
-    ReviewDecision,
-    TaskSubmission,
 )
 from annotation.services.labels import annotation_create, record_revision, snapshot
 from studio.errors import ApplicationError, Conflict, Forbidden
@@ -50,7 +48,6 @@ from studio.models import Image, Project
 from studio.permissions import Capability, require
 
 HONEYPOT_PASS = 0.5  # mean IoU with the gold at or above which a honeypot counts as correct
-MIN_SPAN_SECONDS = 60  # throughput's active span is never taken as shorter than a minute
 COUNTED = (Annotation.Status.SUBMITTED, Annotation.Status.ACCEPTED)
 
 
@@ -271,14 +268,14 @@ def consensus_merge(*, actor, queue: AnnotationQueue, image: Image) -> list[Anno
 
 def consensus_list(*, user, queue: AnnotationQueue):
     """Return the queue's consensus results (reviewers and leads)."""
-    _require_reviewer(user, queue.project)
+    require_reviewer(user, queue.project)
     return ConsensusResult.objects.filter(queue=queue).select_related("image").order_by("image_id")
 
 
 # -- honeypots ---------------------------------------------------------------------------
 
 
-def _require_reviewer(user, project: Project) -> str:
+def require_reviewer(user, project: Project) -> str:
     role = require(user, project, Capability.VIEW)
     if role not in ("lead", "reviewer"):
         raise Forbidden("Only reviewers and leads see consensus and honeypot details.")
@@ -301,7 +298,7 @@ def _spread(queue: AnnotationQueue) -> None:
 def queue_add_honeypots(*, actor, queue: AnnotationQueue, image_ids: list[int]) -> list[Honeypot]:
     """Mark images as honeypots of the queue, their accepted annotations as the gold answer.
 
-    Refused for an image with no accepted annotation, or one that is a task of this queue
+    On a queue limited to some classes, only the accepted annotations of those classes. Refused for an image with no accepted annotation, or one that is a task of this queue
     someone has started (an untouched task of it is taken out of the queue). Marking an
     image twice changes nothing. A lead's action.
     """
@@ -316,19 +313,22 @@ def queue_add_honeypots(*, actor, queue: AnnotationQueue, image_ids: list[int]) 
             f"Not images of this project: {', '.join(map(str, missing))}.", details=missing
         )
     known = set(Honeypot.objects.filter(queue=queue).values_list("image_id", flat=True))
+    # A queue limited to some classes can only ask for those: the gold holds only them.
+    classes = list(queue.label_classes.values_list("pk", flat=True))
     added = []
     for image_id in ids:
         if image_id in known:
             continue
         image = images[image_id]
-        gold = list(
-            Annotation.objects.filter(
-                image=image, status=Annotation.Status.ACCEPTED, deleted=False
-            ).order_by("id")
-        )
+        accepted = Annotation.objects.filter(
+            image=image, status=Annotation.Status.ACCEPTED, deleted=False
+        ).order_by("id")
+        gold = list(accepted.filter(label_class__in=classes) if classes else accepted)
         if not gold:
+            of = " of the classes this queue takes" if classes else ""
             raise ApplicationError(
-                f"{image.original_name} has no accepted annotations: a honeypot needs a known answer.",
+                f"{image.original_name} has no accepted annotations{of}: a honeypot needs a "
+                "known answer.",
                 details={"image": image_id},
             )
         tasks = QueueItem.objects.filter(queue=queue, image=image, honeypot__isnull=True)
@@ -361,7 +361,7 @@ def queue_add_honeypots(*, actor, queue: AnnotationQueue, image_ids: list[int]) 
 
 def honeypot_list(*, user, queue: AnnotationQueue):
     """Return the queue's honeypots (reviewers and leads: annotators must not learn them)."""
-    _require_reviewer(user, queue.project)
+    require_reviewer(user, queue.project)
     return Honeypot.objects.filter(queue=queue).select_related("image").order_by("position", "id")
 
 
@@ -386,151 +386,17 @@ def honeypot_score(*, actor, item: QueueItem, annotations: list[Annotation]) -> 
     return mean(scores) if scores else 0.0
 
 
-# -- statistics --------------------------------------------------------------------------
+def honeypot_discard(*, actor, item: QueueItem) -> int:
+    """Take the actor's unsubmitted work on a honeypot task out of the labels; return how many.
 
-
-def _annotator_rows(
-    *, submissions, decisions, consensus, reveal_honeypots: bool, names: dict[int, str]
-) -> list[dict]:
-    rows: dict[int, dict] = {}
-
-    def row(user_id: int) -> dict:
-        if user_id not in rows:
-            rows[user_id] = {
-                "user": user_id, "username": names.get(user_id, f"user {user_id}"),
-                "submitted": 0, "active_hours": 0.0, "throughput": None, "accepted": 0,
-                "rejected": 0, "acceptance_rate": None, "agreement": None, "agreement_images": 0,
-                "honeypots": None, "honeypots_correct": None, "honeypot_accuracy": None,
-                "honeypot_mean_iou": None,
-            }  # fmt: skip
-        return rows[user_id]
-
-    spans: dict[int, list] = defaultdict(list)
-    scores: dict[int, list[float]] = defaultdict(list)
-    for user_id, leased_at, submitted_at, score in submissions.values_list(
-        "annotator_id", "leased_at", "submitted_at", "honeypot_score"
-    ):
-        if user_id is None:
-            continue
-        row(user_id)["submitted"] += 1
-        spans[user_id] += [leased_at or submitted_at, submitted_at]
-        if score is not None:
-            scores[user_id].append(score)
-    for user_id, times in spans.items():
-        seconds = max((max(times) - min(times)).total_seconds(), MIN_SPAN_SECONDS)
-        r = row(user_id)
-        r["active_hours"] = seconds / 3600
-        r["throughput"] = r["submitted"] / r["active_hours"]
-    for user_id, decision, n in (
-        decisions.filter(annotation__author__isnull=False)
-        .values_list("annotation__author_id", "decision")
-        .annotate(n=Count("id"))
-    ):
-        row(user_id)["accepted" if decision == "accept" else "rejected"] += n
-    agreements: dict[int, list[float]] = defaultdict(list)
-    for per_annotator in consensus.values_list("per_annotator", flat=True):
-        for user_id, value in per_annotator.items():
-            agreements[int(user_id)].append(value)
-    for user_id, values in agreements.items():
-        r = row(user_id)
-        r["agreement"], r["agreement_images"] = mean(values), len(values)
-    for r in rows.values():
-        reviewed = r["accepted"] + r["rejected"]
-        r["acceptance_rate"] = r["accepted"] / reviewed if reviewed else None
-        if reveal_honeypots:
-            mine = scores.get(r["user"], [])
-            correct = sum(s >= HONEYPOT_PASS for s in mine)
-            r.update(
-                honeypots=len(mine), honeypots_correct=correct,
-                honeypot_accuracy=correct / len(mine) if mine else None,
-                honeypot_mean_iou=mean(mine) if mine else None,
-            )  # fmt: skip
-    missing = [u for u in rows if u not in names]
-    if missing:
-        for user in get_user_model().objects.filter(pk__in=missing):
-            rows[user.pk]["username"] = user.username
-    return sorted(rows.values(), key=lambda r: r["username"].lower())
-
-
-def _names(project: Project) -> dict[int, str]:
-    return dict(project.memberships.values_list("user_id", "user__username"))
-
-
-def _queue_summary(queue: AnnotationQueue, *, reveal_honeypots: bool) -> dict:
-    counts = dict(
-        QueueItem.objects.filter(queue=queue, honeypot__isnull=True)
-        .values_list("status")
-        .annotate(n=Count("id"))
-    )
-    by_status = {s: counts.get(s, 0) for s in QueueItem.Status.values}
-    total = sum(by_status.values())
-    agreements = [
-        a
-        for a in ConsensusResult.objects.filter(queue=queue).values_list("agreement", flat=True)
-        if a is not None
-    ]
-    summary = {
-        "id": queue.pk, "name": queue.name, "annotators_per_image": queue.annotators_per_image,
-        "items": total, "by_status": by_status,
-        "done_percent": 100 * by_status["done"] / total if total else 0.0,
-        "agreement": mean(agreements) if agreements else None,
-        "agreement_images": len(agreements),
-        "merged_images": ConsensusResult.objects.filter(queue=queue, merged_at__isnull=False).count(),
-        "honeypots": None, "honeypot_answers": None, "honeypot_accuracy": None,
-    }  # fmt: skip
-    if reveal_honeypots:
-        scored = list(
-            TaskSubmission.objects.filter(queue=queue, honeypot_score__isnull=False).values_list(
-                "honeypot_score", flat=True
-            )
-        )
-        summary.update(
-            honeypots=Honeypot.objects.filter(queue=queue).count(), honeypot_answers=len(scored),
-            honeypot_accuracy=sum(s >= HONEYPOT_PASS for s in scored) / len(scored) if scored else None,
-        )  # fmt: skip
-    return summary
-
-
-def queue_stats(*, user, queue: AnnotationQueue) -> dict:
-    """Return the queue's numbers and its annotators' (any member).
-
-    Honeypot numbers go to reviewers and leads only: an annotator watching their own count
-    rise would learn which task was one.
+    Must be called while holding the item's lock (``queue_skip``). Like a scored answer,
+    the drafts are soft-deleted with a ``honeypot`` revision, so the image keeps its gold.
     """
-    role = require(user, queue.project, Capability.VIEW)
-    reveal = role in ("lead", "reviewer")
-    submissions = TaskSubmission.objects.filter(queue=queue)
-    submitters = submissions.values("annotator_id")
-    images = QueueItem.objects.filter(queue=queue, honeypot__isnull=True).values("image_id")
-    decisions = ReviewDecision.objects.filter(
-        annotation__image_id__in=images, annotation__author_id__in=submitters
+    drafts = Annotation.objects.filter(
+        image_id=item.image_id, author=actor, deleted=False, status=Annotation.Status.DRAFT
     )
-    return {
-        "queue": _queue_summary(queue, reveal_honeypots=reveal),
-        "honeypot_pass": HONEYPOT_PASS,
-        "annotators": _annotator_rows(
-            submissions=submissions,
-            decisions=decisions,
-            consensus=ConsensusResult.objects.filter(queue=queue),
-            reveal_honeypots=reveal,
-            names=_names(queue.project),
-        ),  # fmt: skip
-    }
-
-
-def project_quality_stats(*, user, project: Project) -> dict:
-    """Return every queue's numbers and each annotator's over the whole project (any member)."""
-    role = require(user, project, Capability.VIEW)
-    reveal = role in ("lead", "reviewer")
-    queues = AnnotationQueue.objects.filter(project=project).order_by("-created_at", "-id")
-    return {
-        "queues": [_queue_summary(q, reveal_honeypots=reveal) for q in queues],
-        "honeypot_pass": HONEYPOT_PASS,
-        "annotators": _annotator_rows(
-            submissions=TaskSubmission.objects.filter(queue__project=project),
-            decisions=ReviewDecision.objects.filter(annotation__image__project=project),
-            consensus=ConsensusResult.objects.filter(queue__project=project),
-            reveal_honeypots=reveal,
-            names=_names(project),
-        ),  # fmt: skip
-    }
+    count = 0
+    for annotation in drafts:
+        _soft_delete(annotation, action="honeypot", actor=actor)
+        count += 1
+    return count

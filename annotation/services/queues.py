@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Case, Exists, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from annotation.models import (
@@ -25,6 +25,7 @@ from annotation.models import (
     Honeypot,
     QueueItem,
     ReviewDecision,
+    TaskSkip,
     TaskSubmission,
 )
 from annotation.services import quality_control
@@ -44,13 +45,16 @@ from studio.permissions import Capability, require
 def queue_create(
     *, actor, project: Project, name: str, image_ids: list[int] | None = None,
     version: DatasetVersion | None = None, assignees=(), instructions: str = "", lease_minutes: int = 30,
-    annotators_per_image: int = 1,
+    annotators_per_image: int = 1, label_classes=(),
 ) -> AnnotationQueue:  # fmt: skip
     """Create a queue from a version's images or a list of images (a lead's action).
 
     With ``annotators_per_image`` N > 1 every image becomes N tasks for N different people.
+    With ``label_classes`` its tasks offer and accept only those classes (none: all).
     """
     require(actor, project, Capability.MANAGE)
+    if any(c.project_id != project.pk for c in label_classes):
+        raise ApplicationError("Those label classes belong to another project.")
     if version is not None:
         image_ids = list(version.items.order_by("image_id").values_list("image_id", flat=True))
     ids = list(
@@ -83,6 +87,7 @@ def queue_create(
         annotators_per_image=annotators_per_image,
     )  # fmt: skip
     queue.assignees.set(assignees)
+    queue.label_classes.set(label_classes)
     QueueItem.objects.bulk_create(
         [
             QueueItem(queue=queue, image_id=i, position=n, replica=r)
@@ -94,12 +99,14 @@ def queue_create(
 
 
 @transaction.atomic
-def queue_next(*, actor, queue: AnnotationQueue) -> QueueItem | None:
+def queue_next(*, actor, queue: AnnotationQueue, not_image: int | None = None) -> QueueItem | None:
     """Return the actor's current task, or lease them the next free one; None when all are taken.
 
     A free task is a regular item nobody holds (or returned to the actor, or whose lease
-    ran out) of an image the actor has no other replica of. A honeypot the actor has not
-    had yet comes first once the next free task's position reaches the honeypot's.
+    ran out) of an image the actor has no other replica of. Work returned to the actor
+    comes first; images the actor skipped come last (after everything else they may take).
+    A honeypot the actor has not had yet comes first once the next free task's position
+    reaches the honeypot's. ``not_image`` (the image just skipped) is not offered at all.
     """
     require_annotator(actor, queue.project)
     if queue.assignees.exists() and not queue.assignees.filter(pk=actor.pk).exists():
@@ -126,7 +133,14 @@ def queue_next(*, actor, queue: AnnotationQueue) -> QueueItem | None:
             | Q(status=QueueItem.Status.IN_PROGRESS, lease_expires_at__lte=now)
         )
         .exclude(Q(image_id__in=worked.values("image_id")) & ~Q(pk__in=worked.values("pk")))
-        .order_by("position", "replica", "id")
+        .exclude(image_id=not_image)
+        .annotate(
+            returned=Case(When(returned_to=actor, then=Value(0)), default=Value(1)),
+            skipped=Exists(
+                TaskSkip.objects.filter(queue=queue, annotator=actor, image_id=OuterRef("image_id"))
+            ),
+        )
+        .order_by("skipped", "returned", "position", "replica", "id")
         .first()
     )
     honeypot = (
@@ -135,7 +149,9 @@ def queue_next(*, actor, queue: AnnotationQueue) -> QueueItem | None:
         .order_by("position", "id")
         .first()
     )
-    if honeypot is not None and (free is None or honeypot.position <= free.position):
+    if honeypot is not None and (
+        free is None or free.skipped or (honeypot.position <= free.position and free.returned)
+    ):
         return _honeypot_task(actor=actor, honeypot=honeypot, now=now)
     if free is None:
         return None
@@ -159,6 +175,37 @@ def _honeypot_task(*, actor, honeypot: Honeypot, now) -> QueueItem:
             )  # fmt: skip
     except IntegrityError:
         return QueueItem.objects.get(honeypot=honeypot, assignee=actor)
+
+
+@transaction.atomic
+def queue_skip(*, actor, item: QueueItem) -> TaskSkip:
+    """Pass the actor's task on without submitting it: release the lease and record the skip.
+
+    The item goes back to the queue as it was (work returned to the actor stays theirs);
+    ``queue_next`` offers the actor every other task before an image they skipped, so it
+    goes to other annotators first. Drafts the actor left on the image stay theirs. A
+    skipped honeypot task is closed unscored (a honeypot is offered to each annotator
+    once) and the actor's drafts on it are discarded, so the image keeps its gold.
+    """
+    require_annotator(actor, item.queue.project)
+    item = QueueItem.objects.select_for_update().select_related("queue").get(pk=item.pk)
+    if item.assignee_id != actor.pk or item.status != QueueItem.Status.IN_PROGRESS:
+        raise ApplicationError("This task is not yours right now; ask for the next task.")
+    skip = TaskSkip.objects.create(
+        queue=item.queue, item=item, image_id=item.image_id, annotator=actor
+    )
+    if item.honeypot_id is not None:
+        quality_control.honeypot_discard(actor=actor, item=item)
+        item.status = QueueItem.Status.DONE
+        item.lease_expires_at = None
+        item.save(update_fields=["status", "lease_expires_at"])
+        return skip
+    item.status = QueueItem.Status.TODO
+    item.assignee = None
+    item.leased_at = None
+    item.lease_expires_at = None
+    item.save(update_fields=["status", "assignee", "leased_at", "lease_expires_at"])
+    return skip
 
 
 @transaction.atomic

@@ -11,7 +11,9 @@
   const RLE = window.StudioRLE;
   const W = cfg.image.width, H = cfg.image.height;
   const csrf = JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"];
-  const classes = new Map(cfg.classes.map((c) => [c.id, c]));
+  // cfg.classes: the classes this canvas offers; other_classes only draw others' work
+  // (a queue limited to some classes offers only those).
+  const classes = new Map(cfg.classes.concat(cfg.other_classes || []).map((c) => [c.id, c]));
   const review = cfg.mode === "review";
   const $ = (id) => document.getElementById(id);
 
@@ -463,6 +465,16 @@
     }
   }
 
+  /* Who made an annotation: its author, and the machine source of a draft it came from. */
+  function sourceName(a) {
+    return (cfg.sources || {})[a.source] || a.source;
+  }
+  function authorLine(a) {
+    const name = (cfg.people || {})[String(a.author)] || (a.author ? "a former member" : "nobody");
+    if (a.source === "human") return "by " + name;
+    return "by " + name + " · " + (a.source === "import" ? "imported" : sourceName(a) + " draft");
+  }
+
   function renderList() {
     const list = $("annotations");
     list.innerHTML = "";
@@ -473,10 +485,13 @@
       const li = document.createElement("li");
       li.className = "ann" + (state.selected === a.id ? " selected" : "");
       li.dataset.id = a.id;
-      li.innerHTML = '<button type="button" class="pick"><span class="swatch"></span><span class="name"></span> <span class="muted small meta"></span></button> <span class="badge"></span> <button type="button" class="del" title="Delete (Del)">×</button>';
+      li.innerHTML = '<button type="button" class="pick"><span class="swatch"></span><span class="name"></span> <span class="muted small meta"></span><span class="small author"></span></button> <span class="badge"></span> <button type="button" class="del" title="Delete (Del)">×</button>';
       li.querySelector(".swatch").style.background = c.colour;
       li.querySelector(".name").textContent = (machine(a) ? "✦ " : "") + c.name;
-      li.querySelector(".meta").textContent = a.kind + (a.source !== "human" ? " · " + a.source + (a.confidence != null ? " " + a.confidence.toFixed(2) : "") : "");
+      li.querySelector(".meta").textContent = a.kind + (a.source !== "human" && a.confidence != null ? " · score " + a.confidence.toFixed(2) : "");
+      const by = li.querySelector(".author");
+      by.textContent = authorLine(a);
+      if (a.source_detail) by.title = a.source_detail;
       const badge = li.querySelector(".badge");
       badge.textContent = a.status;
       badge.classList.add(a.status);

@@ -291,7 +291,7 @@ def test_review_page_asks_for_the_merge_before_accepting_replicas(people, versio
     live = Annotation.objects.filter(image=image, deleted=False)
     assert live.count() == 1 and live.get().status == "submitted"
     client.force_login(a)
-    assert client.post(f"{url}merge/{queue.pk}/").status_code == 302  # refused, with a message
+    assert client.post(f"{url}merge/{queue.pk}/").status_code == 403  # reviewers and leads only
     assert Annotation.objects.filter(image=image, deleted=False).count() == 1
 
 

@@ -12,11 +12,8 @@ from django.utils import timezone
 from annotation.models import Annotation, TaskSubmission
 from annotation.services import labels
 from annotation.services import queues as svc
-from annotation.services.quality_control import (
-    project_quality_stats,
-    queue_add_honeypots,
-    queue_stats,
-)
+from annotation.services.quality_control import queue_add_honeypots
+from annotation.services.quality_stats import project_quality_stats, queue_stats
 from tests.factories import make_user
 
 

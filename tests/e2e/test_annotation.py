@@ -207,6 +207,8 @@ def test_lead_annotator_reviewer_flow(browser, live_server, scenes):
     _settle(rui)
     assert f"/review/images/{item.image_id}/" in rui.url
     row = rui.locator(f".ann[data-id='{first.pk}']")
+    # Each annotation names who made it, and the machine that drafted it.
+    assert row.locator(".author").inner_text() == "by ana · GrabCut draft"
     row.get_by_role("button", name="Reject").click()
     row.locator("input.comment").fill("The brush stroke leaks into the background.")
     row.get_by_role("button", name="Reject").click()
@@ -361,3 +363,41 @@ def test_a_lease_that_runs_out_is_shown_on_the_task(browser, live_server, scenes
     )
     assert "bo is working on this image" in page.locator("#tool-hint").inner_text()
     assert not Annotation.objects.filter(image=item.image).exists()
+
+
+def test_skip_moves_on_and_returned_work_is_listed(browser, live_server, scenes):
+    from annotation.services import labels
+    from annotation.services import queues as svc
+
+    base, slug = live_server.url, scenes["project"].slug
+    users, project = scenes["users"], scenes["project"]
+    box = labels.label_class_create(actor=users["lena"], project=project, name="box", kind="box")
+    queue = svc.queue_create(actor=users["lena"], project=project, name="Boxes",
+                             version=scenes["version"], label_classes=[box])  # fmt: skip
+    ana = _login(browser, base, "ana")
+    ana.goto(f"{base}/p/{slug}/queues/")
+    ana.click("text=Start annotating")
+    ana.wait_for_selector("#stage canvas")
+    _settle(ana)
+    first = QueueItem.objects.get(queue=queue, assignee=users["ana"])
+    assert ana.locator("#classes .class-pick").count() == 1  # the queue takes only boxes
+    ana.click("#skip")
+    ana.get_by_text(f"Skipped {first.image.original_name}").wait_for()
+    assert f"/tasks/{first.pk}/" not in ana.url
+    first.refresh_from_db()
+    assert first.status == "todo" and first.assignee is None
+    # Bo gets the skipped image first.
+    assert svc.queue_next(actor=users["bo"], queue=queue).pk == first.pk
+    made = labels.annotation_create(actor=users["bo"], image=first.image, label_class=box,
+                                    geometry=[2, 2, 20, 20])  # fmt: skip
+    svc.queue_submit(actor=users["bo"], item=first)
+    made.refresh_from_db()
+    svc.annotation_review(actor=users["rui"], annotation=made, decision="reject",
+                          comment="Box the whole shape")  # fmt: skip
+    bo = _login(browser, base, "bo")
+    bo.goto(f"{base}/p/{slug}/queues/")
+    returned = bo.locator("#returned")
+    assert "Box the whole shape" in returned.inner_text()
+    returned.get_by_role("button", name="Fix it").click()
+    bo.wait_for_url(f"{base}/p/{slug}/tasks/{first.pk}/")
+    bo.get_by_text("Box the whole shape").first.wait_for()

@@ -137,6 +137,8 @@ MATRIX: dict[tuple[str, str], tuple[str, object, dict[str, int]]] = {
     (P + "queues/", "post"): ("{p}/queues/", "queue", member_route(201, MANAGE)),
     (P + "queues/<id:pk>/next/", "post"): ("{p}/queues/{free_queue}/next/", None, member_route(200, ANNOTATE)),
     (P + "queue-items/<id:pk>/submit/", "post"): ("{p}/queue-items/{mine_task}/submit/", None, member_route(200, ANNOTATE)),
+    # The world's queue holds nothing else for the skipper: 204, no next task.
+    (P + "queue-items/<id:pk>/skip/", "post"): ("{p}/queue-items/{mine_task}/skip/", None, member_route(204, ANNOTATE)),
     (P + "quality/", "get"): ("{p}/quality/", None, member_route(200, VIEW)),
     (P + "queues/<id:pk>/stats/", "get"): ("{p}/queues/{consensus_queue}/stats/", None, member_route(200, VIEW)),
     (P + "queues/<id:pk>/honeypots/", "get"): ("{p}/queues/{free_queue}/honeypots/", None, member_route(200, REVIEW)),

@@ -1,0 +1,226 @@
+"""Queue pages: the list with each queue's progress, creating a queue, "next task", work
+returned to the annotator, honeypots, and batch pre-annotation of a queue's images."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from annotation import selectors as curation
+from annotation.models import LabelClass, QueueItem
+from annotation.services import quality_control
+from annotation.services import queues as queue_services
+from annotation.services.batch_preannotation import preannotate_start
+from annotation.services.preannotation import sam_installed
+from annotation.views_review import can_review
+from studio import selectors
+from studio.errors import ApplicationError
+from studio.models import DatasetVersion
+from studio.permissions import role_of
+from studio.views import _form_error, _require, member_view
+
+
+class QueueForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    version = forms.ModelChoiceField(
+        queryset=DatasetVersion.objects.none(),
+        label="Images",
+        help_text="Every image of this dataset version becomes a task.",
+    )
+    assignees = forms.MultipleChoiceField(
+        required=False, help_text="Nobody ticked: every annotator of the project may take tasks."
+    )
+    instructions = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    lease_minutes = forms.IntegerField(
+        min_value=1,
+        max_value=1440,
+        initial=30,
+        help_text="A task left longer than this goes back to the queue.",
+    )
+    annotators_per_image = forms.IntegerField(
+        min_value=1,
+        max_value=10,
+        initial=1,
+        label="Annotators per image",
+        help_text="More than 1: each image goes to that many different people (consensus).",
+    )
+    label_classes = forms.ModelMultipleChoiceField(
+        queryset=LabelClass.objects.none(),
+        required=False,
+        label="Classes",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Nothing ticked: every class. Ticked: its tasks offer and accept only these.",
+    )
+
+    def __init__(self, *args, project, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["version"].queryset = DatasetVersion.objects.filter(
+            dataset__project=project, dataset__project__memberships__user=user
+        ).select_related("dataset")
+        self.fields["version"].label_from_instance = lambda v: (
+            f"{v.dataset.name} — version {v.number} ({v.image_count} images)"
+        )
+        self.members = {  # viewers cannot annotate, so they are not offered
+            m.user.username: m.user
+            for m in selectors.member_list(user=user, project=project).exclude(role="viewer")
+        }
+        self.fields["assignees"].choices = [(name, name) for name in sorted(self.members)]
+        self.fields["assignees"].widget = forms.CheckboxSelectMultiple(
+            choices=self.fields["assignees"].choices
+        )
+        self.fields["label_classes"].queryset = curation.label_class_list(
+            user=user, project=project
+        )
+        self.fields["label_classes"].label_from_instance = lambda c: (
+            f"{c.name} ({c.get_kind_display().lower()})"
+        )
+
+
+@require_http_methods(["GET", "POST"])
+@member_view
+def queue_list(request: HttpRequest, project) -> HttpResponse:
+    """Queues with their progress; leads create them here, annotators start from here."""
+    if request.method == "POST":
+        _require(request.can_manage, "the project's leads")
+    form = QueueForm(request.POST or None, project=project, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            queue = queue_services.queue_create(
+                actor=request.user, project=project, name=data["name"], version=data["version"],
+                assignees=[form.members[name] for name in data["assignees"]],
+                instructions=data["instructions"], lease_minutes=data["lease_minutes"],
+                annotators_per_image=data["annotators_per_image"],
+                label_classes=list(data["label_classes"]),
+            )  # fmt: skip
+        except ApplicationError as exc:
+            _form_error(form, exc)
+        else:
+            messages.success(request, f"Queue {queue.name!r} holds {queue.items.count()} tasks.")
+            return redirect("annotation:queue_list", slug=project.slug)
+    queues = list(
+        curation.queue_list(user=request.user, project=project).prefetch_related("assignees")
+    )
+    classes = list(curation.label_class_list(user=request.user, project=project))
+    by_status = {
+        (row["queue_id"], row["status"]): row["n"]
+        for row in QueueItem.objects.filter(queue__in=queues, honeypot__isnull=True)
+        .values("queue_id", "status")
+        .annotate(n=Count("id"))
+    }
+    role = role_of(request.user, project)
+    reviewer = can_review(request.user, project)
+    rows = []
+    for queue in queues:
+        counts = {s: by_status.get((queue.pk, s), 0) for s in QueueItem.Status.values}
+        total = sum(counts.values()) or 1
+        assignees = list(queue.assignees.all())
+        rows.append(
+            {
+                "queue": queue,
+                "counts": counts,
+                "pct": round(100 * counts[QueueItem.Status.DONE] / total),
+                "assignees": assignees,
+                "classes": list(queue.label_classes.all()),
+                "mask_classes": [
+                    c
+                    for c in classes
+                    if c.kind == LabelClass.Kind.MASK
+                    and (not queue.label_classes.all() or c in queue.label_classes.all())
+                ],
+                "can_take": role != "viewer" and (not assignees or request.user in assignees),
+                "honeypots": (
+                    list(quality_control.honeypot_list(user=request.user, queue=queue))
+                    if reviewer
+                    else []
+                ),
+                "candidates": (
+                    curation.honeypot_candidate_list(user=request.user, queue=queue)
+                    if request.can_manage
+                    else []
+                ),
+            }
+        )
+    return render(
+        request,
+        "annotation/queues.html",
+        {
+            "project": project,
+            "rows": rows,
+            "form": form,
+            "has_classes": bool(classes),
+            "sam": sam_installed(),
+            "can_review": reviewer,
+            "is_viewer": role == "viewer",
+            "returned": curation.returned_task_list(user=request.user, project=project),
+        },
+    )
+
+
+@require_POST
+@member_view
+def queue_next(request: HttpRequest, project, queue_id: int) -> HttpResponse:
+    """Lease the next task (or return the current one) and open it on the canvas."""
+    _require(role_of(request.user, project) != "viewer", "annotators, reviewers and leads")
+    queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
+    try:
+        item = queue_services.queue_next(actor=request.user, queue=queue)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("annotation:queue_list", slug=project.slug)
+    if item is None:
+        messages.success(request, f"Nothing left to do in {queue.name!r}. Thank you!")
+        return redirect("annotation:queue_list", slug=project.slug)
+    return redirect("annotation:task", slug=project.slug, item_id=item.pk)
+
+
+@require_POST
+@member_view
+def queue_preannotate(request: HttpRequest, project, queue_id: int) -> HttpResponse:
+    """Start a batch pre-annotation of a queue's images from the queue list."""
+    _require(request.can_contribute, "the project's leads and reviewers")
+    queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
+    mode = request.POST.get("mode", "")
+    try:
+        label_class = curation.label_class_get(
+            user=request.user, project=project, label_class_id=int(request.POST["label_class"])
+        )
+        params: dict = {"method": "auto"}
+        if mode == "automatic":
+            params = {"points_per_side": int(request.POST.get("points_per_side") or 16)}
+        job = preannotate_start(
+            actor=request.user, label_class=label_class, mode=mode, queue=queue, params=params
+        )
+    except (KeyError, ValueError):
+        messages.error(request, "Choose a mask class and a whole number of points per side.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        return redirect("studio:job_detail", job_id=job.pk)
+    return redirect("annotation:queue_list", slug=project.slug)
+
+
+@require_POST
+@member_view
+def queue_honeypots(request: HttpRequest, project, queue_id: int) -> HttpResponse:
+    """Mark the chosen images as honeypots of the queue, their accepted annotations the answer."""
+    _require(request.can_manage, "the project's leads")
+    queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
+    try:
+        ids = [int(pk) for pk in request.POST.getlist("image_ids")]
+        added = quality_control.queue_add_honeypots(actor=request.user, queue=queue, image_ids=ids)
+    except ValueError:
+        messages.error(request, "Choose the images to use as honeypots.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            f"{len(added)} honeypot{'s' if len(added) != 1 else ''} added to {queue.name!r}; "
+            "each annotator gets each one once, spread through the queue.",
+        )
+    return redirect("annotation:queue_list", slug=project.slug)

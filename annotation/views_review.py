@@ -1,0 +1,128 @@
+"""Review pages: images with submitted work, the canvas in review mode, consensus merges."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from annotation import selectors as curation
+from annotation.models import Annotation, ConsensusResult, QueueItem
+from annotation.services import quality_control
+from annotation.views_canvas import canvas_config
+from studio import selectors
+from studio.converters import parse_id
+from studio.errors import ApplicationError, Forbidden
+from studio.permissions import Capability, require
+from studio.views import _require, member_view
+
+REVIEW_PAGE = 24
+
+
+def can_review(user, project) -> bool:
+    try:
+        return require(user, project, Capability.VIEW) in ("lead", "reviewer")
+    except Forbidden:
+        return False
+
+
+def _review_images(user, project, queue_id: int | None):
+    images = selectors.image_list(user=user, project=project).filter(
+        annotations__status=Annotation.Status.SUBMITTED, annotations__deleted=False
+    )
+    if queue_id:
+        images = images.filter(
+            pk__in=QueueItem.objects.filter(queue_id=queue_id).values("image_id")
+        )
+    return images.annotate(
+        submitted=Count(
+            "annotations",
+            filter=Q(annotations__status=Annotation.Status.SUBMITTED, annotations__deleted=False),
+            distinct=True,
+        )
+    ).order_by("pk")
+
+
+@require_GET
+@member_view
+def review_list(request: HttpRequest, project) -> HttpResponse:
+    """Images with submitted work waiting for a reviewer."""
+    _require(can_review(request.user, project), "the project's reviewers and leads")
+    queue_id = _int(request.GET.get("queue"))
+    page = Paginator(_review_images(request.user, project, queue_id), REVIEW_PAGE).get_page(
+        request.GET.get("page")
+    )
+    page.object_list = list(page.object_list)  # annotated below, so evaluated once
+    ids = [image.pk for image in page.object_list]
+    authors = curation.submitted_by(user=request.user, project=project, image_ids=ids)
+    agreement = curation.consensus_by_image(user=request.user, project=project, image_ids=ids)
+    for image in page.object_list:
+        image.authors = authors.get(image.pk, [])
+        image.consensus = agreement.get(image.pk)
+    return render(
+        request,
+        "annotation/review_list.html",
+        {
+            "project": project,
+            "page": page,
+            "queues": curation.queue_list(user=request.user, project=project),
+            "queue_id": queue_id,
+        },
+    )
+
+
+def _int(value) -> int | None:
+    return parse_id(value)
+
+
+@require_GET
+@member_view
+def review_image(request: HttpRequest, project, image_id: int) -> HttpResponse:
+    """The canvas in review mode: accept or reject each submitted annotation, or edit it."""
+    _require(can_review(request.user, project), "the project's reviewers and leads")
+    image = selectors.image_get(user=request.user, project=project, image_id=image_id)
+    queue_id = _int(request.GET.get("queue"))
+    following = _review_images(request.user, project, queue_id).filter(pk__gt=image.pk).first()
+    next_url = reverse("annotation:review_list", kwargs={"slug": project.slug})
+    if following is not None:
+        next_url = reverse(
+            "annotation:review_image", kwargs={"slug": project.slug, "image_id": following.pk}
+        )
+    if queue_id:
+        next_url += f"?queue={queue_id}"
+    # A consensus image whose replicas are not merged yet: review the merge, not N copies.
+    unmerged = (
+        ConsensusResult.objects.filter(queue__project=project, image=image, merged_at__isnull=True)
+        .select_related("queue")
+        .first()
+    )
+    config = canvas_config(
+        request, project, image, mode="review", next=next_url,
+        review=f"/api/v1/projects/{project.slug}/annotations/", consensus=unmerged is not None,
+    )  # fmt: skip
+    return render(
+        request,
+        "annotation/canvas.html",
+        {"project": project, "image": image, "config": config, "review": True,
+         "unmerged": unmerged},
+    )  # fmt: skip
+
+
+@require_POST
+@member_view
+def review_merge(request: HttpRequest, project, image_id: int, queue_id: int) -> HttpResponse:
+    """Merge a consensus image's replicas (majority vote), then review the result."""
+    _require(can_review(request.user, project), "the project's reviewers and leads")
+    queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
+    image = selectors.image_get(user=request.user, project=project, image_id=image_id)
+    try:
+        merged = quality_control.consensus_merge(actor=request.user, queue=queue, image=image)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Merged into {len(merged)} annotation(s); review them below.")
+    return redirect("annotation:review_image", slug=project.slug, image_id=image.pk)
