@@ -39,7 +39,7 @@ def _finite(values, what: str) -> list[float]:
     except (TypeError, ValueError):
         raise GeometryError(f"{what} must be numbers.")
     except OverflowError:  # an int beyond any float
-        raise GeometryError(f"{what} holds NaN or infinity.")
+        raise GeometryError(f"{what} must be numbers a float can hold: one is too large.")
     if not all(math.isfinite(v) for v in numbers):
         raise GeometryError(f"{what} holds NaN or infinity.")
     return numbers
