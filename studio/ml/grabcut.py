@@ -46,6 +46,10 @@ def grabcut_mask(
     for px, py in negative:
         cv2.circle(mask, (int(px), int(py)), CLICK_RADIUS, int(cv2.GC_BGD), -1)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    # GrabCut seeds its colour models from OpenCV's process-wide random generator: without
+    # a fixed seed the same click gave a different mask depending on the calls before it
+    # (a full mask one time, 1 pixel and "found nothing" the next).
+    cv2.setRNGSeed(0)
     cv2.grabCut(
         cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
         mask,

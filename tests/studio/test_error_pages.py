@@ -10,8 +10,6 @@ from django.conf import settings as django_settings
 from django.test import Client, RequestFactory
 from django.urls import get_resolver
 
-from tests.factories import PASSWORD
-
 
 @pytest.fixture
 def production(settings):
@@ -21,7 +19,7 @@ def production(settings):
 
 def signed_in(user) -> Client:
     client = Client(raise_request_exception=False)
-    assert client.login(username=user.username, password=PASSWORD)
+    client.force_login(user)
     return client
 
 
@@ -97,7 +95,7 @@ def test_a_server_error_page_renders_without_the_database(production):
 
 def test_a_stale_form_explains_itself(production, team):
     client = Client(enforce_csrf_checks=True)
-    client.login(username=team["lead"].username, password=PASSWORD)
+    client.force_login(team["lead"])
     response = client.post(f"/p/{team['project'].slug}/edit/", {"name": "x"})
     assert response.status_code == 403
     assert "This form has expired" in response.content.decode()

@@ -311,7 +311,7 @@ def _body(body, world, role):
         return {
             "label_class": ids["mask_class"],
             "method": "grabcut",
-            "box": [20, 20, 200, 200],
+            "box": [100, 40, 250, 420],  # the cameraman in skimage's camera
         }, "json"
     if body == "preannotate_job":
         return {"mode": "boxes_to_masks", "label_class": ids["mask_class"],

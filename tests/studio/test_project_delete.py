@@ -82,7 +82,7 @@ def test_a_class_only_deleted_annotations_refer_to_is_a_409_not_a_500(api, team,
         annotation_delete(actor=team["lead"], annotation=annotation, expected_version=1)
     r = api(team["lead"]).delete(f"/api/v1/projects/{labelled.slug}/label-classes/{cls.pk}/")
     assert r.status_code == 409, r.content
-    assert "history of 2 deleted annotations" in r.json()["error"]["message"]
+    assert "2 deleted annotations of" in r.json()["error"]["message"]
 
 
 def test_a_protected_error_a_service_let_through_is_a_409_naming_what_refers(team, labelled):
