@@ -66,7 +66,12 @@ def test_kmeans_job_stores_clusters_with_representatives(team, embedded):
     svc.cluster_rename(actor=team["lead"], cluster=cat, name="Cats")
     assert Cluster.objects.get(pk=cat.pk).display_name == "Cats"
     suggested = _run(svc.cluster_job_start(actor=team["lead"], version=embedded))
-    assert suggested.result["k"] >= 2
+    # Without k the job suggests one from 2 to a third of the images (3 of these 9) and
+    # stores that many clusters; how often the suggestion is right is measured on sets
+    # with known class counts (tests/studio/ml/test_clustering.py, docs/curation.md).
+    k = suggested.result["k"]
+    assert k in (2, 3)
+    assert ClusterRun.objects.get(job=suggested).clusters.count() == k
     density = _run(
         svc.cluster_job_start(
             actor=team["lead"], version=embedded, method="hdbscan", min_cluster_size=2
