@@ -24,8 +24,9 @@ from annotation.models import (
     ReviewDecision,
     VersionImageScore,
 )
+from studio import selectors as studio_selectors
 from studio.errors import ApplicationError, NotFound
-from studio.models import DatasetVersion, Image, Project
+from studio.models import DatasetVersion, Image, Job, Project
 from studio.permissions import Capability, can, role_of
 
 
@@ -124,6 +125,22 @@ def outliers(*, user, version: DatasetVersion, limit: int = 48) -> QuerySet[Vers
         )
         .select_related("image__quality")
         .order_by("-outlier_score", "image_id")[:limit]
+    )
+
+
+CURATION_KINDS = (Job.Kind.EMBED, Job.Kind.ANALYZE, Job.Kind.CLUSTER)
+
+
+def curation_jobs_active(*, user, version: DatasetVersion) -> list[Job]:
+    """Return the version's embed, analyze and cluster jobs still queued or running.
+
+    The Curate page names them, so its empty sections say "being computed" instead of
+    "run this first" while the work is under way.
+    """
+    return list(
+        studio_selectors.job_list(user=user, project=version.dataset.project)
+        .filter(kind__in=CURATION_KINDS, status__in=Job.ACTIVE, params__version=version.pk)
+        .order_by("created_at", "id")
     )
 
 

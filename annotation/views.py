@@ -87,6 +87,14 @@ def curate(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
     context = {"project": project, "dataset": dataset, "versions": versions, "version": version}
     if version is None:
         return render(request, "annotation/curate.html", context)
+    running = curation.curation_jobs_active(user=request.user, version=version)
+    if request.htmx and request.GET.get("fragment") == "running":
+        if not running:  # done: reload, so every section shows what the jobs made
+            return HttpResponse(headers={"HX-Refresh": "true"})
+        context["running"] = running
+        return render(request, "annotation/curate.html#running", context)
+    context["running"] = running
+    context["busy"] = {job.kind for job in running}
     undo = request.GET.get("undo", "")
     context["undo"] = next((v for v in versions if str(v.number) == undo), None)
     run = curation.cluster_run_latest(user=request.user, version=version)

@@ -8,9 +8,10 @@
   const button = document.getElementById("apply-button");
   const imagePath = (id) => window.location.pathname.replace(/datasets\/\d+\/curate\/?$/, `images/${id}/`);
 
+  // The action form is there for reviewers and leads only; others still select to look.
   function setSelection(points, label) {
-    clusterInput.value = "";
-    ids.value = points.map((p) => p[0]).join(",");
+    if (clusterInput) clusterInput.value = "";
+    if (ids) ids.value = points.map((p) => p[0]).join(",");
     count.textContent = points.length ? `${points.length} image${points.length === 1 ? "" : "s"} ${label}` : "nothing selected";
     thumbs.replaceChildren(...points.slice(0, 60).map((p) => {
       const a = document.createElement("a");
@@ -23,7 +24,7 @@
       a.append(img);
       return a;
     }));
-    button.disabled = points.length === 0;
+    if (button) button.disabled = points.length === 0;
   }
 
   const figureData = document.getElementById("map-figure");
@@ -50,9 +51,9 @@
   document.querySelectorAll(".select-cluster").forEach((link) => {
     link.addEventListener("click", () => {
       setSelection([], "");
-      clusterInput.value = link.dataset.cluster;
+      if (clusterInput) clusterInput.value = link.dataset.cluster;
       count.textContent = `${link.dataset.size} images in ${link.dataset.name}`;
-      button.disabled = false;
+      if (button) button.disabled = false;
     });
   });
 
