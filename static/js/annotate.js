@@ -1027,6 +1027,18 @@
     }
   }
   if ($("submit")) $("submit").addEventListener("click", submit);
+  // Skip is a plain form (it works without script); with script it first lets the
+  // changes under way reach the server, since leaving the page would cancel them.
+  const skipForm = document.querySelector("form.skip");
+  if (skipForm) {
+    skipForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (paint || state.poly) return notify("Finish the stroke or polygon first (Enter closes a polygon, Esc drops it).");
+      hint("Saving your last change, then skipping…");
+      await settled();
+      skipForm.submit(); // does not fire "submit" again
+    });
+  }
   if ($("accept-all")) {
     $("accept-all").addEventListener("click", async () => {
       for (const a of Array.from(state.anns.values())) {

@@ -401,3 +401,37 @@ def test_skip_moves_on_and_returned_work_is_listed(browser, live_server, scenes)
     returned.get_by_role("button", name="Fix it").click()
     bo.wait_for_url(f"{base}/p/{slug}/tasks/{first.pk}/")
     bo.get_by_text("Box the whole shape").first.wait_for()
+
+
+def test_skip_lets_the_change_under_way_reach_the_server(browser, live_server, scenes):
+    """A box drawn just before Skip is saved: the page waits for its request, then leaves."""
+    from annotation.services import labels
+    from annotation.services import queues as svc
+
+    base, slug = live_server.url, scenes["project"].slug
+    users, project = scenes["users"], scenes["project"]
+    box = labels.label_class_create(actor=users["lena"], project=project, name="box", kind="box")
+    queue = svc.queue_create(actor=users["lena"], project=project, name="Boxes",
+                             version=scenes["version"], label_classes=[box])  # fmt: skip
+    ana = _login(browser, base, "ana")
+    ana.goto(f"{base}/p/{slug}/queues/")
+    ana.click("text=Start annotating")
+    ana.wait_for_selector("#stage canvas")
+    _settle(ana)
+    item = QueueItem.objects.get(queue=queue, assignee=users["ana"])
+    held = []  # the annotation's create request, kept back until Skip has been clicked
+    ana.route("**/annotations/", lambda route: held.append(route))
+    ana.keyboard.press("b")
+    ana.mouse.move(*_to_screen(ana, 10, 10))
+    ana.mouse.down()
+    ana.mouse.move(*_to_screen(ana, 40, 30), steps=4)
+    ana.mouse.up()
+    while not held:
+        ana.wait_for_timeout(20)
+    ana.click("#skip", no_wait_after=True)
+    ana.wait_for_timeout(300)  # time enough for a page that does not wait to leave
+    assert f"/tasks/{item.pk}/" in ana.url
+    held[0].continue_()
+    ana.get_by_text(f"Skipped {item.image.original_name}").wait_for()
+    drawn = Annotation.objects.get(image=item.image, label_class=box, author=users["ana"])
+    assert drawn.geometry["box"] == pytest.approx([10, 10, 30, 20], abs=0.5)
