@@ -221,6 +221,9 @@ def exchange(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
     )
     for form in (export_form, import_form):
         form.fields["version"].choices = choices
+    if not request.can_manage:  # replacing others' annotations is for leads: not offered
+        mode = import_form.fields["mode"]
+        mode.choices = [(value, label) for value, label in mode.choices if value != "replace"]
     if action == "export" and export_form.is_valid():
         data = export_form.cleaned_data
         try:

@@ -82,11 +82,12 @@ def test_exchange_page_offers_export_and_import_only_to_roles_that_may(setup, da
     annotator = _client(setup["annotator"]).get(url).content.decode()
     assert "Annotators cannot export" in annotator and 'value="export"' not in annotator
     assert 'value="import"' in annotator and "Create missing classes" not in annotator
+    assert 'value="skip"' in annotator and 'value="replace"' not in annotator  # leads only
     viewer = _client(setup["viewer"]).get(url).content.decode()
     assert "Viewers cannot import" in viewer and 'value="import"' not in viewer
     assert 'value="export"' in viewer
     lead = _client(setup["lead"]).get(url).content.decode()
-    assert "Create missing classes" in lead
+    assert "Create missing classes" in lead and 'value="replace"' in lead
     version = setup["version"].number
     refused = _client(setup["annotator"]).post(
         url, {"action": "export", "export-version": version, "export-format": "coco"}
