@@ -365,7 +365,8 @@ def test_a_lease_that_runs_out_is_shown_on_the_task(browser, live_server, scenes
     assert not Annotation.objects.filter(image=item.image).exists()
 
 
-def test_skip_moves_on_and_returned_work_is_listed(browser, live_server, scenes):
+def _ana_on_a_box_queue(browser, live_server, scenes):
+    """Lena makes a queue that takes only boxes; Ana opens her first task on its canvas."""
     from annotation.services import labels
     from annotation.services import queues as svc
 
@@ -379,7 +380,15 @@ def test_skip_moves_on_and_returned_work_is_listed(browser, live_server, scenes)
     ana.click("text=Start annotating")
     ana.wait_for_selector("#stage canvas")
     _settle(ana)
-    first = QueueItem.objects.get(queue=queue, assignee=users["ana"])
+    return ana, box, queue, QueueItem.objects.get(queue=queue, assignee=users["ana"])
+
+
+def test_skip_moves_on_and_returned_work_is_listed(browser, live_server, scenes):
+    from annotation.services import labels
+    from annotation.services import queues as svc
+
+    base, slug, users = live_server.url, scenes["project"].slug, scenes["users"]
+    ana, box, queue, first = _ana_on_a_box_queue(browser, live_server, scenes)
     assert ana.locator("#classes .class-pick").count() == 1  # the queue takes only boxes
     ana.click("#skip")
     ana.get_by_text(f"Skipped {first.image.original_name}").wait_for()
@@ -405,20 +414,7 @@ def test_skip_moves_on_and_returned_work_is_listed(browser, live_server, scenes)
 
 def test_skip_lets_the_change_under_way_reach_the_server(browser, live_server, scenes):
     """A box drawn just before Skip is saved: the page waits for its request, then leaves."""
-    from annotation.services import labels
-    from annotation.services import queues as svc
-
-    base, slug = live_server.url, scenes["project"].slug
-    users, project = scenes["users"], scenes["project"]
-    box = labels.label_class_create(actor=users["lena"], project=project, name="box", kind="box")
-    queue = svc.queue_create(actor=users["lena"], project=project, name="Boxes",
-                             version=scenes["version"], label_classes=[box])  # fmt: skip
-    ana = _login(browser, base, "ana")
-    ana.goto(f"{base}/p/{slug}/queues/")
-    ana.click("text=Start annotating")
-    ana.wait_for_selector("#stage canvas")
-    _settle(ana)
-    item = QueueItem.objects.get(queue=queue, assignee=users["ana"])
+    ana, box, _, item = _ana_on_a_box_queue(browser, live_server, scenes)
     held = []  # the annotation's create request, kept back until Skip has been clicked
     ana.route("**/annotations/", lambda route: held.append(route))
     ana.keyboard.press("b")
@@ -433,5 +429,5 @@ def test_skip_lets_the_change_under_way_reach_the_server(browser, live_server, s
     assert f"/tasks/{item.pk}/" in ana.url
     held[0].continue_()
     ana.get_by_text(f"Skipped {item.image.original_name}").wait_for()
-    drawn = Annotation.objects.get(image=item.image, label_class=box, author=users["ana"])
+    drawn = Annotation.objects.get(image=item.image, label_class=box, author=scenes["users"]["ana"])
     assert drawn.geometry["box"] == pytest.approx([10, 10, 30, 20], abs=0.5)
