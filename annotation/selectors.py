@@ -210,13 +210,15 @@ def label_class_get(*, user, project: Project, label_class_id: int) -> LabelClas
 
 
 def label_class_usage(*, user, label_class: LabelClass) -> dict[str, int]:
-    """Count the annotations of a class: live ones, and deleted ones kept for restoring."""
+    """Count what holds on to a class: live annotations, deleted ones kept for restoring,
+    and queues limited to it among others."""
     counts = Annotation.objects.filter(
         label_class=label_class, label_class__project__memberships__user=user
     ).aggregate(
         live=Count("pk", filter=Q(deleted=False)), deleted=Count("pk", filter=Q(deleted=True))
     )
-    return {"live": counts["live"] or 0, "deleted": counts["deleted"] or 0}
+    queues = label_class.queues.filter(project__memberships__user=user).count()
+    return {"live": counts["live"] or 0, "deleted": counts["deleted"] or 0, "queues": queues}
 
 
 def member_work(*, user, project: Project, member) -> dict[str, int]:

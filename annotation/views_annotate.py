@@ -20,6 +20,7 @@ from annotation.models import Annotation, LabelClass
 from annotation.services import exchange as exchange_services
 from annotation.services import labels as label_services
 from studio import selectors
+from studio.converters import parse_id
 from studio.errors import ApplicationError
 from studio.models import Job
 from studio.permissions import role_of
@@ -68,7 +69,9 @@ def label_classes(request: HttpRequest, project) -> HttpResponse:
         try:
             if "delete" in request.POST:
                 label_class = curation.label_class_get(
-                    user=request.user, project=project, label_class_id=int(request.POST["delete"])
+                    user=request.user,
+                    project=project,
+                    label_class_id=parse_id(request.POST["delete"]) or 0,
                 )
                 if request.POST.get("confirm") != "1":
                     return _confirm_label_class_delete(request, project, label_class)
@@ -77,7 +80,9 @@ def label_classes(request: HttpRequest, project) -> HttpResponse:
                 return redirect("annotation:label_classes", slug=project.slug)
             if "edit" in request.POST:
                 label_class = curation.label_class_get(
-                    user=request.user, project=project, label_class_id=int(request.POST["edit"])
+                    user=request.user,
+                    project=project,
+                    label_class_id=parse_id(request.POST["edit"]) or 0,
                 )
                 edit = LabelClassForm({**request.POST.dict(), "kind": label_class.kind})
                 if not edit.is_valid():
@@ -117,7 +122,7 @@ def label_classes(request: HttpRequest, project) -> HttpResponse:
 def _confirm_label_class_delete(request, project, label_class) -> HttpResponse:
     """Say what deleting a class affects before it is done (or why it cannot be)."""
     usage = curation.label_class_usage(user=request.user, label_class=label_class)
-    blocked = bool(usage["live"] or usage["deleted"])
+    blocked = bool(usage["live"] or usage["deleted"] or usage["queues"])
     if usage["live"]:
         message = (
             f"{usage['live']} annotation{pluralize(usage['live'])} use {label_class.name!r}: "
@@ -127,6 +132,12 @@ def _confirm_label_class_delete(request, project, label_class) -> HttpResponse:
         message = (
             f"{usage['deleted']} deleted annotation{pluralize(usage['deleted'])} of "
             f"{label_class.name!r} are kept so they can be restored: rename the class instead."
+        )
+    elif usage["queues"]:
+        message = (
+            f"{usage['queues']} queue{pluralize(usage['queues'])} "
+            f"{'takes' if usage['queues'] == 1 else 'take'} only some classes, "
+            f"{label_class.name!r} among them: change their classes first."
         )
     else:
         message = f"Delete the class {label_class.name!r}? No annotation uses it."

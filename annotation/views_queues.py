@@ -18,6 +18,7 @@ from annotation.services.batch_preannotation import preannotate_start
 from annotation.services.preannotation import sam_installed
 from annotation.views_review import can_review
 from studio import selectors
+from studio.converters import parse_id
 from studio.errors import ApplicationError
 from studio.models import DatasetVersion
 from studio.permissions import role_of
@@ -211,7 +212,9 @@ def queue_honeypots(request: HttpRequest, project, queue_id: int) -> HttpRespons
     _require(request.can_manage, "the project's leads")
     queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
     try:
-        ids = [int(pk) for pk in request.POST.getlist("image_ids")]
+        ids = [parse_id(pk) for pk in request.POST.getlist("image_ids")]
+        if not ids or None in ids:  # not a number, or beyond what a column holds
+            raise ValueError("no usable image ids")
         added = quality_control.queue_add_honeypots(actor=request.user, queue=queue, image_ids=ids)
     except ValueError:
         messages.error(request, "Choose the images to use as honeypots.")

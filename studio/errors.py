@@ -12,8 +12,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError, RestrictedError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.views.defaults import page_not_found
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -117,16 +116,3 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
             }
         }
     return response
-
-
-def not_found_handler(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """Answer an address no route matches: in the API's error shape under ``/api/`` (and
-    ``/files/``, the API's image bytes).
-
-    Unknown paths, and ids no database column can hold (``studio.converters``), never
-    reach a DRF view, so its handler above cannot shape them.
-    """
-    if request.path.startswith(("/api/", "/files/")):
-        body = {"error": {"code": "not_found", "message": "Not found.", "details": None}}
-        return JsonResponse(body, status=404)
-    return page_not_found(request, exception)

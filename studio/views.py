@@ -273,6 +273,7 @@ def members(request: HttpRequest, project) -> HttpResponse:
 @require_POST
 @member_view
 def member_change(request: HttpRequest, project, membership_id: int) -> HttpResponse:
+    _require(request.can_manage, "the project's leads")
     membership = selectors.member_get(
         user=request.user, project=project, membership_id=membership_id
     )

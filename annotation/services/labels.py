@@ -177,6 +177,17 @@ def label_class_delete(*, actor, label_class: LabelClass) -> None:
             f"{'are' if kept != 1 else 'is'} kept so {'they' if kept != 1 else 'it'} can be "
             "restored; rename the class instead of deleting it."
         )
+    # A queue limited to some classes takes every class once its list is empty: deleting
+    # its last one would silently undo the lead's restriction.
+    queues = sorted(label_class.queues.values_list("name", flat=True))
+    if queues:
+        names = ", ".join(repr(q) for q in queues)
+        raise Conflict(
+            f"The queue{'s' if len(queues) != 1 else ''} {names} "
+            f"{'take' if len(queues) != 1 else 'takes'} only some classes, "
+            f"{label_class.name!r} among them: change {'their' if len(queues) != 1 else 'its'} "
+            "classes first."
+        )
     label_class.delete()
 
 

@@ -51,7 +51,7 @@ def test_each_role_sees_only_the_forms_it_can_submit_and_is_refused_the_rest(set
     queue = _queue(s)
     queues_url, labels_url = f"/p/{slug}/queues/", f"/p/{slug}/labels/"
     lead = _client(s["lead"]).get(queues_url).content.decode()
-    assert "New queue" in lead and "Make honeypots" in lead or "Honeypots (0)" in lead
+    assert "New queue" in lead and ("Make honeypots" in lead or "Honeypots (0)" in lead)
     annotator = _client(s["annotator"]).get(queues_url).content.decode()
     assert "New queue" not in annotator and "Pre-annotate" not in annotator
     assert "Honeypots" not in annotator and "Start annotating" in annotator
@@ -376,3 +376,42 @@ def test_a_class_limited_queue_takes_gold_of_its_classes_only(setup):
     _accepted(s, image.pk)  # a sign too
     (honeypot,) = queue_add_honeypots(actor=s["lead"], queue=queue, image_ids=[image.pk])
     assert [g["label_class"] for g in honeypot.gold] == [s["sign"].pk]
+
+
+# -- review findings: bounded ids, and a class a queue is limited to ---------------------------
+
+
+def test_honeypot_ids_beyond_a_column_are_a_message_not_a_500(setup):
+    queue = _queue(setup)
+    url = f"/p/{setup['slug']}/queues/{queue.pk}/honeypots/"
+    client = Client(raise_request_exception=False)
+    client.force_login(setup["lead"])
+    for bad in (str(2**70), "abc", "-3"):
+        r = client.post(url, {"image_ids": [bad]}, follow=True)
+        assert r.status_code == 200, bad
+        assert "Choose the images to use as honeypots." in r.content.decode()
+    assert not queue.honeypots.exists()
+
+
+def test_a_class_a_queue_is_limited_to_is_not_deleted_behind_the_queues_back(setup, api):
+    queue = _queue(setup, label_classes=[setup["sign"]])
+    r = api(setup["lead"]).delete(
+        f"/api/v1/projects/{setup['slug']}/label-classes/{setup['sign'].pk}/"
+    )
+    assert (
+        r.status_code == 409 and "'Signs' takes only some classes" in r.json()["error"]["message"]
+    )
+    assert list(queue.label_classes.all()) == [setup["sign"]]  # the restriction stands
+    page = (
+        _client(setup["lead"])
+        .post(f"/p/{setup['slug']}/labels/", {"delete": setup["sign"].pk})
+        .content.decode()
+    )
+    assert "1 queue takes only some classes, &#x27;sign&#x27; among them" in page
+    # A class no queue names is deleted after the confirmation.
+    r = _client(setup["lead"]).post(
+        f"/p/{setup['slug']}/labels/", {"delete": setup["car"].pk, "confirm": "1"}
+    )
+    assert (
+        r.status_code == 302 and not type(setup["car"]).objects.filter(pk=setup["car"].pk).exists()
+    )

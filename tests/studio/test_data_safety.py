@@ -40,3 +40,17 @@ def test_removing_a_member_asks_first_and_says_what_it_affects(client, team):
     r = client.post(url, {"action": "remove", "confirm": "1"}, follow=True)
     assert b"annotator removed" in r.content
     assert not Membership.objects.filter(pk=member.pk).exists()
+
+
+def test_only_a_lead_sees_what_removing_a_member_would_affect(client, team):
+    """The confirmation names another member's work: it is for the people who may remove."""
+    project = team["project"]
+    member = Membership.objects.get(project=project, user=team["reviewer"])
+    for role in ("reviewer", "annotator", "viewer"):
+        client.force_login(team[role])
+        r = client.post(f"/p/{project.slug}/members/{member.pk}/", {"action": "remove"})
+        page = r.content.decode()
+        assert r.status_code == 403, role
+        assert "Only the project&#x27;s leads can do this" in page
+        assert "from the project?" not in page and "annotations" not in page
+    assert Membership.objects.filter(pk=member.pk).exists()
