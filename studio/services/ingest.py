@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -54,20 +55,28 @@ def _storage_names(project_id: int, sha: str, ext: str) -> tuple[str, str]:
     )
 
 
+# One check-and-write at a time in this process: an upload holding the same image twice
+# is decoded on two threads, and the second thread used to read the first one's file
+# half-written, take it for a killed worker's leftover and delete it under the writer
+# (FileNotFoundError, a retried job). Decoding stays parallel; only the write is serial.
+_SAVE_LOCK = threading.Lock()
+
+
 def _save_once(name: str, data: bytes) -> None:
     """Write content-addressed bytes unless the same bytes are already there.
 
     A file left half-written by a killed worker has the right name but other bytes: it
     is replaced, so no row ever points at a truncated file.
     """
-    if default_storage.exists(name):
-        with default_storage.open(name, "rb") as fh:
-            if fh.read() == data:
-                return
-        default_storage.delete(name)
-    saved = default_storage.save(name, ContentFile(data))
-    if saved != name:  # another writer won the race; keep theirs, drop our copy
-        default_storage.delete(saved)
+    with _SAVE_LOCK:
+        if default_storage.exists(name):
+            with default_storage.open(name, "rb") as fh:
+                if fh.read() == data:
+                    return
+            default_storage.delete(name)
+        saved = default_storage.save(name, ContentFile(data))
+        if saved != name:  # another process won the race; keep theirs, drop our copy
+            default_storage.delete(saved)
 
 
 def staging_folder(project_id: int, batch: str) -> str:

@@ -327,3 +327,19 @@ def test_damaged_and_multi_picture_members_are_per_file_results(team, dataset):
     assert job.status == "succeeded"
     assert got["set.zip/good.jpg"][0] == "accepted" and got["set.zip/bad.png"][0] == "rejected"
     assert got["phone.jpg"][0] == "accepted"
+
+
+def test_the_same_image_many_times_in_one_upload_is_stored_once_first_time(team, dataset, settings):
+    """Copies decoded on parallel threads must not delete each other's file mid-write."""
+    settings.STUDIO = {**settings.STUDIO, "INGEST_THREADS": 4}
+    data = image_bytes(size=(1600, 1200))  # big enough that a write takes a while
+    files = [upload(f"copy-{i}.jpg", data) for i in range(24)]
+    job = upload_create(actor=team["lead"], project=team["project"], dataset=dataset, files=files)
+    job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.error) == ("succeeded", 1, "")
+    outcomes = list(IngestFile.objects.filter(job=job).values_list("outcome", flat=True))
+    assert outcomes.count("accepted") == 1 and outcomes.count("duplicate") == 23
+    image = Image.objects.get(project=team["project"])
+    with default_storage.open(image.file.name, "rb") as fh:
+        assert fh.read() == data
