@@ -24,7 +24,7 @@ from studio.converters import parse_id
 from studio.errors import ApplicationError
 from studio.models import Job
 from studio.permissions import role_of
-from studio.views import _form_error, _require, member_view
+from studio.views import form_error, member_view, require_allowed
 
 
 class LabelClassForm(forms.Form):
@@ -63,7 +63,7 @@ def _attributes_text(attributes: dict) -> str:
 def label_classes(request: HttpRequest, project) -> HttpResponse:
     """The label schema: list, add (leads), rename, recolour and delete with the reason shown."""
     if request.method == "POST":
-        _require(request.can_manage, "the project's leads")
+        require_allowed(request.can_manage, "the project's leads")
     form = LabelClassForm(request.POST or None)
     if request.method == "POST":
         try:
@@ -104,7 +104,7 @@ def label_classes(request: HttpRequest, project) -> HttpResponse:
             if "delete" in request.POST or "edit" in request.POST:
                 messages.error(request, exc.message)
                 return redirect("annotation:label_classes", slug=project.slug)
-            _form_error(form, exc)
+            form_error(form, exc)
     classes = curation.label_class_list(user=request.user, project=project).annotate(
         used=Count("annotations", filter=Q(annotations__deleted=False))
     )
@@ -221,9 +221,9 @@ def exchange(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
     role = role_of(request.user, project)
     can_export, can_import = role != "annotator", role != "viewer"
     if action == "export":
-        _require(can_export, "the project's leads, reviewers and viewers")
+        require_allowed(can_export, "the project's leads, reviewers and viewers")
     if action == "import":
-        _require(can_import, "the project's leads, reviewers and annotators")
+        require_allowed(can_import, "the project's leads, reviewers and annotators")
     export_form = ExportForm(request.POST if action == "export" else None, prefix="export")
     import_form = ImportForm(
         request.POST if action == "import" else None,
@@ -243,7 +243,7 @@ def exchange(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
                 statuses=data["statuses"],
             )  # fmt: skip
         except ApplicationError as exc:
-            _form_error(export_form, exc)
+            form_error(export_form, exc)
         else:
             return redirect("studio:job_detail", job_id=job.pk)
     if action == "import" and import_form.is_valid():
@@ -256,7 +256,7 @@ def exchange(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
                 mode=data["mode"],
             )  # fmt: skip
         except ApplicationError as exc:
-            _form_error(import_form, exc)
+            form_error(import_form, exc)
         else:
             return redirect("studio:job_detail", job_id=job.pk)
     jobs = [

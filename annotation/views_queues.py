@@ -22,7 +22,7 @@ from studio.converters import parse_id
 from studio.errors import ApplicationError
 from studio.models import DatasetVersion
 from studio.permissions import role_of
-from studio.views import _form_error, _require, member_view
+from studio.views import form_error, member_view, require_allowed
 
 
 class QueueForm(forms.Form):
@@ -86,7 +86,7 @@ class QueueForm(forms.Form):
 def queue_list(request: HttpRequest, project) -> HttpResponse:
     """Queues with their progress; leads create them here, annotators start from here."""
     if request.method == "POST":
-        _require(request.can_manage, "the project's leads")
+        require_allowed(request.can_manage, "the project's leads")
     form = QueueForm(request.POST or None, project=project, user=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -99,7 +99,7 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
                 label_classes=list(data["label_classes"]),
             )  # fmt: skip
         except ApplicationError as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(request, f"Queue {queue.name!r} holds {queue.items.count()} tasks.")
             return redirect("annotation:queue_list", slug=project.slug)
@@ -120,18 +120,18 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
         counts = {s: by_status.get((queue.pk, s), 0) for s in QueueItem.Status.values}
         total = sum(counts.values()) or 1
         assignees = list(queue.assignees.all())
+        limited = list(queue.label_classes.all())  # empty: every class
         rows.append(
             {
                 "queue": queue,
                 "counts": counts,
                 "pct": round(100 * counts[QueueItem.Status.DONE] / total),
                 "assignees": assignees,
-                "classes": list(queue.label_classes.all()),
+                "classes": limited,
                 "mask_classes": [
                     c
                     for c in classes
-                    if c.kind == LabelClass.Kind.MASK
-                    and (not queue.label_classes.all() or c in queue.label_classes.all())
+                    if c.kind == LabelClass.Kind.MASK and (not limited or c in limited)
                 ],
                 "can_take": role != "viewer" and (not assignees or request.user in assignees),
                 "honeypots": (
@@ -166,7 +166,7 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
 @member_view
 def queue_next(request: HttpRequest, project, queue_id: int) -> HttpResponse:
     """Lease the next task (or return the current one) and open it on the canvas."""
-    _require(role_of(request.user, project) != "viewer", "annotators, reviewers and leads")
+    require_allowed(role_of(request.user, project) != "viewer", "annotators, reviewers and leads")
     queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
     try:
         item = queue_services.queue_next(actor=request.user, queue=queue)
@@ -183,7 +183,7 @@ def queue_next(request: HttpRequest, project, queue_id: int) -> HttpResponse:
 @member_view
 def queue_preannotate(request: HttpRequest, project, queue_id: int) -> HttpResponse:
     """Start a batch pre-annotation of a queue's images from the queue list."""
-    _require(request.can_contribute, "the project's leads and reviewers")
+    require_allowed(request.can_contribute, "the project's leads and reviewers")
     queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
     mode = request.POST.get("mode", "")
     try:
@@ -209,7 +209,7 @@ def queue_preannotate(request: HttpRequest, project, queue_id: int) -> HttpRespo
 @member_view
 def queue_honeypots(request: HttpRequest, project, queue_id: int) -> HttpResponse:
     """Mark the chosen images as honeypots of the queue, their accepted annotations the answer."""
-    _require(request.can_manage, "the project's leads")
+    require_allowed(request.can_manage, "the project's leads")
     queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
     try:
         ids = [parse_id(pk) for pk in request.POST.getlist("image_ids")]

@@ -18,7 +18,7 @@ from studio import selectors
 from studio.converters import parse_id
 from studio.errors import ApplicationError, Forbidden
 from studio.permissions import Capability, require
-from studio.views import _require, member_view
+from studio.views import member_view, require_allowed
 
 REVIEW_PAGE = 24
 
@@ -51,8 +51,8 @@ def _review_images(user, project, queue_id: int | None):
 @member_view
 def review_list(request: HttpRequest, project) -> HttpResponse:
     """Images with submitted work waiting for a reviewer."""
-    _require(can_review(request.user, project), "the project's reviewers and leads")
-    queue_id = _int(request.GET.get("queue"))
+    require_allowed(can_review(request.user, project), "the project's reviewers and leads")
+    queue_id = parse_id(request.GET.get("queue"))
     page = Paginator(_review_images(request.user, project, queue_id), REVIEW_PAGE).get_page(
         request.GET.get("page")
     )
@@ -75,17 +75,13 @@ def review_list(request: HttpRequest, project) -> HttpResponse:
     )
 
 
-def _int(value) -> int | None:
-    return parse_id(value)
-
-
 @require_GET
 @member_view
 def review_image(request: HttpRequest, project, image_id: int) -> HttpResponse:
     """The canvas in review mode: accept or reject each submitted annotation, or edit it."""
-    _require(can_review(request.user, project), "the project's reviewers and leads")
+    require_allowed(can_review(request.user, project), "the project's reviewers and leads")
     image = selectors.image_get(user=request.user, project=project, image_id=image_id)
-    queue_id = _int(request.GET.get("queue"))
+    queue_id = parse_id(request.GET.get("queue"))
     following = _review_images(request.user, project, queue_id).filter(pk__gt=image.pk).first()
     next_url = reverse("annotation:review_list", kwargs={"slug": project.slug})
     if following is not None:
@@ -116,7 +112,7 @@ def review_image(request: HttpRequest, project, image_id: int) -> HttpResponse:
 @member_view
 def review_merge(request: HttpRequest, project, image_id: int, queue_id: int) -> HttpResponse:
     """Merge a consensus image's replicas (majority vote), then review the result."""
-    _require(can_review(request.user, project), "the project's reviewers and leads")
+    require_allowed(can_review(request.user, project), "the project's reviewers and leads")
     queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
     image = selectors.image_get(user=request.user, project=project, image_id=image_id)
     try:

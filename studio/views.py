@@ -67,13 +67,13 @@ def member_view(fn):
     return wrapper
 
 
-def _require(allowed: bool, who: str) -> None:
+def require_allowed(allowed: bool, who: str) -> None:
     """Refuse a form page to a role that could not submit it (a 403 page, not a dead form)."""
     if not allowed:
         raise PermissionDenied(f"Only {who} can do this.")
 
 
-def _form_error(form, exc: ApplicationError | DjangoValidationError) -> None:
+def form_error(form, exc: ApplicationError | DjangoValidationError) -> None:
     """Show a service's refusal on the form; a refused role is a 403 page, not a form error."""
     if isinstance(exc, Forbidden):
         raise PermissionDenied(exc.message)
@@ -99,7 +99,7 @@ def project_create(request: HttpRequest) -> HttpResponse:
         try:
             project = project_services.project_create(owner=request.user, **form.cleaned_data)
         except ApplicationError as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(request, f"Project “{project.name}” created. Add its objectives next.")
             return redirect("studio:project_detail", slug=project.slug)
@@ -129,7 +129,7 @@ def project_detail(request: HttpRequest, project) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @member_view
 def project_edit(request: HttpRequest, project) -> HttpResponse:
-    _require(request.can_manage, "the project's leads")
+    require_allowed(request.can_manage, "the project's leads")
     form = ProjectForm(
         request.POST or None,
         initial={"name": project.name, "business_problem": project.business_problem},
@@ -140,7 +140,7 @@ def project_edit(request: HttpRequest, project) -> HttpResponse:
                 actor=request.user, project=project, **form.cleaned_data
             )
         except ApplicationError as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             return redirect("studio:project_detail", slug=project.slug)
     return render(request, "studio/project_form.html", {"form": form, "project": project})
@@ -149,7 +149,7 @@ def project_edit(request: HttpRequest, project) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @member_view
 def objective_edit(request: HttpRequest, project, objective_id: int | None = None) -> HttpResponse:
-    _require(request.can_manage, "the project's leads")
+    require_allowed(request.can_manage, "the project's leads")
     objective = (
         selectors.objective_get(user=request.user, project=project, objective_id=objective_id)
         if objective_id
@@ -165,7 +165,7 @@ def objective_edit(request: HttpRequest, project, objective_id: int | None = Non
             else:
                 project_services.objective_create(actor=request.user, project=project, **data)
         except (ApplicationError, DjangoValidationError) as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(request, "Objective saved.")
             return redirect("studio:project_detail", slug=project.slug)
@@ -179,7 +179,7 @@ def objective_edit(request: HttpRequest, project, objective_id: int | None = Non
 @require_http_methods(["GET", "POST"])
 @member_view
 def problem_edit(request: HttpRequest, project) -> HttpResponse:
-    _require(request.can_manage, "the project's leads")
+    require_allowed(request.can_manage, "the project's leads")
     problem = selectors.problem_statement_get(user=request.user, project=project)
     initial = {}
     approaches_initial, criteria_initial = [], []
@@ -235,7 +235,7 @@ def problem_edit(request: HttpRequest, project) -> HttpResponse:
                 **form.cleaned_data,
             )
         except (ApplicationError, DjangoValidationError) as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(request, "Problem statement saved.")
             return redirect("studio:project_detail", slug=project.slug)
@@ -254,7 +254,7 @@ def members(request: HttpRequest, project) -> HttpResponse:
         try:
             project_services.member_add(actor=request.user, project=project, **form.cleaned_data)
         except ApplicationError as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(request, f"{form.cleaned_data['username']} added.")
             return redirect("studio:members", slug=project.slug)
@@ -273,7 +273,7 @@ def members(request: HttpRequest, project) -> HttpResponse:
 @require_POST
 @member_view
 def member_change(request: HttpRequest, project, membership_id: int) -> HttpResponse:
-    _require(request.can_manage, "the project's leads")
+    require_allowed(request.can_manage, "the project's leads")
     membership = selectors.member_get(
         user=request.user, project=project, membership_id=membership_id
     )
@@ -301,7 +301,7 @@ def member_change(request: HttpRequest, project, membership_id: int) -> HttpResp
 @require_http_methods(["GET", "POST"])
 @member_view
 def dataset_create(request: HttpRequest, project) -> HttpResponse:
-    _require(request.can_contribute, "the project's leads and reviewers")
+    require_allowed(request.can_contribute, "the project's leads and reviewers")
     form = DatasetForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -309,7 +309,7 @@ def dataset_create(request: HttpRequest, project) -> HttpResponse:
                 actor=request.user, project=project, **form.cleaned_data
             )
         except ApplicationError as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             return redirect("studio:upload", slug=project.slug, dataset_id=dataset.pk)
     return render(request, "studio/dataset_form.html", {"form": form, "project": project})
@@ -488,7 +488,7 @@ def version_embed(request: HttpRequest, project, dataset_id: int, number: int) -
 @require_http_methods(["GET", "POST"])
 @member_view
 def upload(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
-    _require(request.can_contribute, "the project's leads and reviewers")
+    require_allowed(request.can_contribute, "the project's leads and reviewers")
     dataset = selectors.dataset_get(user=request.user, project=project, dataset_id=dataset_id)
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
@@ -500,7 +500,7 @@ def upload(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
                 files=form.cleaned_data["files"],
             )
         except ApplicationError as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             return redirect("studio:job_detail", job_id=job.pk)
     return render(
