@@ -22,9 +22,9 @@ from annotation.services import curation as curation_services
 from annotation.services import embeddings as svc
 from annotation.services.curation import CURATION_ACTIONS
 from studio import selectors
+from studio.api.base import ApiView, paginate, validated, validated_query
 from studio.api.parsers import JSON_ONLY
 from studio.api.serializers import IdField, ImageSerializer, JobSerializer
-from studio.api.views import ApiView, _paginate, _query, _validated
 from studio.errors import ApplicationError, NotFound
 from studio.ml.backbones import BACKBONE_CHOICES, DEFAULT_BACKBONE, SPECS
 
@@ -53,7 +53,7 @@ class CheckpointListApi(ApiView):
 
     @extend_schema(responses=CheckpointSerializer(many=True))
     def get(self, request, slug):
-        return _paginate(
+        return paginate(
             self,
             request,
             curation.checkpoint_list(user=request.user, project=self.project()),
@@ -63,7 +63,7 @@ class CheckpointListApi(ApiView):
     @extend_schema(request={"multipart/form-data": CheckpointUploadSerializer}, responses={201: CheckpointSerializer},
                    description="Checked by loading it into the architecture before it is stored.")  # fmt: skip
     def post(self, request, slug):
-        data = _validated(CheckpointUploadSerializer, request.data)
+        data = validated(CheckpointUploadSerializer, request.data)
         checkpoint = checkpoint_services.checkpoint_upload(
             actor=request.user, project=self.project(), name=data["name"],
             architecture=data["architecture"], upload=data["file"],
@@ -82,7 +82,7 @@ class EmbedVersionApi(ApiView):
                    description="Embed every image of the version; images already embedded "
                    "with the same backbone and weights are skipped.")  # fmt: skip
     def post(self, request, slug, pk, number):
-        data = _validated(EmbedSerializer, request.data)
+        data = validated(EmbedSerializer, request.data)
         dataset = selectors.dataset_get(user=request.user, project=self.project(), dataset_id=pk)
         version = selectors.version_get(user=request.user, dataset=dataset, number=number)
         checkpoint = None
@@ -110,7 +110,7 @@ class SimilarImagesApi(ApiView):
 
     @extend_schema(parameters=[SimilarQuerySerializer], responses=SimilarSerializer(many=True))
     def get(self, request, slug, pk):
-        query = _query(SimilarQuerySerializer, request)
+        query = validated_query(SimilarQuerySerializer, request)
         project = self.project()
         image = selectors.image_get(user=request.user, project=project, image_id=pk)
         space = curation.embedding_space_get(
@@ -230,7 +230,7 @@ class VersionApi(ApiView):
 class ClusterVersionApi(VersionApi):
     @extend_schema(request=ClusterJobSerializer, responses={202: JobSerializer})
     def post(self, request, slug, pk, number):
-        data = _validated(ClusterJobSerializer, request.data)
+        data = validated(ClusterJobSerializer, request.data)
         job = curation_services.cluster_job_start(
             actor=request.user, version=self.version(), **data
         )
@@ -242,7 +242,7 @@ class AnalyzeVersionApi(VersionApi):
                    description="Quality metrics for every image; with embeddings also "
                    "near-duplicate groups, outlier and uniqueness scores and the 2-D map.")  # fmt: skip
     def post(self, request, slug, pk, number):
-        data = _validated(AnalyzeSerializer, request.data)
+        data = validated(AnalyzeSerializer, request.data)
         job = curation_services.analyze_job_start(
             actor=request.user, version=self.version(), **data
         )
@@ -264,7 +264,7 @@ class ClusterDetailApi(ApiView):
         cluster = curation.cluster_get(
             user=request.user, project=self.project(), cluster_id=cluster_id
         )
-        name = _validated(ClusterSerializer, request.data, partial=True).get("name", "")
+        name = validated(ClusterSerializer, request.data, partial=True).get("name", "")
         return Response(
             ClusterSerializer(
                 curation_services.cluster_rename(actor=request.user, cluster=cluster, name=name)
@@ -276,7 +276,7 @@ class DuplicatesApi(VersionApi):
     @extend_schema(responses=DuplicateGroupSerializer(many=True))
     def get(self, request, slug, pk, number):
         groups = curation.duplicate_groups(user=request.user, version=self.version())
-        return _paginate(self, request, groups, DuplicateGroupSerializer)
+        return paginate(self, request, groups, DuplicateGroupSerializer)
 
 
 class DuplicateKeepApi(ApiView):
@@ -307,7 +307,7 @@ class OutliersApi(VersionApi):
 
     @extend_schema(parameters=[OutliersQuerySerializer], responses=OutlierSerializer(many=True))
     def get(self, request, slug, pk, number):
-        limit = _query(OutliersQuerySerializer, request)["limit"]
+        limit = validated_query(OutliersQuerySerializer, request)["limit"]
         rows = curation.outliers(user=request.user, version=self.version(), limit=limit)
         return Response(OutlierSerializer(rows, many=True).data)
 
@@ -343,7 +343,7 @@ class CurateApi(ApiView):
                    "again with confirm true.")  # fmt: skip
     def post(self, request, slug, pk):
         project = self.project()
-        data = _validated(CurateSerializer, request.data)
+        data = validated(CurateSerializer, request.data)
         dataset = selectors.dataset_get(user=request.user, project=project, dataset_id=pk)
         version = None
         if data.get("version"):

@@ -14,9 +14,9 @@ from annotation.formats import registry
 from annotation.models import Annotation
 from annotation.services import exchange
 from studio import selectors
+from studio.api.base import ApiView, validated
 from studio.api.schema import ErrorSerializer
 from studio.api.serializers import JobSerializer
-from studio.api.views import ApiView, _validated
 
 FORMATS = ["coco", "yolo", "voc", "labelstudio", "cvat"]
 
@@ -63,7 +63,7 @@ class ExportApi(_VersionView):
     @extend_schema(request=ExportSerializer, responses={202: JobSerializer},
                    description="Start an export job; download its archive from jobs/{id}/download/.")  # fmt: skip
     def post(self, request, slug, pk, number):
-        data = _validated(ExportSerializer, request.data)
+        data = validated(ExportSerializer, request.data)
         job = exchange.export_start(
             actor=request.user, version=self.version(), fmt=data["format"],
             statuses=data.get("statuses"),
@@ -78,7 +78,7 @@ class ImportApi(_VersionView):
                    description="Start an import job; its result holds the per-record report.")  # fmt: skip
     def post(self, request, slug, pk, number):
         version = self.version()
-        data = _validated(ImportSerializer, request.data)
+        data = validated(ImportSerializer, request.data)
         job = exchange.import_start(
             actor=request.user, version=version, fmt=data["format"], upload=data["file"],
             status=data["status"], create_classes=data["create_classes"], dry_run=data["dry_run"],

@@ -14,9 +14,9 @@ from annotation.services import labels as svc
 from annotation.services import preannotation, quality_control
 from annotation.services import queues as queue_services
 from studio import selectors
+from studio.api.base import ApiView, paginate, validated, validated_query
 from studio.api.parsers import JSON_ONLY
 from studio.api.serializers import IdField
-from studio.api.views import ApiView, _paginate, _query, _validated
 from studio.errors import ApplicationError
 
 
@@ -77,7 +77,7 @@ class RevisionSerializer(serializers.ModelSerializer):
 class LabelClassListApi(ApiView):
     @extend_schema(responses=LabelClassSerializer(many=True))
     def get(self, request, slug):
-        return _paginate(
+        return paginate(
             self,
             request,
             curation.label_class_list(user=request.user, project=self.project()),
@@ -86,7 +86,7 @@ class LabelClassListApi(ApiView):
 
     @extend_schema(request=LabelClassSerializer, responses={201: LabelClassSerializer})
     def post(self, request, slug):
-        data = _validated(LabelClassSerializer, request.data)
+        data = validated(LabelClassSerializer, request.data)
         label_class = svc.label_class_create(actor=request.user, project=self.project(), **data)
         return Response(LabelClassSerializer(label_class).data, status=status.HTTP_201_CREATED)
 
@@ -99,7 +99,7 @@ class LabelClassDetailApi(ApiView):
 
     @extend_schema(request=LabelClassSerializer, responses=LabelClassSerializer)
     def patch(self, request, slug, pk):
-        data = _validated(LabelClassSerializer, request.data, partial=True)
+        data = validated(LabelClassSerializer, request.data, partial=True)
         data.pop("kind", None)  # a class's geometry kind is fixed once annotations may exist
         return Response(
             LabelClassSerializer(
@@ -132,7 +132,7 @@ class ImageAnnotationsApi(ApiView):
         parameters=[ImageAnnotationsQuerySerializer], responses=AnnotationSerializer(many=True)
     )
     def get(self, request, slug, pk):
-        query = _query(ImageAnnotationsQuerySerializer, request)
+        query = validated_query(ImageAnnotationsQuerySerializer, request)
         project = self.project()
         image = selectors.image_get(user=request.user, project=project, image_id=pk)
         rows = curation.annotation_list(user=request.user, project=project, image=image)
@@ -149,7 +149,7 @@ class ImageAnnotationsApi(ApiView):
     def post(self, request, slug, pk):
         project = self.project()
         image = selectors.image_get(user=request.user, project=project, image_id=pk)
-        data = _validated(AnnotationCreateSerializer, request.data)
+        data = validated(AnnotationCreateSerializer, request.data)
         label_class = curation.label_class_get(
             user=request.user, project=project, label_class_id=data.pop("label_class")
         )
@@ -174,7 +174,7 @@ class AnnotationDetailApi(ApiView):
     @extend_schema(request=AnnotationUpdateSerializer, responses={200: AnnotationSerializer, 409: None},
                    description="Answers 409 with the current state when `version` is stale.")  # fmt: skip
     def patch(self, request, slug, pk):
-        data = _validated(AnnotationUpdateSerializer, request.data)
+        data = validated(AnnotationUpdateSerializer, request.data)
         expected = data.pop("version")
         if "label_class" in data:
             data["label_class"] = curation.label_class_get(
@@ -190,7 +190,7 @@ class AnnotationDetailApi(ApiView):
         responses={200: AnnotationSerializer, 409: None},
     )
     def delete(self, request, slug, pk):
-        expected = _query(AnnotationDeleteQuerySerializer, request)["version"]
+        expected = validated_query(AnnotationDeleteQuerySerializer, request)["version"]
         annotation = svc.annotation_delete(
             actor=request.user, annotation=self.annotation(), expected_version=expected
         )
@@ -290,7 +290,7 @@ class ReviewSerializer(serializers.Serializer):
 class QueueListApi(ApiView):
     @extend_schema(responses=QueueSerializer(many=True))
     def get(self, request, slug):
-        return _paginate(
+        return paginate(
             self,
             request,
             curation.queue_list(user=request.user, project=self.project()),
@@ -300,7 +300,7 @@ class QueueListApi(ApiView):
     @extend_schema(request=QueueCreateSerializer, responses={201: QueueSerializer})
     def post(self, request, slug):
         project = self.project()
-        data = _validated(QueueCreateSerializer, request.data)
+        data = validated(QueueCreateSerializer, request.data)
         version = None
         if data.get("dataset") and data.get("version"):
             dataset = selectors.dataset_get(
@@ -370,7 +370,7 @@ class ReviewApi(ApiView):
         annotation = curation.annotation_get(
             user=request.user, project=self.project(), annotation_id=pk
         )
-        data = _validated(ReviewSerializer, request.data)
+        data = validated(ReviewSerializer, request.data)
         queue_services.annotation_review(
             actor=request.user, annotation=annotation, decision=data["decision"],
             comment=data["comment"], expected_version=data.get("version"),
@@ -405,7 +405,7 @@ class PreannotateApi(ApiView):
     def post(self, request, slug, pk):
         project = self.project()
         image = selectors.image_get(user=request.user, project=project, image_id=pk)
-        data = _validated(PreannotateSerializer, request.data)
+        data = validated(PreannotateSerializer, request.data)
         label_class = curation.label_class_get(
             user=request.user, project=project, label_class_id=data["label_class"]
         )
@@ -437,7 +437,7 @@ class PropagateTagsApi(ApiView):
     def post(self, request, slug, pk, number):
         dataset = selectors.dataset_get(user=request.user, project=self.project(), dataset_id=pk)
         version = selectors.version_get(user=request.user, dataset=dataset, number=number)
-        data = _validated(PropagateSerializer, request.data)
+        data = validated(PropagateSerializer, request.data)
         return Response(preannotation.propagate_tags(actor=request.user, version=version, **data))
 
 

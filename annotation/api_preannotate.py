@@ -10,8 +10,8 @@ from rest_framework.response import Response
 from annotation import selectors as curation
 from annotation.services.batch_preannotation import MODES, preannotate_start
 from studio import selectors
+from studio.api.base import ApiView, validated
 from studio.api.serializers import IdField, JobSerializer
-from studio.api.views import ApiView, _validated
 from studio.errors import ApplicationError
 
 
@@ -39,7 +39,7 @@ class PreannotateJobApi(ApiView):
                    "human work is never changed (reviewers and leads).")  # fmt: skip
     def post(self, request, slug):
         project = self.project()
-        data = _validated(PreannotateJobSerializer, request.data)
+        data = validated(PreannotateJobSerializer, request.data)
         label_class = curation.label_class_get(
             user=request.user, project=project, label_class_id=data["label_class"]
         )

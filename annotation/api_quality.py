@@ -18,7 +18,7 @@ from annotation.models import ConsensusResult, Honeypot
 from annotation.services import quality_control as qc
 from annotation.services import quality_stats
 from studio import selectors
-from studio.api.views import ApiView, _validated
+from studio.api.base import ApiView, validated
 
 
 class HoneypotSerializer(serializers.ModelSerializer):
@@ -117,7 +117,7 @@ class HoneypotListApi(QueueApiView):
 
     @extend_schema(request=HoneypotCreateSerializer, responses={201: HoneypotSerializer(many=True)})
     def post(self, request, slug, pk):
-        data = _validated(HoneypotCreateSerializer, request.data)
+        data = validated(HoneypotCreateSerializer, request.data)
         added = qc.queue_add_honeypots(
             actor=request.user, queue=self.queue(), image_ids=data["image_ids"]
         )

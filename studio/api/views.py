@@ -12,13 +12,11 @@ from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
-from rest_framework.views import APIView
 
 from annotation.selectors import quality_filters_from_params
 from studio import selectors
+from studio.api.base import ApiView, paginate, validated, validated_query
 from studio.api.parsers import JSON_ONLY
 from studio.errors import ApplicationError, NotFound
 from studio.models import Objective
@@ -31,52 +29,21 @@ from studio.uploads import CONTENT_TYPES
 from . import serializers as s
 
 
-def _paginate(view: APIView, request: Request, queryset, serializer_class) -> Response:
-    paginator = view.pagination_class()
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer_class(page, many=True).data)
-
-
-def _validated(serializer_class, data, **kwargs):
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-def _query(serializer_class, request: Request) -> dict:
-    """Validate the query parameters a view declares (``extend_schema(parameters=[...])``
-    takes the same serializer): a wrong value is a 400 naming it, never quietly replaced
-    by a default. An empty value counts as absent."""
-    params = {k: v for k, v in request.query_params.items() if v != ""}
-    return _validated(serializer_class, params)
-
-
 def _django_errors(exc: DjangoValidationError) -> ApplicationError:
     details = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
     return ApplicationError("Some values are not valid.", details=details)
 
 
-class ApiView(APIView):
-    # Lists are paginated (``_paginate``) and the schema says so; a view that answers a
-    # plain list sets ``pagination_class = None``, or its schema describes a page.
-    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
-
-    def project(self):
-        if not hasattr(self, "_project"):
-            self._project = selectors.project_get(user=self.request.user, slug=self.kwargs["slug"])
-        return self._project
-
-
 class ProjectListApi(ApiView):
     @extend_schema(responses=s.ProjectSerializer(many=True))
     def get(self, request):
-        return _paginate(
+        return paginate(
             self, request, selectors.project_list(user=request.user), s.ProjectSerializer
         )
 
     @extend_schema(request=s.ProjectCreateSerializer, responses={201: s.ProjectSerializer})
     def post(self, request):
-        data = _validated(s.ProjectCreateSerializer, request.data)
+        data = validated(s.ProjectCreateSerializer, request.data)
         project = project_services.project_create(owner=request.user, **data)
         project = selectors.project_get(user=request.user, slug=project.slug)
         return Response(s.ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
@@ -89,7 +56,7 @@ class ProjectDetailApi(ApiView):
 
     @extend_schema(request=s.ProjectUpdateSerializer, responses=s.ProjectSerializer)
     def patch(self, request, slug):
-        data = _validated(s.ProjectUpdateSerializer, request.data)
+        data = validated(s.ProjectUpdateSerializer, request.data)
         project = project_services.project_update(
             actor=request.user, project=self.project(), **data
         )
@@ -103,7 +70,7 @@ class ProjectDetailApi(ApiView):
         "be removed.",
     )
     def delete(self, request, slug):
-        query = _query(s.ProjectDeleteQuerySerializer, request)
+        query = validated_query(s.ProjectDeleteQuerySerializer, request)
         project_services.project_delete(
             actor=request.user, project=self.project(), confirm=query.get("confirm")
         )
@@ -114,11 +81,11 @@ class MemberListApi(ApiView):
     @extend_schema(responses=s.MembershipSerializer(many=True))
     def get(self, request, slug):
         members = selectors.member_list(user=request.user, project=self.project())
-        return _paginate(self, request, members, s.MembershipSerializer)
+        return paginate(self, request, members, s.MembershipSerializer)
 
     @extend_schema(request=s.MemberAddSerializer, responses={201: s.MembershipSerializer})
     def post(self, request, slug):
-        data = _validated(s.MemberAddSerializer, request.data)
+        data = validated(s.MemberAddSerializer, request.data)
         member = project_services.member_add(actor=request.user, project=self.project(), **data)
         return Response(s.MembershipSerializer(member).data, status=status.HTTP_201_CREATED)
 
@@ -135,7 +102,7 @@ class MemberDetailApi(ApiView):
 
     @extend_schema(request=s.MemberRoleSerializer, responses=s.MembershipSerializer)
     def patch(self, request, slug, pk):
-        data = _validated(s.MemberRoleSerializer, request.data)
+        data = validated(s.MemberRoleSerializer, request.data)
         member = project_services.member_update_role(
             actor=request.user, membership=self.member(), **data
         )
@@ -169,11 +136,11 @@ class ObjectiveListApi(ApiView):
     @extend_schema(responses=s.ObjectiveSerializer(many=True))
     def get(self, request, slug):
         objectives = selectors.objective_list(user=request.user, project=self.project())
-        return _paginate(self, request, objectives, s.ObjectiveSerializer)
+        return paginate(self, request, objectives, s.ObjectiveSerializer)
 
     @extend_schema(request=s.ObjectiveSerializer, responses={201: s.ObjectiveSerializer})
     def post(self, request, slug):
-        data = _validated(s.ObjectiveSerializer, request.data)
+        data = validated(s.ObjectiveSerializer, request.data)
         data = _objective_fields(request, self.project(), data)
         try:
             objective = project_services.objective_create(
@@ -197,7 +164,7 @@ class ObjectiveDetailApi(ApiView):
     @extend_schema(request=s.ObjectiveSerializer, responses=s.ObjectiveSerializer)
     def patch(self, request, slug, pk):
         objective = self.objective()
-        data = _validated(s.ObjectiveSerializer, request.data, partial=True)
+        data = validated(s.ObjectiveSerializer, request.data, partial=True)
         data = _objective_fields(request, self.project(), data)
         objective = project_services.objective_update(
             actor=request.user, objective=objective, **data
@@ -222,7 +189,7 @@ class ProblemStatementApi(ApiView):
 
     @extend_schema(request=s.ProblemStatementSerializer, responses=s.ProblemStatementSerializer)
     def put(self, request, slug):
-        data = _validated(s.ProblemStatementSerializer, request.data)
+        data = validated(s.ProblemStatementSerializer, request.data)
         try:
             problem = project_services.problem_statement_set(
                 actor=request.user, project=self.project(), **data
@@ -237,11 +204,11 @@ class DatasetListApi(ApiView):
     @extend_schema(responses=s.DatasetSerializer(many=True))
     def get(self, request, slug):
         datasets = selectors.dataset_list(user=request.user, project=self.project())
-        return _paginate(self, request, datasets, s.DatasetSerializer)
+        return paginate(self, request, datasets, s.DatasetSerializer)
 
     @extend_schema(request=s.DatasetSerializer, responses={201: s.DatasetSerializer})
     def post(self, request, slug):
-        data = _validated(s.DatasetSerializer, request.data)
+        data = validated(s.DatasetSerializer, request.data)
         dataset = dataset_services.dataset_create(
             actor=request.user, project=self.project(), **data
         )
@@ -267,7 +234,7 @@ class VersionListApi(ApiView):
     @extend_schema(responses=s.DatasetVersionSerializer(many=True))
     def get(self, request, slug, pk):
         versions = selectors.version_list(user=request.user, dataset=self.dataset())
-        return _paginate(self, request, versions, s.DatasetVersionSerializer)
+        return paginate(self, request, versions, s.DatasetVersionSerializer)
 
     @extend_schema(
         request=s.VersionCreateSerializer,
@@ -276,7 +243,7 @@ class VersionListApi(ApiView):
         "when nothing changed since it.",
     )
     def post(self, request, slug, pk):
-        data = _validated(s.VersionCreateSerializer, request.data)
+        data = validated(s.VersionCreateSerializer, request.data)
         version, created = dataset_services.dataset_version_snapshot(
             actor=request.user, dataset=self.dataset(), **data
         )
@@ -306,7 +273,7 @@ class VersionRestoreApi(ApiView):
         "version would hold; with confirm true it is made (applied true, version).",
     )
     def post(self, request, slug, pk, number):
-        data = _validated(s.ConfirmSerializer, request.data)
+        data = validated(s.ConfirmSerializer, request.data)
         dataset = selectors.dataset_get(user=request.user, project=self.project(), dataset_id=pk)
         version = selectors.version_get(user=request.user, dataset=dataset, number=number)
         return Response(
@@ -335,7 +302,7 @@ class ImageListApi(ApiView):
     @extend_schema(parameters=IMAGE_FILTERS, responses=s.ImageSerializer(many=True))
     def get(self, request, slug):
         project = self.project()
-        query = _query(s.ImageQuerySerializer, request)
+        query = validated_query(s.ImageQuerySerializer, request)
         params = request.query_params
         dataset = version = None
         if query.get("version") and not query.get("dataset"):
@@ -360,7 +327,7 @@ class ImageListApi(ApiView):
             quality=quality_filters_from_params(params),
             cluster_id=query.get("cluster"),
         ).select_related("quality")
-        return _paginate(self, request, images, s.ImageSerializer)
+        return paginate(self, request, images, s.ImageSerializer)
 
 
 class ImageDetailApi(ApiView):
@@ -379,7 +346,7 @@ class ImageMetadataApi(ApiView):
         description="Merge metadata into images by uploaded file name. All or nothing.",
     )
     def post(self, request, slug):
-        data = _validated(s.MetadataUploadSerializer, request.data)
+        data = validated(s.MetadataUploadSerializer, request.data)
         project = self.project()
         dataset = None
         if data.get("dataset"):
@@ -408,7 +375,7 @@ class UploadApi(ApiView):
     def post(self, request, slug):
         project = self.project()
         files = request.FILES.getlist("files")
-        data = _validated(
+        data = validated(
             s.UploadSerializer, {"dataset": request.data.get("dataset"), "files": files}
         )
         dataset = selectors.dataset_get(
@@ -424,10 +391,10 @@ class JobListApi(ApiView):
     @extend_schema(parameters=[s.JobQuerySerializer], responses=s.JobSerializer(many=True))
     def get(self, request):
         project = None
-        query = _query(s.JobQuerySerializer, request)
+        query = validated_query(s.JobQuerySerializer, request)
         if query.get("project"):
             project = selectors.project_get(user=request.user, slug=query["project"])
-        return _paginate(
+        return paginate(
             self, request, selectors.job_list(user=request.user, project=project), s.JobSerializer
         )
 
@@ -461,10 +428,10 @@ class JobFilesApi(ApiView):
         parameters=[s.JobFilesQuerySerializer], responses=s.IngestFileSerializer(many=True)
     )
     def get(self, request, pk):
-        query = _query(s.JobFilesQuerySerializer, request)
+        query = validated_query(s.JobFilesQuerySerializer, request)
         job = selectors.job_get(user=request.user, job_id=pk)
         files = selectors.ingest_file_list(user=request.user, job=job, outcome=query.get("outcome"))
-        return _paginate(self, request, files, s.IngestFileSerializer)
+        return paginate(self, request, files, s.IngestFileSerializer)
 
 
 class ImageFileApi(ApiView):
