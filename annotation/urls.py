@@ -1,11 +1,13 @@
 from django.urls import path
 
-from . import views as v
-from . import views_annotate as va
-from . import views_canvas as vc
-from . import views_quality as vq
-from . import views_queues as vqu
-from . import views_review as vr
+from annotation.views import canvas as vc
+from annotation.views import curation as v
+from annotation.views import exchange as vx
+from annotation.views import labels as va
+from annotation.views import preannotate as vp
+from annotation.views import quality as vq
+from annotation.views import queues as vqu
+from annotation.views import review as vr
 
 app_name = "annotation"
 D = "p/<slug:slug>/datasets/<id:dataset_id>/"
@@ -33,9 +35,9 @@ urlpatterns += [
     path(P + "review/", vr.review_list, name="review_list"),
     path(P + "review/images/<id:image_id>/", vr.review_image, name="review_image"),
 ]
-urlpatterns += [path(D + "exchange/", va.exchange, name="exchange")]
+urlpatterns += [path(D + "exchange/", vx.exchange, name="exchange")]
 urlpatterns += [
-    path(P + "queues/<id:queue_id>/preannotate/", vqu.queue_preannotate, name="queue_preannotate")
+    path(P + "queues/<id:queue_id>/preannotate/", vp.queue_preannotate, name="queue_preannotate")
 ]
 urlpatterns += [
     path(

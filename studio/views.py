@@ -15,7 +15,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotation import selectors as curation
+from annotation.selectors import curation as curation_selectors
+from annotation.selectors import labels as label_selectors
 from annotation.services import embeddings as embedding_services
 from studio import job_display, selectors
 from studio.converters import parse_id
@@ -423,7 +424,7 @@ def image_detail(request: HttpRequest, project, image_id: int) -> HttpResponse:
     image = selectors.image_get(user=request.user, project=project, image_id=image_id)
     similar, similar_note, space = [], "", None
     try:
-        space = curation.embedding_space_get(user=request.user, project=project)
+        space = curation_selectors.embedding_space_get(user=request.user, project=project)
         found = embedding_services.similar_images(space=space, image=image, k=12)
         by_id = selectors.image_list(user=request.user, project=project).in_bulk(
             [i for i, _ in found]
@@ -431,7 +432,9 @@ def image_detail(request: HttpRequest, project, image_id: int) -> HttpResponse:
         similar = [(by_id[i], score) for i, score in found if i in by_id]
     except ApplicationError as exc:
         similar_note = exc.message
-    annotations = list(curation.annotation_list(user=request.user, project=project, image=image))
+    annotations = list(
+        label_selectors.annotation_list(user=request.user, project=project, image=image)
+    )
     return render(
         request,
         "studio/image_detail.html",

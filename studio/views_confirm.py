@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from annotation import selectors as curation
+from annotation.selectors import labels as label_selectors
 from studio import selectors
 from studio.errors import ApplicationError
 from studio.services import datasets as dataset_services
@@ -23,7 +23,7 @@ from studio.views import member_view
 def confirm_member_remove(request, project, membership) -> HttpResponse:
     """Say what removing a member affects before it is done."""
     name = membership.user.username
-    work = curation.member_work(user=request.user, project=project, member=membership.user)
+    work = label_selectors.member_work(user=request.user, project=project, member=membership.user)
     objectives = selectors.objective_list(user=request.user, project=project)
     owned = sum(1 for o in objectives if o.owner_id == membership.user_id)
     details = [

@@ -458,7 +458,7 @@ def curation_apply(
 def selection_from_filter(*, user, project, version: DatasetVersion, params) -> list[int]:
     """Resolve a filter (``meta.<field>``, ``quality.<metric>_min|_max``, ``split``, ``cluster``)
     on a version into image ids, through the same selectors the pages and the API use."""
-    from annotation.selectors import quality_filters_from_params
+    from annotation.selectors.curation import quality_filters_from_params
     from studio import selectors
 
     unknown = [

@@ -14,7 +14,7 @@ from rest_framework import status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from annotation.selectors import quality_filters_from_params
+from annotation.selectors.curation import quality_filters_from_params
 from studio import selectors
 from studio.api.base import ApiView, paginate, validated, validated_query
 from studio.api.parsers import JSON_ONLY

@@ -9,9 +9,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation import charts
-from annotation import selectors as curation
 from annotation.models import ClusterMember, ImageQuality, VersionImageScore
-from annotation.selectors import VERSION_SCORES
+from annotation.selectors import curation as curation_selectors
+from annotation.selectors.curation import VERSION_SCORES
 from annotation.services import checkpoints as checkpoint_services
 from annotation.services import curation as curation_services
 from annotation.services import embeddings as embedding_services
@@ -87,7 +87,7 @@ def curate(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
     context = {"project": project, "dataset": dataset, "versions": versions, "version": version}
     if version is None:
         return render(request, "annotation/curate.html", context)
-    running = curation.curation_jobs_active(user=request.user, version=version)
+    running = curation_selectors.curation_jobs_active(user=request.user, version=version)
     if request.htmx and request.GET.get("fragment") == "running":
         if not running:  # done: reload, so every section shows what the jobs made
             return HttpResponse(headers={"HX-Refresh": "true"})
@@ -97,8 +97,8 @@ def curate(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
     context["busy"] = {job.kind for job in running}
     undo = request.GET.get("undo", "")
     context["undo"] = next((v for v in versions if str(v.number) == undo), None)
-    run = curation.cluster_run_latest(user=request.user, version=version)
-    emap = curation.embedding_map(user=request.user, version=version)
+    run = curation_selectors.cluster_run_latest(user=request.user, version=version)
+    emap = curation_selectors.embedding_map(user=request.user, version=version)
     colour = request.GET.get("colour", "cluster")
     figure = None
     if emap is not None:
@@ -138,11 +138,11 @@ def curate(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
             "backbones": [(name, spec.label) for name, spec in SPECS.items()]
             + [
                 (f"ckpt:{c.pk}", f"Checkpoint: {c.name} ({c.architecture})")
-                for c in curation.checkpoint_list(user=request.user, project=project)
+                for c in curation_selectors.checkpoint_list(user=request.user, project=project)
             ],
             "architectures": [(name, spec.label) for name, spec in SPECS.items()],
             "default_backbone": DEFAULT_BACKBONE,
-            "duplicate_count": curation.duplicate_groups(
+            "duplicate_count": curation_selectors.duplicate_groups(
                 user=request.user, version=version
             ).count(),
             "actions": [
@@ -174,7 +174,7 @@ def run_job(request: HttpRequest, project, dataset_id: int, kind: str) -> HttpRe
             choice = post.get("backbone") or DEFAULT_BACKBONE
             checkpoint = None
             if choice.startswith("ckpt:"):
-                checkpoint = curation.checkpoint_get(
+                checkpoint = curation_selectors.checkpoint_get(
                     user=request.user, project=project, checkpoint_id=int(choice[5:])
                 )
                 choice = checkpoint.architecture
@@ -229,7 +229,7 @@ def apply(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
                 params=QueryDict(post["filter"]),
             )
         if post.get("cluster"):
-            cluster = curation.cluster_get(
+            cluster = curation_selectors.cluster_get(
                 user=request.user, project=project, cluster_id=int(post["cluster"])
             )
             ids = list(cluster.members.values_list("image_id", flat=True))
@@ -334,7 +334,9 @@ def _confirm_version_action(request, project, dataset, version, result: dict) ->
 @member_view
 def cluster_rename(request: HttpRequest, project, dataset_id: int, cluster_id: int) -> HttpResponse:
     dataset, _, version = _version(request, project, dataset_id)
-    cluster = curation.cluster_get(user=request.user, project=project, cluster_id=cluster_id)
+    cluster = curation_selectors.cluster_get(
+        user=request.user, project=project, cluster_id=cluster_id
+    )
     try:
         curation_services.cluster_rename(
             actor=request.user, cluster=cluster, name=request.POST.get("name", "")
@@ -348,7 +350,9 @@ def cluster_rename(request: HttpRequest, project, dataset_id: int, cluster_id: i
 @member_view
 def duplicates(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
     dataset, versions, version = _version(request, project, dataset_id)
-    groups = curation.duplicate_groups(user=request.user, version=version) if version else []
+    groups = (
+        curation_selectors.duplicate_groups(user=request.user, version=version) if version else []
+    )
     return render(
         request,
         "annotation/duplicates.html",
@@ -358,7 +362,7 @@ def duplicates(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
             "versions": versions,
             "version": version,
             "groups": groups,
-            "dropping": curation.duplicate_drop_count(user=request.user, version=version)
+            "dropping": curation_selectors.duplicate_drop_count(user=request.user, version=version)
             if version
             else 0,
         },
@@ -369,7 +373,9 @@ def duplicates(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
 @member_view
 def duplicate_keep(request: HttpRequest, project, dataset_id: int, member_id: int) -> HttpResponse:
     dataset, _, version = _version(request, project, dataset_id)
-    member = curation.duplicate_member_get(user=request.user, project=project, member_id=member_id)
+    member = curation_selectors.duplicate_member_get(
+        user=request.user, project=project, member_id=member_id
+    )
     if version is None or member.group.version.dataset_id != dataset.pk:
         raise NotFound("Duplicate not found.")
     try:
@@ -384,7 +390,9 @@ def duplicate_keep(request: HttpRequest, project, dataset_id: int, member_id: in
 @member_view
 def outliers(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
     dataset, versions, version = _version(request, project, dataset_id)
-    images = curation.outliers(user=request.user, version=version, limit=96) if version else []
+    images = (
+        curation_selectors.outliers(user=request.user, version=version, limit=96) if version else []
+    )
     return render(
         request,
         "annotation/outliers.html",

@@ -1,7 +1,7 @@
-"""Annotation pages: the label schema, and a dataset's export and import.
+"""Label schema page: the project's label classes, created, edited and deleted here.
 
-Queues live in annotation/views_queues.py, the task canvas in annotation/views_canvas.py
-and review in annotation/views_review.py.
+Queues live in annotation/views/queues.py, the task canvas in annotation/views/canvas.py,
+review in annotation/views/review.py and export/import in annotation/views/exchange.py.
 """
 
 from __future__ import annotations
@@ -15,15 +15,11 @@ from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from annotation import selectors as curation
-from annotation.models import Annotation, LabelClass
-from annotation.services import exchange as exchange_services
+from annotation.models import LabelClass
+from annotation.selectors import labels as label_selectors
 from annotation.services import labels as label_services
-from studio import selectors
 from studio.converters import parse_id
 from studio.errors import ApplicationError
-from studio.models import Job
-from studio.permissions import role_of
 from studio.views import form_error, member_view, require_allowed
 
 
@@ -68,7 +64,7 @@ def label_classes(request: HttpRequest, project) -> HttpResponse:
     if request.method == "POST":
         try:
             if "delete" in request.POST:
-                label_class = curation.label_class_get(
+                label_class = label_selectors.label_class_get(
                     user=request.user,
                     project=project,
                     label_class_id=parse_id(request.POST["delete"]) or 0,
@@ -79,7 +75,7 @@ def label_classes(request: HttpRequest, project) -> HttpResponse:
                 messages.success(request, f"Deleted {label_class.name!r}.")
                 return redirect("annotation:label_classes", slug=project.slug)
             if "edit" in request.POST:
-                label_class = curation.label_class_get(
+                label_class = label_selectors.label_class_get(
                     user=request.user,
                     project=project,
                     label_class_id=parse_id(request.POST["edit"]) or 0,
@@ -105,7 +101,7 @@ def label_classes(request: HttpRequest, project) -> HttpResponse:
                 messages.error(request, exc.message)
                 return redirect("annotation:label_classes", slug=project.slug)
             form_error(form, exc)
-    classes = curation.label_class_list(user=request.user, project=project).annotate(
+    classes = label_selectors.label_class_list(user=request.user, project=project).annotate(
         used=Count("annotations", filter=Q(annotations__deleted=False))
     )
     return render(
@@ -121,7 +117,7 @@ def label_classes(request: HttpRequest, project) -> HttpResponse:
 
 def _confirm_label_class_delete(request, project, label_class) -> HttpResponse:
     """Say what deleting a class affects before it is done (or why it cannot be)."""
-    usage = curation.label_class_usage(user=request.user, label_class=label_class)
+    usage = label_selectors.label_class_usage(user=request.user, label_class=label_class)
     blocked = bool(usage["live"] or usage["deleted"] or usage["queues"])
     if usage["live"]:
         message = (
@@ -162,114 +158,3 @@ def _confirm_label_class_delete(request, project, label_class) -> HttpResponse:
             "cancel": reverse("annotation:label_classes", args=[project.slug]),
         },
     )
-
-
-FORMAT_CHOICES = [
-    ("coco", "COCO (instances: RLE masks, polygons, boxes)"),
-    ("yolo", "YOLO (detection boxes, segmentation polygons)"),
-    ("voc", "Pascal VOC (boxes, PNG masks)"),
-    ("labelstudio", "Label Studio JSON"),
-    ("cvat", "CVAT XML for images 1.1"),
-]
-
-
-class ExportForm(forms.Form):
-    version = forms.TypedChoiceField(coerce=int)
-    format = forms.ChoiceField(choices=FORMAT_CHOICES)
-    statuses = forms.MultipleChoiceField(
-        choices=Annotation.Status.choices,
-        initial=[Annotation.Status.ACCEPTED],
-        widget=forms.CheckboxSelectMultiple,
-        help_text="Only annotations with these statuses.",
-    )
-
-
-class ImportForm(forms.Form):
-    version = forms.TypedChoiceField(coerce=int)
-    format = forms.ChoiceField(choices=FORMAT_CHOICES)
-    file = forms.FileField(help_text="The annotation file, or a zip of it with its masks.")
-    status = forms.ChoiceField(
-        choices=[("submitted", "Submitted (for review)"), ("draft", "Draft")],
-        initial="submitted",
-        label="Import as",
-    )
-    create_classes = forms.BooleanField(
-        required=False, help_text="Add classes the file names that the schema lacks (leads)."
-    )
-    dry_run = forms.BooleanField(
-        required=False, label="Check only", help_text="Check every record, write nothing."
-    )
-    mode = forms.ChoiceField(
-        choices=[
-            ("skip", "Skip shapes already there"),
-            ("replace", "Replace the annotations of the images in the file (leads)"),
-            ("append", "Append everything"),
-        ],
-        initial="skip",
-        label="Existing annotations",
-    )
-
-
-@require_http_methods(["GET", "POST"])
-@member_view
-def exchange(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
-    """Export a version's annotations to a format, or import a file into a version."""
-    dataset = selectors.dataset_get(user=request.user, project=project, dataset_id=dataset_id)
-    versions = {v.number: v for v in selectors.version_list(user=request.user, dataset=dataset)}
-    choices = [(n, f"v{n} ({v.image_count} images)") for n, v in versions.items()]
-    action = request.POST.get("action")
-    role = role_of(request.user, project)
-    can_export, can_import = role != "annotator", role != "viewer"
-    if action == "export":
-        require_allowed(can_export, "the project's leads, reviewers and viewers")
-    if action == "import":
-        require_allowed(can_import, "the project's leads, reviewers and annotators")
-    export_form = ExportForm(request.POST if action == "export" else None, prefix="export")
-    import_form = ImportForm(
-        request.POST if action == "import" else None,
-        request.FILES if action == "import" else None,
-        prefix="import",
-    )
-    for form in (export_form, import_form):
-        form.fields["version"].choices = choices
-    if not request.can_manage:  # replacing others' annotations is for leads: not offered
-        mode = import_form.fields["mode"]
-        mode.choices = [(value, label) for value, label in mode.choices if value != "replace"]
-    if action == "export" and export_form.is_valid():
-        data = export_form.cleaned_data
-        try:
-            job = exchange_services.export_start(
-                actor=request.user, version=versions[data["version"]], fmt=data["format"],
-                statuses=data["statuses"],
-            )  # fmt: skip
-        except ApplicationError as exc:
-            form_error(export_form, exc)
-        else:
-            return redirect("studio:job_detail", job_id=job.pk)
-    if action == "import" and import_form.is_valid():
-        data = import_form.cleaned_data
-        try:
-            job = exchange_services.import_start(
-                actor=request.user, version=versions[data["version"]], fmt=data["format"],
-                upload=data["file"], status=data["status"],
-                create_classes=data["create_classes"], dry_run=data["dry_run"],
-                mode=data["mode"],
-            )  # fmt: skip
-        except ApplicationError as exc:
-            form_error(import_form, exc)
-        else:
-            return redirect("studio:job_detail", job_id=job.pk)
-    jobs = [
-        job
-        for job in selectors.job_list(user=request.user, project=project).filter(
-            kind__in=[Job.Kind.EXPORT, Job.Kind.IMPORT]
-        )[:50]
-        if job.params.get("version") in {v.pk for v in versions.values()}
-    ][:15]
-    return render(
-        request,
-        "annotation/exchange.html",
-        {"project": project, "dataset": dataset, "export_form": export_form,
-         "import_form": import_form, "jobs": jobs, "has_versions": bool(versions),
-         "can_export": can_export, "can_import": can_import},
-    )  # fmt: skip

@@ -10,13 +10,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from annotation import selectors as curation
 from annotation.models import LabelClass, QueueItem
+from annotation.selectors import labels as label_selectors
+from annotation.selectors import queues as queue_selectors
 from annotation.services import quality_control
 from annotation.services import queues as queue_services
-from annotation.services.batch_preannotation import preannotate_start
 from annotation.services.preannotation import sam_installed
-from annotation.views_review import can_review
+from annotation.views.review import can_review
 from studio import selectors
 from studio.converters import parse_id
 from studio.errors import ApplicationError
@@ -73,7 +73,7 @@ class QueueForm(forms.Form):
         self.fields["assignees"].widget = forms.CheckboxSelectMultiple(
             choices=self.fields["assignees"].choices
         )
-        self.fields["label_classes"].queryset = curation.label_class_list(
+        self.fields["label_classes"].queryset = label_selectors.label_class_list(
             user=user, project=project
         )
         self.fields["label_classes"].label_from_instance = lambda c: (
@@ -104,9 +104,9 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
             messages.success(request, f"Queue {queue.name!r} holds {queue.items.count()} tasks.")
             return redirect("annotation:queue_list", slug=project.slug)
     queues = list(
-        curation.queue_list(user=request.user, project=project).prefetch_related("assignees")
+        queue_selectors.queue_list(user=request.user, project=project).prefetch_related("assignees")
     )
-    classes = list(curation.label_class_list(user=request.user, project=project))
+    classes = list(label_selectors.label_class_list(user=request.user, project=project))
     by_status = {
         (row["queue_id"], row["status"]): row["n"]
         for row in QueueItem.objects.filter(queue__in=queues, honeypot__isnull=True)
@@ -140,7 +140,7 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
                     else []
                 ),
                 "candidates": (
-                    curation.honeypot_candidate_list(user=request.user, queue=queue)
+                    queue_selectors.honeypot_candidate_list(user=request.user, queue=queue)
                     if request.can_manage
                     else []
                 ),
@@ -157,7 +157,7 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
             "sam": sam_installed(),
             "can_review": reviewer,
             "is_viewer": role == "viewer",
-            "returned": curation.returned_task_list(user=request.user, project=project),
+            "returned": queue_selectors.returned_task_list(user=request.user, project=project),
         },
     )
 
@@ -167,7 +167,7 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
 def queue_next(request: HttpRequest, project, queue_id: int) -> HttpResponse:
     """Lease the next task (or return the current one) and open it on the canvas."""
     require_allowed(role_of(request.user, project) != "viewer", "annotators, reviewers and leads")
-    queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
+    queue = queue_selectors.queue_get(user=request.user, project=project, queue_id=queue_id)
     try:
         item = queue_services.queue_next(actor=request.user, queue=queue)
     except ApplicationError as exc:
@@ -181,36 +181,10 @@ def queue_next(request: HttpRequest, project, queue_id: int) -> HttpResponse:
 
 @require_POST
 @member_view
-def queue_preannotate(request: HttpRequest, project, queue_id: int) -> HttpResponse:
-    """Start a batch pre-annotation of a queue's images from the queue list."""
-    require_allowed(request.can_contribute, "the project's leads and reviewers")
-    queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
-    mode = request.POST.get("mode", "")
-    try:
-        label_class = curation.label_class_get(
-            user=request.user, project=project, label_class_id=int(request.POST["label_class"])
-        )
-        params: dict = {"method": "auto"}
-        if mode == "automatic":
-            params = {"points_per_side": int(request.POST.get("points_per_side") or 16)}
-        job = preannotate_start(
-            actor=request.user, label_class=label_class, mode=mode, queue=queue, params=params
-        )
-    except (KeyError, ValueError):
-        messages.error(request, "Choose a mask class and a whole number of points per side.")
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-    else:
-        return redirect("studio:job_detail", job_id=job.pk)
-    return redirect("annotation:queue_list", slug=project.slug)
-
-
-@require_POST
-@member_view
 def queue_honeypots(request: HttpRequest, project, queue_id: int) -> HttpResponse:
     """Mark the chosen images as honeypots of the queue, their accepted annotations the answer."""
     require_allowed(request.can_manage, "the project's leads")
-    queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
+    queue = queue_selectors.queue_get(user=request.user, project=project, queue_id=queue_id)
     try:
         ids = [parse_id(pk) for pk in request.POST.getlist("image_ids")]
         if not ids or None in ids:  # not a number, or beyond what a column holds

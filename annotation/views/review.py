@@ -10,10 +10,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from annotation import selectors as curation
 from annotation.models import Annotation, ConsensusResult, QueueItem
+from annotation.selectors import queues as queue_selectors
 from annotation.services import quality_control
-from annotation.views_canvas import canvas_config
+from annotation.views.canvas import canvas_config
 from studio import selectors
 from studio.converters import parse_id
 from studio.errors import ApplicationError, Forbidden
@@ -58,8 +58,10 @@ def review_list(request: HttpRequest, project) -> HttpResponse:
     )
     page.object_list = list(page.object_list)  # annotated below, so evaluated once
     ids = [image.pk for image in page.object_list]
-    authors = curation.submitted_by(user=request.user, project=project, image_ids=ids)
-    agreement = curation.consensus_by_image(user=request.user, project=project, image_ids=ids)
+    authors = queue_selectors.submitted_by(user=request.user, project=project, image_ids=ids)
+    agreement = queue_selectors.consensus_by_image(
+        user=request.user, project=project, image_ids=ids
+    )
     for image in page.object_list:
         image.authors = authors.get(image.pk, [])
         image.consensus = agreement.get(image.pk)
@@ -69,7 +71,7 @@ def review_list(request: HttpRequest, project) -> HttpResponse:
         {
             "project": project,
             "page": page,
-            "queues": curation.queue_list(user=request.user, project=project),
+            "queues": queue_selectors.queue_list(user=request.user, project=project),
             "queue_id": queue_id,
         },
     )
@@ -113,7 +115,7 @@ def review_image(request: HttpRequest, project, image_id: int) -> HttpResponse:
 def review_merge(request: HttpRequest, project, image_id: int, queue_id: int) -> HttpResponse:
     """Merge a consensus image's replicas (majority vote), then review the result."""
     require_allowed(can_review(request.user, project), "the project's reviewers and leads")
-    queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
+    queue = queue_selectors.queue_get(user=request.user, project=project, queue_id=queue_id)
     image = selectors.image_get(user=request.user, project=project, image_id=image_id)
     try:
         merged = quality_control.consensus_merge(actor=request.user, queue=queue, image=image)

@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from annotation import charts
-from annotation import selectors as curation
+from annotation.selectors import queues as queue_selectors
 from annotation.services import quality_stats
 from studio.security import chart_page
 from studio.views import member_view
@@ -18,7 +18,7 @@ from studio.views import member_view
 @member_view
 def queue_stats(request: HttpRequest, project, queue_id: int) -> HttpResponse:
     """A queue's progress and its annotators' numbers; per-image quality for reviewers and leads."""
-    queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
+    queue = queue_selectors.queue_get(user=request.user, project=project, queue_id=queue_id)
     stats = quality_stats.queue_stats(user=request.user, queue=queue)
     honeypots = stats["queue"]["honeypots"] is not None
     # Per-image agreement and honeypot scores: reviewers and leads only (the service

@@ -12,9 +12,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from annotation import selectors as curation
-from annotation.api_labels import AnnotationSerializer
+from annotation.api.labels import AnnotationSerializer
 from annotation.models import ConsensusResult, Honeypot
+from annotation.selectors import queues as queue_selectors
 from annotation.services import quality_control as qc
 from annotation.services import quality_stats
 from studio import selectors
@@ -88,7 +88,7 @@ class ProjectQualitySerializer(serializers.Serializer):
 
 class QueueApiView(ApiView):
     def queue(self):
-        return curation.queue_get(
+        return queue_selectors.queue_get(
             user=self.request.user, project=self.project(), queue_id=self.kwargs["pk"]
         )
 

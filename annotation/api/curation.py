@@ -8,7 +8,6 @@ from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from annotation import selectors as curation
 from annotation.models import (
     BackboneCheckpoint,
     Cluster,
@@ -17,6 +16,7 @@ from annotation.models import (
     DuplicateGroup,
     DuplicateMember,
 )
+from annotation.selectors import curation as curation_selectors
 from annotation.services import checkpoints as checkpoint_services
 from annotation.services import curation as curation_services
 from annotation.services import embeddings as svc
@@ -56,7 +56,7 @@ class CheckpointListApi(ApiView):
         return paginate(
             self,
             request,
-            curation.checkpoint_list(user=request.user, project=self.project()),
+            curation_selectors.checkpoint_list(user=request.user, project=self.project()),
             CheckpointSerializer,
         )
 
@@ -87,7 +87,7 @@ class EmbedVersionApi(ApiView):
         version = selectors.version_get(user=request.user, dataset=dataset, number=number)
         checkpoint = None
         if data.get("checkpoint"):
-            checkpoint = curation.checkpoint_get(
+            checkpoint = curation_selectors.checkpoint_get(
                 user=request.user, project=self.project(), checkpoint_id=data["checkpoint"]
             )
         job = svc.embedding_job_start(
@@ -113,7 +113,7 @@ class SimilarImagesApi(ApiView):
         query = validated_query(SimilarQuerySerializer, request)
         project = self.project()
         image = selectors.image_get(user=request.user, project=project, image_id=pk)
-        space = curation.embedding_space_get(
+        space = curation_selectors.embedding_space_get(
             user=request.user, project=project, backbone=query.get("backbone")
         )
         k = query["k"]
@@ -252,7 +252,7 @@ class AnalyzeVersionApi(VersionApi):
 class ClustersApi(VersionApi):
     @extend_schema(responses=ClusterRunSerializer)
     def get(self, request, slug, pk, number):
-        run = curation.cluster_run_latest(user=request.user, version=self.version())
+        run = curation_selectors.cluster_run_latest(user=request.user, version=self.version())
         if run is None:
             raise NotFound("This version has not been clustered yet.")
         return Response(ClusterRunSerializer(run).data)
@@ -261,7 +261,7 @@ class ClustersApi(VersionApi):
 class ClusterDetailApi(ApiView):
     @extend_schema(request=ClusterSerializer, responses=ClusterSerializer)
     def patch(self, request, slug, cluster_id):
-        cluster = curation.cluster_get(
+        cluster = curation_selectors.cluster_get(
             user=request.user, project=self.project(), cluster_id=cluster_id
         )
         name = validated(ClusterSerializer, request.data, partial=True).get("name", "")
@@ -275,14 +275,14 @@ class ClusterDetailApi(ApiView):
 class DuplicatesApi(VersionApi):
     @extend_schema(responses=DuplicateGroupSerializer(many=True))
     def get(self, request, slug, pk, number):
-        groups = curation.duplicate_groups(user=request.user, version=self.version())
+        groups = curation_selectors.duplicate_groups(user=request.user, version=self.version())
         return paginate(self, request, groups, DuplicateGroupSerializer)
 
 
 class DuplicateKeepApi(ApiView):
     @extend_schema(request=None, responses=DuplicateMemberSerializer)
     def post(self, request, slug, member_id):
-        member = curation.duplicate_member_get(
+        member = curation_selectors.duplicate_member_get(
             user=request.user, project=self.project(), member_id=member_id
         )
         return Response(
@@ -308,7 +308,7 @@ class OutliersApi(VersionApi):
     @extend_schema(parameters=[OutliersQuerySerializer], responses=OutlierSerializer(many=True))
     def get(self, request, slug, pk, number):
         limit = validated_query(OutliersQuerySerializer, request)["limit"]
-        rows = curation.outliers(user=request.user, version=self.version(), limit=limit)
+        rows = curation_selectors.outliers(user=request.user, version=self.version(), limit=limit)
         return Response(OutlierSerializer(rows, many=True).data)
 
 
@@ -319,10 +319,10 @@ class MapApi(VersionApi):
     )
     def get(self, request, slug, pk, number):
         version = self.version()
-        emap = curation.embedding_map(user=request.user, version=version)
+        emap = curation_selectors.embedding_map(user=request.user, version=version)
         if emap is None:
             raise NotFound("No map yet: embed the version, then analyze it.")
-        run = curation.cluster_run_latest(user=request.user, version=version)
+        run = curation_selectors.cluster_run_latest(user=request.user, version=version)
         labels = {}
         if run is not None:
             labels = dict(
@@ -358,7 +358,7 @@ class CurateApi(ApiView):
                 user=request.user, project=project, version=version, params=data["filter"]
             )
         if data.get("cluster"):
-            cluster = curation.cluster_get(
+            cluster = curation_selectors.cluster_get(
                 user=request.user, project=project, cluster_id=data["cluster"]
             )
             ids = list(cluster.members.values_list("image_id", flat=True))

@@ -1,7 +1,7 @@
 """The canvas pages' shared configuration, and an annotator's task on the canvas.
 
 The canvas itself is static/js/annotate.js; it talks to the annotation API
-(annotation/api_labels.py), so the browser and integrations go through the same services.
+(annotation/api/labels.py and queues.py), so the browser and integrations go through the same services.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from annotation import selectors as curation
 from annotation.models import Annotation, LabelClass, QueueItem
+from annotation.selectors import labels as label_selectors
+from annotation.selectors import queues as queue_selectors
 from annotation.services import queues as queue_services
 from annotation.services.preannotation import sam_installed
 from studio import selectors
@@ -42,7 +43,7 @@ def canvas_config(
     classes, only those (``other_classes`` still draws what others made in the rest).
     ``people`` names each annotation's author; ``sources`` names the machine sources.
     """
-    classes = list(curation.label_class_list(user=request.user, project=project))
+    classes = list(label_selectors.label_class_list(user=request.user, project=project))
     allowed = {c.pk for c in item.queue.label_classes.all()} if item is not None else set()
     offered = [c for c in classes if not allowed or c.pk in allowed]
     api = f"/api/v1/projects/{project.slug}"
@@ -81,7 +82,7 @@ def canvas_config(
 @member_view
 def task(request: HttpRequest, project, item_id: int) -> HttpResponse:
     """An annotator's task: the canvas over the task's image, with submit-and-next."""
-    item = curation.queue_item_get(user=request.user, project=project, item_id=item_id)
+    item = queue_selectors.queue_item_get(user=request.user, project=project, item_id=item_id)
     if item.assignee_id != request.user.pk or item.status != QueueItem.Status.IN_PROGRESS:
         messages.error(
             request,
@@ -124,7 +125,7 @@ def task(request: HttpRequest, project, item_id: int) -> HttpResponse:
 def task_skip(request: HttpRequest, project, item_id: int) -> HttpResponse:
     """Pass the task on without submitting it, and open the next one (others get it first)."""
     require_allowed(role_of(request.user, project) != "viewer", "annotators, reviewers and leads")
-    item = curation.queue_item_get(user=request.user, project=project, item_id=item_id)
+    item = queue_selectors.queue_item_get(user=request.user, project=project, item_id=item_id)
     try:
         queue_services.queue_skip(actor=request.user, item=item)
         following = queue_services.queue_next(

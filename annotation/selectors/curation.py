@@ -1,0 +1,188 @@
+"""Curation queries: embeddings, clusters, duplicates, outliers, quality filters and
+backbone checkpoints, scoped to the projects the user belongs to."""
+
+from __future__ import annotations
+
+import math
+
+from django.db.models import Prefetch, QuerySet
+
+from annotation.models import (
+    BackboneCheckpoint,
+    Cluster,
+    ClusterRun,
+    DuplicateGroup,
+    DuplicateMember,
+    EmbeddingMap,
+    EmbeddingSpace,
+    VersionImageScore,
+)
+from studio import selectors as studio_selectors
+from studio.errors import ApplicationError, NotFound
+from studio.models import DatasetVersion, Job, Project
+
+
+def embedding_space_list(*, user, project: Project) -> QuerySet[EmbeddingSpace]:
+    return EmbeddingSpace.objects.filter(project=project, project__memberships__user=user).order_by(
+        "backbone", "-created_at"
+    )
+
+
+def embedding_space_get(*, user, project: Project, backbone: str | None = None) -> EmbeddingSpace:
+    """Return the newest space of the backbone (any backbone when None), or NotFound."""
+    spaces = embedding_space_list(user=user, project=project).order_by("-created_at")
+    if backbone:
+        spaces = spaces.filter(backbone=backbone)
+    space = spaces.first()
+    if space is None:
+        raise NotFound("No embeddings yet: embed a dataset version first.")
+    return space
+
+
+VERSION_SCORES = ("uniqueness", "outlier_score")
+QUALITY_METRICS = (
+    "brightness", "contrast", "sharpness", "colourfulness", "aspect_ratio", "megapixels",
+    "uniqueness", "outlier_score",
+)  # fmt: skip
+
+
+def cluster_run_latest(*, user, version: DatasetVersion) -> ClusterRun | None:
+    """Return the version's newest clustering with its clusters, or None."""
+    return (
+        ClusterRun.objects.filter(
+            version=version, version__dataset__project__memberships__user=user
+        )
+        .prefetch_related("clusters")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def cluster_get(*, user, project: Project, cluster_id: int) -> Cluster:
+    cluster = (
+        Cluster.objects.filter(
+            pk=cluster_id,
+            run__version__dataset__project=project,
+            run__version__dataset__project__memberships__user=user,
+        )
+        .select_related("run__version__dataset__project")
+        .first()
+    )
+    if cluster is None:
+        raise NotFound("Cluster not found.")
+    return cluster
+
+
+def duplicate_groups(*, user, version: DatasetVersion) -> QuerySet[DuplicateGroup]:
+    return (
+        DuplicateGroup.objects.filter(
+            version=version, version__dataset__project__memberships__user=user
+        )
+        .prefetch_related(
+            Prefetch("members", queryset=DuplicateMember.objects.select_related("image"))
+        )
+        .order_by("id")
+    )
+
+
+def duplicate_drop_count(*, user, version: DatasetVersion) -> int:
+    """Count the copies dropping duplicates would leave out (members not kept)."""
+    return DuplicateMember.objects.filter(
+        group__version=version,
+        group__version__dataset__project__memberships__user=user,
+        keep=False,
+    ).count()
+
+
+def duplicate_member_get(*, user, project: Project, member_id: int) -> DuplicateMember:
+    member = (
+        DuplicateMember.objects.filter(
+            pk=member_id,
+            group__version__dataset__project=project,
+            group__version__dataset__project__memberships__user=user,
+        )
+        .select_related("group__version__dataset__project")
+        .first()
+    )
+    if member is None:
+        raise NotFound("Duplicate not found.")
+    return member
+
+
+def outliers(*, user, version: DatasetVersion, limit: int = 48) -> QuerySet[VersionImageScore]:
+    """Return the version's image scores by descending outlier score, with their images."""
+    return (
+        VersionImageScore.objects.filter(
+            version=version, version__dataset__project__memberships__user=user
+        )
+        .select_related("image__quality")
+        .order_by("-outlier_score", "image_id")[:limit]
+    )
+
+
+CURATION_KINDS = (Job.Kind.EMBED, Job.Kind.ANALYZE, Job.Kind.CLUSTER)
+
+
+def curation_jobs_active(*, user, version: DatasetVersion) -> list[Job]:
+    """Return the version's embed, analyze and cluster jobs still queued or running.
+
+    The Curate page names them, so its empty sections say "being computed" instead of
+    "run this first" while the work is under way.
+    """
+    return list(
+        studio_selectors.job_list(user=user, project=version.dataset.project)
+        .filter(kind__in=CURATION_KINDS, status__in=Job.ACTIVE, params__version=version.pk)
+        .order_by("created_at", "id")
+    )
+
+
+def embedding_map(*, user, version: DatasetVersion) -> EmbeddingMap | None:
+    return (
+        EmbeddingMap.objects.filter(
+            version=version, version__dataset__project__memberships__user=user
+        )
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def quality_filters_from_params(params) -> dict[str, float]:
+    """Pick ``quality.<metric>_min`` / ``_max`` bounds from query parameters.
+
+    Pixel metrics filter on ``quality__<metric>``; uniqueness and outlier_score belong to a
+    version and filter on ``version_scores__<metric>`` (the caller passes the version).
+    """
+    bounds = {}
+    for key, value in params.items():
+        if not key.startswith("quality.") or value in ("", None):
+            continue
+        name = key[len("quality.") :]
+        metric, _, side = name.rpartition("_")
+        if metric not in QUALITY_METRICS or side not in ("min", "max"):
+            raise ApplicationError(
+                f"Unknown quality filter {key!r}; use quality.<metric>_min or _max with one of "
+                + ", ".join(QUALITY_METRICS)
+                + "."
+            )
+        try:
+            number = float(value)
+        except ValueError:
+            raise ApplicationError(f"{key} must be a number.")
+        if not math.isfinite(number):
+            raise ApplicationError(f"{key} must be a finite number.")
+        relation = "version_scores" if metric in VERSION_SCORES else "quality"
+        bounds[f"{relation}__{metric}__{'gte' if side == 'min' else 'lte'}"] = number
+    return bounds
+
+
+def checkpoint_list(*, user, project: Project) -> QuerySet[BackboneCheckpoint]:
+    return BackboneCheckpoint.objects.filter(
+        project=project, project__memberships__user=user
+    ).order_by("name")
+
+
+def checkpoint_get(*, user, project: Project, checkpoint_id: int) -> BackboneCheckpoint:
+    checkpoint = checkpoint_list(user=user, project=project).filter(pk=checkpoint_id).first()
+    if checkpoint is None:
+        raise NotFound("Checkpoint not found.")
+    return checkpoint
