@@ -12,5 +12,6 @@ class AnnotationConfig(AppConfig):
             batch_preannotation,
             curation,
             embeddings,
-            exchange,
+            export,
+            imports,
         )

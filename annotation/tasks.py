@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from annotation.services.exchange import exports_expire
+from annotation.services.export import exports_expire
 
 
 @shared_task(ignore_result=True)

@@ -1,4 +1,4 @@
-"""Export and import API: thin views over annotation/services/exchange.py."""
+"""Export and import API: thin views over annotation/services/export.py and imports.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from annotation.formats import registry
 from annotation.models import Annotation
-from annotation.services import exchange
+from annotation.services import export, imports
 from studio import selectors
 from studio.api.base import ApiView, validated
 from studio.api.schema import ErrorSerializer
@@ -64,7 +64,7 @@ class ExportApi(_VersionView):
                    description="Start an export job; download its archive from jobs/{id}/download/.")  # fmt: skip
     def post(self, request, slug, pk, number):
         data = validated(ExportSerializer, request.data)
-        job = exchange.export_start(
+        job = export.export_start(
             actor=request.user, version=self.version(), fmt=data["format"],
             statuses=data.get("statuses"),
         )  # fmt: skip
@@ -79,7 +79,7 @@ class ImportApi(_VersionView):
     def post(self, request, slug, pk, number):
         version = self.version()
         data = validated(ImportSerializer, request.data)
-        job = exchange.import_start(
+        job = imports.import_start(
             actor=request.user, version=version, fmt=data["format"], upload=data["file"],
             status=data["status"], create_classes=data["create_classes"], dry_run=data["dry_run"],
             mode=data["mode"],
@@ -91,7 +91,7 @@ class ExportDownloadApi(ApiView):
     @extend_schema(responses={(200, "application/zip"): bytes, 410: ErrorSerializer})
     def get(self, request, pk):
         job = selectors.job_get(user=request.user, job_id=pk)
-        name, filename = exchange.export_archive(user=request.user, job=job)
+        name, filename = export.export_archive(user=request.user, job=job)
         return FileResponse(
             default_storage.open(name, "rb"), as_attachment=True, filename=filename,
             content_type="application/zip",

@@ -12,7 +12,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from annotation.models import Annotation
-from annotation.services import exchange as exchange_services
+from annotation.services.export import export_start
+from annotation.services.imports import import_start
 from studio import selectors
 from studio.errors import ApplicationError
 from studio.models import Job
@@ -93,7 +94,7 @@ def exchange(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
     if action == "export" and export_form.is_valid():
         data = export_form.cleaned_data
         try:
-            job = exchange_services.export_start(
+            job = export_start(
                 actor=request.user, version=versions[data["version"]], fmt=data["format"],
                 statuses=data["statuses"],
             )  # fmt: skip
@@ -104,7 +105,7 @@ def exchange(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
     if action == "import" and import_form.is_valid():
         data = import_form.cleaned_data
         try:
-            job = exchange_services.import_start(
+            job = import_start(
                 actor=request.user, version=versions[data["version"]], fmt=data["format"],
                 upload=data["file"], status=data["status"],
                 create_classes=data["create_classes"], dry_run=data["dry_run"],

@@ -12,7 +12,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from annotation import geometry as geo
 from annotation.models import Annotation, LabelClass
-from annotation.services.exchange import export_start, import_start
+from annotation.services.export import export_start
+from annotation.services.imports import import_start
 from annotation.services.labels import annotation_create, label_class_create
 from studio.models import DatasetVersion, Image, Job
 from studio.services.ingest import upload_create

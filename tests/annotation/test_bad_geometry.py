@@ -101,7 +101,7 @@ def test_the_api_answers_400_for_hostile_geometry(api, team, image, classes, kin
 
 
 def test_hostile_geometry_in_an_import_file_is_each_records_problem(team, image, classes):
-    from annotation.services.exchange import import_start
+    from annotation.services.imports import import_start
 
     version = DatasetVersion.objects.get(dataset__project=team["project"])
     categories = [{"id": n, "name": kind} for n, kind in enumerate(HOSTILE, start=1)]
@@ -147,7 +147,7 @@ LS_VALUES = [
 
 
 def test_hostile_values_in_a_label_studio_file_are_each_records_problem(team, image, classes):
-    from annotation.services.exchange import import_start
+    from annotation.services.imports import import_start
 
     version = DatasetVersion.objects.get(dataset__project=team["project"])
     kinds = {"rectanglelabels": "box", "polygonlabels": "polygon", "brushlabels": "mask"}

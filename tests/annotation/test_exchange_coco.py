@@ -229,11 +229,13 @@ def test_import_writes_across_batches_and_history_keeps_each_imported_state(
     No revision row per annotation: an untouched import's history is its row, and its
     create revision is written, with the imported state, author and time, when it first
     changes, so it can be restored after any edit, delete or submission."""
-    from annotation.services import exchange
+    from annotation.services import export as export_services
+    from annotation.services import imports
     from annotation.services import queues as queue_services
     from annotation.services.labels import snapshot
 
-    monkeypatch.setattr(exchange, "BATCH", 4)
+    monkeypatch.setattr(export_services, "BATCH", 4)
+    monkeypatch.setattr(imports, "BATCH", 4)
     classes = schema(team["lead"], team["project"])
     label(team["lead"], version, classes)
     job = export(team["lead"], version, "coco")
@@ -296,9 +298,12 @@ def test_import_writes_across_batches_and_history_keeps_each_imported_state(
 
 
 def test_a_failed_write_mid_import_leaves_nothing(team, version, monkeypatch):
-    from annotation.services import exchange
+    from annotation.services import export as export_services
+    from annotation.services import imports
+    from annotation.services.import_writer import ImportWriter
 
-    monkeypatch.setattr(exchange, "BATCH", 4)
+    monkeypatch.setattr(export_services, "BATCH", 4)
+    monkeypatch.setattr(imports, "BATCH", 4)
     classes = schema(team["lead"], team["project"])
     label(team["lead"], version, classes)
     data = archive_bytes(export(team["lead"], version, "coco"))
@@ -311,8 +316,8 @@ def test_a_failed_write_mid_import_leaves_nothing(team, version, monkeypatch):
         return original(self, *args)
 
     name = "_copy" if connection.vendor == "postgresql" else "_insert_json"
-    original = getattr(exchange._Writer, name)
-    monkeypatch.setattr(exchange._Writer, name, broken)
+    original = getattr(ImportWriter, name)
+    monkeypatch.setattr(ImportWriter, name, broken)
     fresh = twin(team["lead"])
     schema(team["lead"], fresh.dataset.project)
     before = Annotation.objects.count(), AnnotationRevision.objects.count()

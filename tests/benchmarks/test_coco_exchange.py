@@ -29,7 +29,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from annotation import geometry as geo
 from annotation.models import Annotation, LabelClass
-from annotation.services.exchange import export_start, import_start
+from annotation.services.export import export_start
+from annotation.services.imports import import_start
 from studio.models import DatasetVersion, Image, Job
 from studio.services.datasets import dataset_add_images, dataset_version_create
 from studio.services.jobs import job_run

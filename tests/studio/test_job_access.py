@@ -12,7 +12,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from annotation.models import Annotation
-from annotation.services import exchange
+from annotation.services import export as export_services
+from annotation.services import imports as import_services
 from annotation.services.labels import label_class_create
 from studio.models import DatasetVersion, Job
 from studio.services.ingest import upload_create
@@ -52,11 +53,11 @@ def jobs(team, dataset):
         image=image, label_class=sign, kind="box", geometry={"box": [1, 1, 5, 5]},
         bbox=[1, 1, 5, 5], area=25, author=lead, status="accepted",
     )  # fmt: skip
-    export = exchange.export_start(actor=lead, version=version, fmt="coco")
+    export = export_services.export_start(actor=lead, version=version, fmt="coco")
     job_run(job_id=export.pk)
     export.refresh_from_db()
     assert export.status == "succeeded", export.error
-    imported = exchange.import_start(
+    imported = import_services.import_start(
         actor=lead, version=version, fmt="coco", upload=_coco(), dry_run=True
     )
     preannotate = job_create(
@@ -129,7 +130,7 @@ def test_annotator_project_and_exchange_pages_show_no_export(client, team, jobs)
 
 
 def test_annotator_sees_their_own_import(api, team, jobs):
-    job = exchange.import_start(
+    job = import_services.import_start(
         actor=team["annotator"], version=jobs["version"], fmt="coco", upload=_coco(), dry_run=True
     )
     client = api(team["annotator"])
@@ -141,7 +142,9 @@ def test_a_lead_demoted_to_annotator_loses_their_own_export(api, team, jobs):
     from studio.models import Membership
 
     Membership.objects.filter(user=team["reviewer"]).update(role="annotator")
-    reviewer_export = exchange.export_start(actor=team["lead"], version=jobs["version"], fmt="coco")
+    reviewer_export = export_services.export_start(
+        actor=team["lead"], version=jobs["version"], fmt="coco"
+    )
     Job.objects.filter(pk=reviewer_export.pk).update(created_by=team["reviewer"])
     r = api(team["reviewer"]).get(f"/api/v1/jobs/{reviewer_export.pk}/")
     assert r.status_code == 403

@@ -22,7 +22,8 @@ from django.contrib.auth import get_user_model
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from annotation.models import AnnotationQueue, Cluster, DuplicateMember
-from annotation.services import exchange, labels
+from annotation.services import export as export_services
+from annotation.services import labels
 from annotation.services import queues as queue_services
 from annotation.services.curation import analyze_job_start, cluster_job_start
 from annotation.services.embeddings import embedding_job_start
@@ -259,7 +260,7 @@ def _build(media) -> dict:
                            files=[upload("q.jpg", image_bytes(7))])  # fmt: skip
     failed = job_create(project=project, kind=Job.Kind.EMBED, created_by=lead, params={})
     Job.objects.filter(pk=failed.pk).update(status=Job.Status.FAILED, error="boom")
-    export = exchange.export_start(actor=lead, version=version, fmt="coco")
+    export = export_services.export_start(actor=lead, version=version, fmt="coco")
     job_run(job_id=export.pk)
     base = f"/api/v1/projects/{project.slug}"
     return {

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from annotation.services.exchange import exports_expire
+from annotation.services.export import exports_expire
 
 
 class Command(BaseCommand):
