@@ -17,7 +17,7 @@ from annotation.selectors import labels as label_selectors
 from studio import selectors
 from studio.errors import ApplicationError
 from studio.services import datasets as dataset_services
-from studio.views import member_view
+from studio.views.base import member_view
 
 
 def confirm_member_remove(request, project, membership) -> HttpResponse:
