@@ -14,4 +14,9 @@ class StudioConfig(AppConfig):
         from studio.converters import IdConverter
 
         register_converter(IdConverter, "id")  # before any URLconf is loaded
+        from studio import tasks
         from studio.services import ingest  # noqa: F401 - registers the ingest job handler
+        from studio.services.jobs import register_worker_tasks
+
+        # Jobs reach workers through these tasks; the tasks call back into the job service.
+        register_worker_tasks(cpu=tasks.run_job, gpu=tasks.run_gpu_job)

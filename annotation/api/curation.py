@@ -21,6 +21,7 @@ from annotation.services import checkpoints as checkpoint_services
 from annotation.services import curation as curation_services
 from annotation.services import embeddings as svc
 from annotation.services.curation import CURATION_ACTIONS
+from annotation.services.vectors import similar_images
 from studio import selectors
 from studio.api.base import ApiView, paginate, validated, validated_query
 from studio.api.parsers import JSON_ONLY
@@ -117,7 +118,7 @@ class SimilarImagesApi(ApiView):
             user=request.user, project=project, backbone=query.get("backbone")
         )
         k = query["k"]
-        found = svc.similar_images(space=space, image=image, k=k)
+        found = similar_images(space=space, image=image, k=k)
         body = [
             {
                 "image": i,

@@ -28,7 +28,7 @@ from annotation.models import (
     QueueItem,
     VersionImageScore,
 )
-from annotation.services.embeddings import vectors_for
+from annotation.services.vectors import vectors_for
 from studio.errors import ApplicationError
 from studio.limits import open_stored
 from studio.ml import clustering

@@ -25,10 +25,21 @@ log = logging.getLogger(__name__)
 
 HANDLERS: dict[str, Callable[[Job, JobContext], dict]] = {}
 CLEANUPS: dict[str, Callable[[Job], None]] = {}
+# The Celery tasks that take a job id to a worker ("cpu", "gpu"), wired by
+# StudioConfig.ready(): the tasks call this module, so this module never imports them.
+WORKER_TASKS: dict[str, object] = {}
 
 
 class JobCancelled(Exception):
     """Raised inside a job's service when a user asked to cancel it."""
+
+
+def register_worker_tasks(*, cpu, gpu) -> None:
+    """Set the Celery tasks that run a job on a CPU worker and on a CUDA worker.
+
+    Each is called as ``task.delay(job_id)`` and must call ``job_run(job_id=...)``.
+    """
+    WORKER_TASKS.update(cpu=cpu, gpu=gpu)
 
 
 def register(kind: str, cleanup: Callable[[Job], None] | None = None):
@@ -100,11 +111,11 @@ GPU_KINDS: frozenset[str] = frozenset({Job.Kind.EMBED})
 
 def _send(job_id: int, kind: str, gpu: bool = False) -> None:
     from studio.celery import ensure_broker_folder
-    from studio.tasks import run_gpu_job, run_job
 
+    task = WORKER_TASKS["gpu" if gpu or kind in GPU_KINDS else "cpu"]
     try:
         ensure_broker_folder()
-        (run_gpu_job if gpu or kind in GPU_KINDS else run_job).delay(job_id)
+        task.delay(job_id)
     except Exception:
         # The row stays queued: the sweeper sends it again once the broker is back.
         log.exception("could not send job %s to the broker", job_id)

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotation.selectors import curation as curation_selectors
 from annotation.selectors import labels as label_selectors
 from annotation.services import embeddings as embedding_services
+from annotation.services import vectors as vector_services
 from studio import selectors
 from studio.converters import parse_id
 from studio.errors import ApplicationError
@@ -156,7 +157,7 @@ def image_detail(request: HttpRequest, project, image_id: int) -> HttpResponse:
     similar, similar_note, space = [], "", None
     try:
         space = curation_selectors.embedding_space_get(user=request.user, project=project)
-        found = embedding_services.similar_images(space=space, image=image, k=12)
+        found = vector_services.similar_images(space=space, image=image, k=12)
         by_id = selectors.image_list(user=request.user, project=project).in_bulk(
             [i for i, _ in found]
         )

@@ -16,7 +16,8 @@ from PIL import ImageFilter
 from annotation.models import DuplicateMember, LabelClass
 from annotation.services import curation as svc
 from annotation.services import labels
-from annotation.services.embeddings import embedding_job_start, vectors_for
+from annotation.services.embeddings import embedding_job_start
+from annotation.services.vectors import vectors_for
 from studio.errors import Conflict
 from studio.models import DatasetVersion
 from studio.services.ingest import upload_create

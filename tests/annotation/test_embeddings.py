@@ -1,4 +1,4 @@
-"""The embed job and nearest neighbours (annotation/services/embeddings.py)."""
+"""The embed job and nearest neighbours (annotation/services/embeddings.py, vectors.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import skimage.data
 
 from annotation.models import EmbeddingShard, ImageEmbedding
 from annotation.services import embeddings as svc
+from annotation.services import vectors as vector_store
 from studio.errors import ApplicationError, Forbidden
 from studio.models import DatasetVersion
 from studio.services.ingest import upload_create
@@ -28,11 +29,11 @@ def test_embed_job_stores_unit_vectors_in_shards_and_finds_near_duplicates(team,
     space_id = job.result["space"]
     assert ImageEmbedding.objects.filter(space_id=space_id).count() == 9
     space = ImageEmbedding.objects.filter(space_id=space_id).first().space
-    ids, vectors = svc.vectors_for(space)
+    ids, vectors = vector_store.vectors_for(space)
     assert vectors.shape == (9, 1280) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
 
     images = {i.original_name: i for i in version.dataset.images.all()}
-    nearest = svc.similar_images(space=space, image=images["chelsea.jpg"], k=3)
+    nearest = vector_store.similar_images(space=space, image=images["chelsea.jpg"], k=3)
     assert nearest[0][0] == images["chelsea-small.jpg"].pk and nearest[0][1] > 0.9
     assert all(s <= nearest[0][1] for _, s in nearest)
 
@@ -103,7 +104,7 @@ def test_similar_needs_an_embedding_first(team, version):
     job_run(job_id=extra.pk)
     grass = version.dataset.images.get(original_name="grass.jpg")
     with pytest.raises(ApplicationError, match="no efficientnet_lite0 embedding yet"):
-        svc.similar_images(space=space, image=grass)
+        vector_store.similar_images(space=space, image=grass)
 
 
 def test_embed_and_similar_through_the_api(api, team, version):
