@@ -19,6 +19,8 @@ class Capability(StrEnum):
     # Every label of the project, whoever made it: honeypot answers and every replica of a
     # consensus image. Exports hold exactly that, so this is also the right to export.
     SEE_ALL_LABELS = "see_all_labels"
+    ANNOTATE = "annotate"  # make and change annotations, take queue tasks, import
+    REVIEW = "review"  # accept or reject work, merge consensus, see honeypots and who did what
 
 
 GRANTS: dict[Capability, frozenset[str]] = {
@@ -26,6 +28,8 @@ GRANTS: dict[Capability, frozenset[str]] = {
     Capability.CONTRIBUTE: frozenset({Role.LEAD, Role.REVIEWER}),
     Capability.MANAGE: frozenset({Role.LEAD}),
     Capability.SEE_ALL_LABELS: frozenset({Role.LEAD, Role.REVIEWER, Role.VIEWER}),
+    Capability.ANNOTATE: frozenset({Role.LEAD, Role.REVIEWER, Role.ANNOTATOR}),
+    Capability.REVIEW: frozenset({Role.LEAD, Role.REVIEWER}),
 }
 
 # Jobs whose result (or archive) is made of labels, and who else may see them. An export
@@ -51,17 +55,25 @@ def role_of(user, project: Project) -> str | None:
     return cached[user.pk]
 
 
-def can(user, project: Project, capability: Capability) -> bool:
-    """Return whether the user's role in the project carries the capability."""
-    role = role_of(user, project)
+def role_can(role: str | None, capability: Capability) -> bool:
+    """Return whether a role (None: not a member) carries the capability."""
     return role is not None and role in GRANTS[capability]
 
 
-def require(user, project: Project, capability: Capability) -> str:
-    """Return the user's role, or raise NotFound (non-member) / Forbidden (lacking the grant)."""
+def can(user, project: Project, capability: Capability) -> bool:
+    """Return whether the user's role in the project carries the capability."""
+    return role_can(role_of(user, project), capability)
+
+
+def require(user, project: Project, capability: Capability, refusal: str | None = None) -> str:
+    """Return the user's role, or raise NotFound (non-member) / Forbidden (lacking the grant).
+
+    ``refusal`` is the Forbidden message when the action has a better one to give than
+    the generic "your role does not allow this".
+    """
     role = role_of(user, project)
     if role is None:
         raise NotFound("Project not found.")
     if role not in GRANTS[capability]:
-        raise Forbidden(f"Your role ({role}) does not allow this; ask a project lead.")
+        raise Forbidden(refusal or f"Your role ({role}) does not allow this; ask a project lead.")
     return role

@@ -18,7 +18,7 @@ from annotation.models import (
 )
 from studio.errors import NotFound
 from studio.models import Image, Project
-from studio.permissions import role_of
+from studio.permissions import Capability, can
 
 
 def queue_list(*, user, project: Project) -> QuerySet[AnnotationQueue]:
@@ -87,7 +87,7 @@ def honeypot_candidate_list(*, user, queue: AnnotationQueue, limit: int = 60) ->
     the queue's honeypots and its tasks someone has started (``queue_add_honeypots``
     refuses those). Reviewers and leads only: the list tells which answers are known.
     """
-    if role_of(user, queue.project) not in ("lead", "reviewer"):
+    if not can(user, queue.project, Capability.REVIEW):
         return []
     started = QueueItem.objects.filter(queue=queue, honeypot__isnull=True).exclude(
         status=QueueItem.Status.TODO, assignee__isnull=True, returned_to__isnull=True
@@ -111,7 +111,7 @@ def submitted_by(*, user, project: Project, image_ids: list[int]) -> dict[int, l
     Each entry: ``author`` (a username, or None), ``source`` (its label: Human, Segment
     Anything, GrabCut, Model, Import) and ``count``, most annotations first.
     """
-    if role_of(user, project) not in ("lead", "reviewer"):
+    if not can(user, project, Capability.REVIEW):
         return {}
     sources = dict(Annotation.Source.choices)
     rows = (
@@ -142,7 +142,7 @@ def consensus_by_image(
     *, user, project: Project, image_ids: list[int]
 ) -> dict[int, ConsensusResult]:
     """Return each image's consensus result (agreement, whether merged), reviewers and leads."""
-    if role_of(user, project) not in ("lead", "reviewer"):
+    if not can(user, project, Capability.REVIEW):
         return {}
     return {
         r.image_id: r

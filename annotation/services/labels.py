@@ -19,7 +19,7 @@ from annotation import geometry as geo
 from annotation.models import Annotation, AnnotationRevision, LabelClass, QueueItem
 from studio.errors import ApplicationError, Conflict, Locked
 from studio.models import Image, Project
-from studio.permissions import Capability, require
+from studio.permissions import Capability, require, role_can
 
 COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
@@ -31,15 +31,13 @@ class StaleAnnotation(Conflict):
 
 
 def require_annotator(actor, project: Project) -> str:
-    """Refuse viewers; return the actor's role."""
-    role = require(actor, project, Capability.VIEW)
-    if role == "viewer":
-        from studio.errors import Forbidden
-
-        raise Forbidden(
-            "Viewers cannot change annotations; ask a project lead for the annotator role."
-        )
-    return role
+    """Refuse viewers (roles without ANNOTATE); return the actor's role."""
+    return require(
+        actor,
+        project,
+        Capability.ANNOTATE,
+        "Viewers cannot change annotations; ask a project lead for the annotator role.",
+    )
 
 
 def require_image_free(actor, image: Image, role: str) -> None:
@@ -51,7 +49,7 @@ def require_image_free(actor, image: Image, role: str) -> None:
     one image to several people, each under their own lease), changes are refused.
     Reviewers and leads are not held back: they review and fix work in progress.
     """
-    if role != "annotator":
+    if role_can(role, Capability.REVIEW):
         return
     held = QueueItem.objects.filter(image=image, status=QueueItem.Status.IN_PROGRESS)
     live = Q(lease_expires_at__gt=timezone.now())

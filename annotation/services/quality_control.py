@@ -43,7 +43,7 @@ from annotation.models import (
     QueueItem,
 )
 from annotation.services.labels import annotation_create, record_revision, snapshot
-from studio.errors import ApplicationError, Conflict, Forbidden
+from studio.errors import ApplicationError, Conflict
 from studio.models import Image, Project
 from studio.permissions import Capability, require
 
@@ -211,9 +211,9 @@ def consensus_merge(*, actor, queue: AnnotationQueue, image: Image) -> list[Anno
     one box or polygon per connected region. The originals are soft-deleted with a
     ``supersede`` revision, never edited. Reviewers and leads only; once per image.
     """
-    role = require(actor, queue.project, Capability.VIEW)
-    if role not in ("lead", "reviewer"):
-        raise Forbidden("Only reviewers and leads merge consensus work.")
+    require(
+        actor, queue.project, Capability.REVIEW, "Only reviewers and leads merge consensus work."
+    )
     if queue.annotators_per_image < 2:
         raise ApplicationError("This queue has one annotator per image: there is nothing to merge.")
     result = ConsensusResult.objects.select_for_update().filter(queue=queue, image=image).first()
@@ -276,10 +276,12 @@ def consensus_list(*, user, queue: AnnotationQueue):
 
 
 def require_reviewer(user, project: Project) -> str:
-    role = require(user, project, Capability.VIEW)
-    if role not in ("lead", "reviewer"):
-        raise Forbidden("Only reviewers and leads see consensus and honeypot details.")
-    return role
+    return require(
+        user,
+        project,
+        Capability.REVIEW,
+        "Only reviewers and leads see consensus and honeypot details.",
+    )
 
 
 def _spread(queue: AnnotationQueue) -> None:

@@ -23,7 +23,7 @@ from annotation.models import (
 )
 from annotation.services.quality_control import HONEYPOT_PASS, require_reviewer
 from studio.models import Project
-from studio.permissions import Capability, require
+from studio.permissions import Capability, require, role_can
 
 MIN_SPAN_SECONDS = 60  # throughput's active span is never taken as shorter than a minute
 
@@ -136,8 +136,7 @@ def queue_stats(*, user, queue: AnnotationQueue) -> dict:
     Honeypot numbers go to reviewers and leads only: an annotator watching their own count
     rise would learn which task was one.
     """
-    role = require(user, queue.project, Capability.VIEW)
-    reveal = role in ("lead", "reviewer")
+    reveal = role_can(require(user, queue.project, Capability.VIEW), Capability.REVIEW)
     submissions = TaskSubmission.objects.filter(queue=queue)
     submitters = submissions.values("annotator_id")
     images = QueueItem.objects.filter(queue=queue, honeypot__isnull=True).values("image_id")
@@ -159,8 +158,7 @@ def queue_stats(*, user, queue: AnnotationQueue) -> dict:
 
 def project_quality_stats(*, user, project: Project) -> dict:
     """Return every queue's numbers and each annotator's over the whole project (any member)."""
-    role = require(user, project, Capability.VIEW)
-    reveal = role in ("lead", "reviewer")
+    reveal = role_can(require(user, project, Capability.VIEW), Capability.REVIEW)
     queues = AnnotationQueue.objects.filter(project=project).order_by("-created_at", "-id")
     return {
         "queues": [_queue_summary(q, reveal_honeypots=reveal) for q in queues],

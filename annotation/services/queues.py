@@ -38,7 +38,7 @@ from annotation.services.labels import (
 )
 from studio.errors import ApplicationError, Forbidden
 from studio.models import DatasetVersion, Image, Membership, Project
-from studio.permissions import Capability, require
+from studio.permissions import Capability, require, role_can
 
 
 @transaction.atomic
@@ -74,7 +74,7 @@ def queue_create(
     able = (
         {u.pk for u in assignees}
         if assignees
-        else {pk for pk, role in roles.items() if role != "viewer"}
+        else {pk for pk, role in roles.items() if role_can(role, Capability.ANNOTATE)}
     )
     if annotators_per_image > len(able):
         raise ApplicationError(
@@ -268,9 +268,12 @@ def annotation_review(
     since the reviewer loaded it — edited, or decided by a colleague — is refused with the
     current state (StaleAnnotation, a 409) instead of overturning what happened meanwhile.
     """
-    role = require(actor, annotation.image.project, Capability.VIEW)
-    if role not in ("lead", "reviewer"):
-        raise Forbidden("Only reviewers and leads review annotations.")
+    require(
+        actor,
+        annotation.image.project,
+        Capability.REVIEW,
+        "Only reviewers and leads review annotations.",
+    )
     if decision not in ReviewDecision.Decision.values:
         raise ApplicationError("The decision is accept or reject.")
     if decision == "reject" and not comment.strip():

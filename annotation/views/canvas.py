@@ -20,7 +20,7 @@ from annotation.services.preannotation import sam_installed
 from studio import selectors
 from studio.errors import ApplicationError
 from studio.models import Image
-from studio.permissions import role_of
+from studio.permissions import Capability, can
 from studio.views import member_view, require_allowed
 
 
@@ -124,7 +124,9 @@ def task(request: HttpRequest, project, item_id: int) -> HttpResponse:
 @member_view
 def task_skip(request: HttpRequest, project, item_id: int) -> HttpResponse:
     """Pass the task on without submitting it, and open the next one (others get it first)."""
-    require_allowed(role_of(request.user, project) != "viewer", "annotators, reviewers and leads")
+    require_allowed(
+        can(request.user, project, Capability.ANNOTATE), "annotators, reviewers and leads"
+    )
     item = queue_selectors.queue_item_get(user=request.user, project=project, item_id=item_id)
     try:
         queue_services.queue_skip(actor=request.user, item=item)

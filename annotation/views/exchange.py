@@ -17,7 +17,7 @@ from annotation.services.imports import import_start
 from studio import selectors
 from studio.errors import ApplicationError
 from studio.models import Job
-from studio.permissions import role_of
+from studio.permissions import Capability, can
 from studio.views import form_error, member_view, require_allowed
 
 FORMAT_CHOICES = [
@@ -74,8 +74,8 @@ def exchange(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
     versions = {v.number: v for v in selectors.version_list(user=request.user, dataset=dataset)}
     choices = [(n, f"v{n} ({v.image_count} images)") for n, v in versions.items()]
     action = request.POST.get("action")
-    role = role_of(request.user, project)
-    can_export, can_import = role != "annotator", role != "viewer"
+    can_export = can(request.user, project, Capability.SEE_ALL_LABELS)
+    can_import = can(request.user, project, Capability.ANNOTATE)
     if action == "export":
         require_allowed(can_export, "the project's leads, reviewers and viewers")
     if action == "import":

@@ -16,12 +16,11 @@ from annotation.selectors import queues as queue_selectors
 from annotation.services import quality_control
 from annotation.services import queues as queue_services
 from annotation.services.preannotation import sam_installed
-from annotation.views.review import can_review
 from studio import selectors
 from studio.converters import parse_id
 from studio.errors import ApplicationError
 from studio.models import DatasetVersion
-from studio.permissions import role_of
+from studio.permissions import GRANTS, Capability, can
 from studio.views import form_error, member_view, require_allowed
 
 
@@ -67,7 +66,9 @@ class QueueForm(forms.Form):
         )
         self.members = {  # viewers cannot annotate, so they are not offered
             m.user.username: m.user
-            for m in selectors.member_list(user=user, project=project).exclude(role="viewer")
+            for m in selectors.member_list(user=user, project=project).filter(
+                role__in=GRANTS[Capability.ANNOTATE]
+            )
         }
         self.fields["assignees"].choices = [(name, name) for name in sorted(self.members)]
         self.fields["assignees"].widget = forms.CheckboxSelectMultiple(
@@ -113,8 +114,8 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
         .values("queue_id", "status")
         .annotate(n=Count("id"))
     }
-    role = role_of(request.user, project)
-    reviewer = can_review(request.user, project)
+    annotator = can(request.user, project, Capability.ANNOTATE)
+    reviewer = can(request.user, project, Capability.REVIEW)
     rows = []
     for queue in queues:
         counts = {s: by_status.get((queue.pk, s), 0) for s in QueueItem.Status.values}
@@ -133,7 +134,7 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
                     for c in classes
                     if c.kind == LabelClass.Kind.MASK and (not limited or c in limited)
                 ],
-                "can_take": role != "viewer" and (not assignees or request.user in assignees),
+                "can_take": annotator and (not assignees or request.user in assignees),
                 "honeypots": (
                     list(quality_control.honeypot_list(user=request.user, queue=queue))
                     if reviewer
@@ -156,7 +157,7 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
             "has_classes": bool(classes),
             "sam": sam_installed(),
             "can_review": reviewer,
-            "is_viewer": role == "viewer",
+            "is_viewer": not annotator,
             "returned": queue_selectors.returned_task_list(user=request.user, project=project),
         },
     )
@@ -166,7 +167,9 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
 @member_view
 def queue_next(request: HttpRequest, project, queue_id: int) -> HttpResponse:
     """Lease the next task (or return the current one) and open it on the canvas."""
-    require_allowed(role_of(request.user, project) != "viewer", "annotators, reviewers and leads")
+    require_allowed(
+        can(request.user, project, Capability.ANNOTATE), "annotators, reviewers and leads"
+    )
     queue = queue_selectors.queue_get(user=request.user, project=project, queue_id=queue_id)
     try:
         item = queue_services.queue_next(actor=request.user, queue=queue)

@@ -16,18 +16,11 @@ from annotation.services import quality_control
 from annotation.views.canvas import canvas_config
 from studio import selectors
 from studio.converters import parse_id
-from studio.errors import ApplicationError, Forbidden
-from studio.permissions import Capability, require
+from studio.errors import ApplicationError
+from studio.permissions import Capability, can
 from studio.views import member_view, require_allowed
 
 REVIEW_PAGE = 24
-
-
-def can_review(user, project) -> bool:
-    try:
-        return require(user, project, Capability.VIEW) in ("lead", "reviewer")
-    except Forbidden:
-        return False
 
 
 def _review_images(user, project, queue_id: int | None):
@@ -51,7 +44,9 @@ def _review_images(user, project, queue_id: int | None):
 @member_view
 def review_list(request: HttpRequest, project) -> HttpResponse:
     """Images with submitted work waiting for a reviewer."""
-    require_allowed(can_review(request.user, project), "the project's reviewers and leads")
+    require_allowed(
+        can(request.user, project, Capability.REVIEW), "the project's reviewers and leads"
+    )
     queue_id = parse_id(request.GET.get("queue"))
     page = Paginator(_review_images(request.user, project, queue_id), REVIEW_PAGE).get_page(
         request.GET.get("page")
@@ -81,7 +76,9 @@ def review_list(request: HttpRequest, project) -> HttpResponse:
 @member_view
 def review_image(request: HttpRequest, project, image_id: int) -> HttpResponse:
     """The canvas in review mode: accept or reject each submitted annotation, or edit it."""
-    require_allowed(can_review(request.user, project), "the project's reviewers and leads")
+    require_allowed(
+        can(request.user, project, Capability.REVIEW), "the project's reviewers and leads"
+    )
     image = selectors.image_get(user=request.user, project=project, image_id=image_id)
     queue_id = parse_id(request.GET.get("queue"))
     following = _review_images(request.user, project, queue_id).filter(pk__gt=image.pk).first()
@@ -114,7 +111,9 @@ def review_image(request: HttpRequest, project, image_id: int) -> HttpResponse:
 @member_view
 def review_merge(request: HttpRequest, project, image_id: int, queue_id: int) -> HttpResponse:
     """Merge a consensus image's replicas (majority vote), then review the result."""
-    require_allowed(can_review(request.user, project), "the project's reviewers and leads")
+    require_allowed(
+        can(request.user, project, Capability.REVIEW), "the project's reviewers and leads"
+    )
     queue = queue_selectors.queue_get(user=request.user, project=project, queue_id=queue_id)
     image = selectors.image_get(user=request.user, project=project, image_id=image_id)
     try:
