@@ -70,6 +70,28 @@ class UploadRejected(ApplicationError):
     code = "upload_rejected"
 
 
+class InvalidValues(ApplicationError):
+    """A model's own validation refused the values: ``details`` maps each field to its
+    messages (a list when they belong to no field), ``messages`` lists them all."""
+
+    def __init__(self, details: dict | list, messages: list[str]) -> None:
+        super().__init__("Some values are not valid.", details=details)
+        self.messages = messages
+
+
+def validate_model(instance, **kwargs) -> None:
+    """Run the instance's ``full_clean(**kwargs)``; raise InvalidValues for what it refuses.
+
+    Services validate through this, so they raise ApplicationError only and neither the
+    API nor the pages need to know Django's ValidationError.
+    """
+    try:
+        instance.full_clean(**kwargs)
+    except DjangoValidationError as exc:
+        details = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        raise InvalidValues(details, exc.messages) from exc
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ApplicationError):
         body = {"error": {"code": exc.code, "message": exc.message, "details": exc.details}}

@@ -6,7 +6,6 @@ memberships first, so another project's objects answer 404 on every verb.
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -27,11 +26,6 @@ from studio.services import projects as project_services
 from studio.uploads import CONTENT_TYPES
 
 from . import serializers as s
-
-
-def _django_errors(exc: DjangoValidationError) -> ApplicationError:
-    details = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
-    return ApplicationError("Some values are not valid.", details=details)
 
 
 class ProjectListApi(ApiView):
@@ -142,12 +136,9 @@ class ObjectiveListApi(ApiView):
     def post(self, request, slug):
         data = validated(s.ObjectiveSerializer, request.data)
         data = _objective_fields(request, self.project(), data)
-        try:
-            objective = project_services.objective_create(
-                actor=request.user, project=self.project(), **data
-            )
-        except DjangoValidationError as exc:
-            raise _django_errors(exc)
+        objective = project_services.objective_create(
+            actor=request.user, project=self.project(), **data
+        )
         return Response(s.ObjectiveSerializer(objective).data, status=status.HTTP_201_CREATED)
 
 
@@ -190,12 +181,9 @@ class ProblemStatementApi(ApiView):
     @extend_schema(request=s.ProblemStatementSerializer, responses=s.ProblemStatementSerializer)
     def put(self, request, slug):
         data = validated(s.ProblemStatementSerializer, request.data)
-        try:
-            problem = project_services.problem_statement_set(
-                actor=request.user, project=self.project(), **data
-            )
-        except DjangoValidationError as exc:
-            raise _django_errors(exc)
+        problem = project_services.problem_statement_set(
+            actor=request.user, project=self.project(), **data
+        )
         problem = selectors.problem_statement_get(user=request.user, project=self.project())
         return Response(s.ProblemStatementSerializer(problem).data)
 

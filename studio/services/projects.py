@@ -9,7 +9,14 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
-from studio.errors import ApplicationError, ConfirmationRequired, Conflict, Forbidden, NotFound
+from studio.errors import (
+    ApplicationError,
+    ConfirmationRequired,
+    Conflict,
+    Forbidden,
+    NotFound,
+    validate_model,
+)
 from studio.models import (
     Approach,
     Dataset,
@@ -249,19 +256,19 @@ def problem_statement_set(
             "model_size_budget_mb": model_size_budget_mb,
         },
     )
-    problem.full_clean(exclude=["project"])
+    validate_model(problem, exclude=["project"])
     if approaches is not None:
         problem.approaches.all().delete()
         for row in approaches:
             approach = Approach(problem=problem, **row)
-            approach.full_clean()
+            validate_model(approach)
             approach.save()
     if criteria is not None:
         problem.criteria.all().delete()
         seen = set()
         for row in criteria:
             criterion = SuccessCriterion(problem=problem, **row)
-            criterion.full_clean(validate_unique=False, validate_constraints=False)
+            validate_model(criterion, validate_unique=False, validate_constraints=False)
             key = (criterion.metric, criterion.slice, criterion.comparison)
             if key in seen:
                 raise ApplicationError(
@@ -301,7 +308,7 @@ def criterion_add(
         comparison=comparison,
         slice=slice.strip(),
     )
-    criterion.full_clean(validate_constraints=False, validate_unique=False)
+    validate_model(criterion, validate_constraints=False, validate_unique=False)
     if SuccessCriterion.objects.filter(
         problem=problem, metric=criterion.metric, slice=criterion.slice, comparison=comparison
     ).exists():

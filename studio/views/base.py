@@ -7,11 +7,10 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 
 from studio import selectors
-from studio.errors import ApplicationError, Forbidden, NotFound
+from studio.errors import ApplicationError, Forbidden, InvalidValues, NotFound
 from studio.permissions import Capability, can
 
 
@@ -43,11 +42,11 @@ def require_allowed(allowed: bool, who: str) -> None:
         raise PermissionDenied(f"Only {who} can do this.")
 
 
-def form_error(form, exc: ApplicationError | DjangoValidationError) -> None:
+def form_error(form, exc: ApplicationError) -> None:
     """Show a service's refusal on the form; a refused role is a 403 page, not a form error."""
     if isinstance(exc, Forbidden):
         raise PermissionDenied(exc.message)
-    if isinstance(exc, DjangoValidationError):
+    if isinstance(exc, InvalidValues):  # each refused value, as the model's validation said
         for message in exc.messages:
             form.add_error(None, message)
     else:

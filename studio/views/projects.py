@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -105,7 +104,7 @@ def objective_edit(request: HttpRequest, project, objective_id: int | None = Non
                 project_services.objective_update(actor=request.user, objective=objective, **data)
             else:
                 project_services.objective_create(actor=request.user, project=project, **data)
-        except (ApplicationError, DjangoValidationError) as exc:
+        except ApplicationError as exc:
             form_error(form, exc)
         else:
             messages.success(request, "Objective saved.")
@@ -175,7 +174,7 @@ def problem_edit(request: HttpRequest, project) -> HttpResponse:
                 criteria=rows(criteria),
                 **form.cleaned_data,
             )
-        except (ApplicationError, DjangoValidationError) as exc:
+        except ApplicationError as exc:
             form_error(form, exc)
         else:
             messages.success(request, "Problem statement saved.")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from django.core.exceptions import ValidationError
 
 from studio import selectors
-from studio.errors import ApplicationError, Conflict, Forbidden, NotFound
+from studio.errors import ApplicationError, Conflict, Forbidden, InvalidValues, NotFound
 from studio.models import Membership
 from studio.services import projects as svc
 from tests.factories import make_user
@@ -113,10 +112,12 @@ def test_problem_statement_keeps_criteria_as_data(team):
         svc.criterion_add(
             actor=team["lead"], project=team["project"], metric="AP", threshold=0.5, slice="dark"
         )
-    with pytest.raises(ValidationError):
+    # A value the model refuses is an ApplicationError naming the field, not Django's error.
+    with pytest.raises(InvalidValues) as refused:
         svc.problem_statement_set(
             actor=team["lead"], project=team["project"], task_type="telepathy"
         )
+    assert list(refused.value.details) == ["task_type"] and refused.value.code == "invalid"
 
 
 def test_project_list_has_one_row_per_project_whatever_the_team_size(team):
