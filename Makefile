@@ -25,10 +25,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	scripts/ensure-chromium
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	DEBUG=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 ## Benchmarks (not part of the test suite): prints ratios against peer libraries.
 bench: $(STAMP)

@@ -3,6 +3,7 @@ from django.urls import path
 from annotation.views import canvas as vc
 from annotation.views import curation as v
 from annotation.views import exchange as vx
+from annotation.views import images as vi
 from annotation.views import labels as va
 from annotation.views import preannotate as vp
 from annotation.views import quality as vq
@@ -21,12 +22,14 @@ urlpatterns = [
     path(D + "duplicates/", v.duplicates, name="duplicates"),
     path(D + "duplicates/<id:member_id>/keep/", v.duplicate_keep, name="duplicate_keep"),
     path(D + "outliers/", v.outliers, name="outliers"),
+    path(D + "versions/<id:number>/embed/", v.version_embed, name="version_embed"),
     path("p/<slug:slug>/queues/<id:queue_id>/stats/", vq.queue_stats, name="queue_stats"),
 ]
 
 P = "p/<slug:slug>/"
 urlpatterns += [
     path(P + "labels/", va.label_classes, name="label_classes"),
+    path(P + "images/<id:image_id>/", vi.image_detail, name="image_detail"),
     path(P + "queues/", vqu.queue_list, name="queue_list"),
     path(P + "queues/<id:queue_id>/next/", vqu.queue_next, name="queue_next"),
     path(P + "queues/<id:queue_id>/honeypots/", vqu.queue_honeypots, name="queue_honeypots"),

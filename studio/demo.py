@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import numpy as np
@@ -19,6 +20,17 @@ from studio.services import jobs as job_services
 from studio.services import projects as project_services
 
 DEMO_SLUG = "demo"
+# What the stage apps add to the demo once its scenes are a version (``seed(user=, project=,
+# version=)``), registered from their AppConfig.ready(): the core never imports them.
+DEMO_SEEDERS: list[Callable[..., None]] = []
+
+
+def register_demo_seeder(seed: Callable[..., None]) -> None:
+    """Have ``seed_demo`` call ``seed(user=, project=, version=)`` after the core's steps."""
+    if seed not in DEMO_SEEDERS:
+        DEMO_SEEDERS.append(seed)
+
+
 # skimage.data photos that ship inside the package (no download needed).
 SKIMAGE_PHOTOS = (
     "astronaut", "brick", "camera", "cat", "cell", "chelsea", "clock", "coffee", "coins",
@@ -192,34 +204,6 @@ def seed_demo(
     version, _ = dataset_services.dataset_version_snapshot(
         actor=user, dataset=scenes_ds, note="With scene metadata"
     )
-    _seed_annotation(user=user, project=project, version=version)
+    for seed in DEMO_SEEDERS:
+        seed(user=user, project=project, version=version)
     return project, True
-
-
-def _seed_annotation(*, user, project: Project, version) -> None:
-    """The label schema of the demo and a queue over the first scenes, ready to annotate."""
-    from annotation.services import labels, queues
-
-    for name, kind, colour, attributes in [
-        ("circle", "mask", "#e5484d", {"occluded": ["no", "yes"]}),
-        ("square", "mask", "#3e63dd", {"occluded": ["no", "yes"]}),
-        ("triangle", "mask", "#30a46c", {"occluded": ["no", "yes"]}),
-        ("object box", "box", "#f76b15", {}),
-        ("outline", "polygon", "#8e4ec6", {}),
-        ("too dark to label", "tag", "#6f6e77", {}),
-    ]:
-        labels.label_class_create(
-            actor=user, project=project, name=name, kind=kind, colour=colour, attributes=attributes
-        )
-    first = list(version.items.order_by("image_id").values_list("image_id", flat=True)[:20])
-    queues.queue_create(
-        actor=user,
-        project=project,
-        name="Outline the shapes",
-        image_ids=first,
-        instructions=(
-            "Mask every circle, square and triangle: pick the class, then click the shape with "
-            "the Smart tool. Fix edges with the brush (R) and eraser (E). Tag images too dark to "
-            "label."
-        ),
-    )

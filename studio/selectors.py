@@ -7,7 +7,7 @@ A lookup outside the user's projects raises ``NotFound``, exactly like a missing
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from django.db.models import Count, F, Max, Q, QuerySet
 
@@ -60,6 +60,28 @@ def member_get(*, user, project: Project, membership_id: int) -> Membership:
     if membership is None:
         raise NotFound("Member not found.")
     return membership
+
+
+# What a member has made or holds in a project, per stage app (``fn(user=, project=,
+# member=) -> {name: count}``), registered from the app's AppConfig.ready().
+MEMBER_WORK: list[Callable[..., dict[str, int]]] = []
+
+
+def register_member_work(fn: Callable[..., dict[str, int]]) -> None:
+    """Have ``member_work`` include what ``fn`` counts."""
+    if fn not in MEMBER_WORK:
+        MEMBER_WORK.append(fn)
+
+
+def member_work(*, user, project: Project, member) -> dict[str, int]:
+    """Count what the member has in the project across the stage apps.
+
+    Each registered counter scopes to the user: a non-member gets NotFound.
+    """
+    work: dict[str, int] = {}
+    for fn in MEMBER_WORK:
+        work.update(fn(user=user, project=project, member=member))
+    return work
 
 
 def objective_list(*, user, project: Project) -> QuerySet[Objective]:
@@ -267,3 +289,41 @@ def version_of_job(*, user, job: Job) -> DatasetVersion | None:
         .select_related("dataset")
         .first()
     )
+
+
+# Quality filters on images: the pixel metrics (ImageQuality, computed by studio/ml/quality.py)
+# and a version's scores, reached through the relations the curation models add to Image.
+VERSION_SCORES = ("uniqueness", "outlier_score")
+QUALITY_METRICS = (
+    "brightness", "contrast", "sharpness", "colourfulness", "aspect_ratio", "megapixels",
+    "uniqueness", "outlier_score",
+)  # fmt: skip
+
+
+def quality_filters_from_params(params) -> dict[str, float]:
+    """Pick ``quality.<metric>_min`` / ``_max`` bounds from query parameters.
+
+    Pixel metrics filter on ``quality__<metric>``; uniqueness and outlier_score belong to a
+    version and filter on ``version_scores__<metric>`` (the caller passes the version).
+    """
+    bounds = {}
+    for key, value in params.items():
+        if not key.startswith("quality.") or value in ("", None):
+            continue
+        name = key[len("quality.") :]
+        metric, _, side = name.rpartition("_")
+        if metric not in QUALITY_METRICS or side not in ("min", "max"):
+            raise ApplicationError(
+                f"Unknown quality filter {key!r}; use quality.<metric>_min or _max with one of "
+                + ", ".join(QUALITY_METRICS)
+                + "."
+            )
+        try:
+            number = float(value)
+        except ValueError:
+            raise ApplicationError(f"{key} must be a number.")
+        if not math.isfinite(number):
+            raise ApplicationError(f"{key} must be a finite number.")
+        relation = "version_scores" if metric in VERSION_SCORES else "quality"
+        bounds[f"{relation}__{metric}__{'gte' if side == 'min' else 'lte'}"] = number
+    return bounds

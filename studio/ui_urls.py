@@ -26,16 +26,10 @@ urlpatterns = [
         P + "datasets/<id:dataset_id>/metadata/", datasets.dataset_metadata, name="dataset_metadata"
     ),
     path(
-        P + "datasets/<id:dataset_id>/versions/<id:number>/embed/",
-        datasets.version_embed,
-        name="version_embed",
-    ),
-    path(
         P + "datasets/<id:dataset_id>/versions/<id:number>/restore/",
         confirm.version_restore,
         name="version_restore",
     ),
-    path(P + "images/<id:image_id>/", datasets.image_detail, name="image_detail"),
     path("jobs/", jobs.job_list, name="job_list"),
     path("jobs/<id:job_id>/", jobs.job_detail, name="job_detail"),
     path("jobs/<id:job_id>/<str:action>/", jobs.job_action, name="job_action"),

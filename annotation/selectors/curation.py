@@ -1,9 +1,7 @@
-"""Curation queries: embeddings, clusters, duplicates, outliers, quality filters and
-backbone checkpoints, scoped to the projects the user belongs to."""
+"""Curation queries: embeddings, clusters, duplicates, outliers and backbone
+checkpoints, scoped to the projects the user belongs to."""
 
 from __future__ import annotations
-
-import math
 
 from django.db.models import Prefetch, QuerySet
 
@@ -18,7 +16,7 @@ from annotation.models import (
     VersionImageScore,
 )
 from studio import selectors as studio_selectors
-from studio.errors import ApplicationError, NotFound
+from studio.errors import NotFound
 from studio.models import DatasetVersion, Job, Project
 
 
@@ -37,13 +35,6 @@ def embedding_space_get(*, user, project: Project, backbone: str | None = None) 
     if space is None:
         raise NotFound("No embeddings yet: embed a dataset version first.")
     return space
-
-
-VERSION_SCORES = ("uniqueness", "outlier_score")
-QUALITY_METRICS = (
-    "brightness", "contrast", "sharpness", "colourfulness", "aspect_ratio", "megapixels",
-    "uniqueness", "outlier_score",
-)  # fmt: skip
 
 
 def cluster_run_latest(*, user, version: DatasetVersion) -> ClusterRun | None:
@@ -144,35 +135,6 @@ def embedding_map(*, user, version: DatasetVersion) -> EmbeddingMap | None:
         .order_by("-created_at")
         .first()
     )
-
-
-def quality_filters_from_params(params) -> dict[str, float]:
-    """Pick ``quality.<metric>_min`` / ``_max`` bounds from query parameters.
-
-    Pixel metrics filter on ``quality__<metric>``; uniqueness and outlier_score belong to a
-    version and filter on ``version_scores__<metric>`` (the caller passes the version).
-    """
-    bounds = {}
-    for key, value in params.items():
-        if not key.startswith("quality.") or value in ("", None):
-            continue
-        name = key[len("quality.") :]
-        metric, _, side = name.rpartition("_")
-        if metric not in QUALITY_METRICS or side not in ("min", "max"):
-            raise ApplicationError(
-                f"Unknown quality filter {key!r}; use quality.<metric>_min or _max with one of "
-                + ", ".join(QUALITY_METRICS)
-                + "."
-            )
-        try:
-            number = float(value)
-        except ValueError:
-            raise ApplicationError(f"{key} must be a number.")
-        if not math.isfinite(number):
-            raise ApplicationError(f"{key} must be a finite number.")
-        relation = "version_scores" if metric in VERSION_SCORES else "quality"
-        bounds[f"{relation}__{metric}__{'gte' if side == 'min' else 'lte'}"] = number
-    return bounds
 
 
 def checkpoint_list(*, user, project: Project) -> QuerySet[BackboneCheckpoint]:

@@ -458,7 +458,6 @@ def curation_apply(
 def selection_from_filter(*, user, project, version: DatasetVersion, params) -> list[int]:
     """Resolve a filter (``meta.<field>``, ``quality.<metric>_min|_max``, ``split``, ``cluster``)
     on a version into image ids, through the same selectors the pages and the API use."""
-    from annotation.selectors.curation import quality_filters_from_params
     from studio import selectors
 
     unknown = [
@@ -483,7 +482,7 @@ def selection_from_filter(*, user, project, version: DatasetVersion, params) -> 
         version=version,
         split=split,
         metadata=selectors.metadata_filters_from_params(project=project, params=params),
-        quality=quality_filters_from_params(params),
+        quality=selectors.quality_filters_from_params(params),
         cluster_id=cluster_id,
     )
     return list(images.values_list("pk", flat=True))

@@ -11,7 +11,6 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation import charts
 from annotation.models import ClusterMember, ImageQuality, VersionImageScore
 from annotation.selectors import curation as curation_selectors
-from annotation.selectors.curation import VERSION_SCORES
 from annotation.services import checkpoints as checkpoint_services
 from annotation.services import curation as curation_services
 from annotation.services import embeddings as embedding_services
@@ -50,7 +49,7 @@ def _version(request, project, dataset_id: int):
 
 def _metric_values(version, metric: str, image_ids=None) -> dict[int, float]:
     """Image id → value of a pixel metric, or of a score the version's analysis computed."""
-    if metric in VERSION_SCORES:
+    if metric in selectors.VERSION_SCORES:
         rows = VersionImageScore.objects.filter(version=version)
     else:
         rows = ImageQuality.objects.filter(image_id__in=version.items.values("image_id"))
@@ -426,3 +425,22 @@ def checkpoint_upload(request: HttpRequest, project, dataset_id: int) -> HttpRes
             request, f"Checkpoint “{checkpoint.name}” checked and kept; pick it under Embed with."
         )
     return _back(project, dataset, version)
+
+
+@require_POST
+@member_view
+def version_embed(request: HttpRequest, project, dataset_id: int, number: int) -> HttpResponse:
+    dataset = selectors.dataset_get(user=request.user, project=project, dataset_id=dataset_id)
+    version = selectors.version_get(user=request.user, dataset=dataset, number=number)
+    try:
+        job = embedding_services.embedding_job_start(
+            actor=request.user,
+            version=version,
+            backbone=request.POST.get("backbone") or DEFAULT_BACKBONE,
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect(
+            f"{reverse('studio:dataset_detail', args=[project.slug, dataset.pk])}?version={number}"
+        )
+    return redirect("studio:job_detail", job_id=job.pk)

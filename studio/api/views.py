@@ -13,7 +13,6 @@ from rest_framework import status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from annotation.selectors.curation import quality_filters_from_params
 from studio import selectors
 from studio.api.base import ApiView, paginate, validated, validated_query
 from studio.api.parsers import JSON_ONLY
@@ -312,7 +311,7 @@ class ImageListApi(ApiView):
             version=version,
             split=query.get("split"),
             metadata=selectors.metadata_filters_from_params(project=project, params=params),
-            quality=quality_filters_from_params(params),
+            quality=selectors.quality_filters_from_params(params),
             cluster_id=query.get("cluster"),
         ).select_related("quality")
         return paginate(self, request, images, s.ImageSerializer)

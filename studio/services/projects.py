@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -94,19 +95,41 @@ def project_update(
     return project
 
 
+@dataclass(frozen=True)
+class ProjectRows:
+    """What a stage app keeps in a project, registered from its AppConfig.ready().
+
+    ``count(project)`` names and counts its rows for the delete confirmation;
+    ``delete_first(project)``, if given, deletes rows that would otherwise protect others
+    from the project's cascade.
+    """
+
+    count: Callable[[Project], dict[str, int]]
+    delete_first: Callable[[Project], None] | None = None
+
+
+# The stage apps' rows (the core never imports those apps), in registration order.
+PROJECT_ROWS: list[ProjectRows] = []
+
+
+def register_project_rows(rows: ProjectRows) -> None:
+    """Count the app's rows in ``project_contents`` and run its ``delete_first`` on delete."""
+    if rows not in PROJECT_ROWS:
+        PROJECT_ROWS.append(rows)
+
+
 @transaction.atomic
 def project_contents(*, project: Project) -> dict[str, int]:
     """Count what deleting the project would remove (annotations deleted softly included)."""
-    from annotation.models import Annotation, LabelClass  # the annotation app's rows
-
-    return {
+    counts = {
         "datasets": Dataset.objects.filter(project=project).count(),
         "versions": DatasetVersion.objects.filter(dataset__project=project).count(),
         "images": Image.objects.filter(project=project).count(),
-        "annotations": Annotation.objects.filter(image__project=project).count(),
-        "label_classes": LabelClass.objects.filter(project=project).count(),
-        "jobs": Job.objects.filter(project=project).count(),
     }
+    for rows in PROJECT_ROWS:
+        counts.update(rows.count(project))
+    counts["jobs"] = Job.objects.filter(project=project).count()
+    return counts
 
 
 @transaction.atomic
@@ -117,8 +140,6 @@ def project_delete(*, actor, project: Project, confirm: str | None = None) -> di
     deleted and ``ConfirmationRequired`` says in numbers what would be. Returns the counts
     of what was deleted.
     """
-    from annotation.models import Annotation
-
     require(actor, project, Capability.MANAGE)
     counts = project_contents(project=project)
     if confirm != project.slug:
@@ -128,9 +149,9 @@ def project_delete(*, actor, project: Project, confirm: str | None = None) -> di
             f"Send the DELETE again with ?confirm={project.slug} to go ahead.",
             details={"counts": counts, "confirm": project.slug},
         )
-    # Annotations protect their label classes (a class in use is never deleted alone):
-    # they go first, so the project's classes can follow it.
-    Annotation.objects.filter(image__project=project).delete()
+    for rows in PROJECT_ROWS:
+        if rows.delete_first is not None:
+            rows.delete_first(project)
     folder = f"projects/{project.pk}"
     project.delete()
     transaction.on_commit(lambda: storage_delete_tree(folder))

@@ -4,7 +4,7 @@ Each view calls selectors to read and services to write. ``base`` holds what eve
 pages build on (``member_view``, ``require_allowed``, ``form_error``), re-exported here.
 
 - ``projects``: projects, objectives, the problem statement, members
-- ``datasets``: datasets, the image grid, snapshots, metadata, images, uploads
+- ``datasets``: datasets, the image grid, snapshots, metadata, uploads
 - ``jobs``: the job list, a job's page, cancel and retry
 - ``confirm``: confirmation steps for actions that remove or hide data
 """

@@ -13,7 +13,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from annotation.selectors import labels as label_selectors
 from studio import selectors
 from studio.errors import ApplicationError
 from studio.services import datasets as dataset_services
@@ -23,17 +22,17 @@ from studio.views.base import member_view
 def confirm_member_remove(request, project, membership) -> HttpResponse:
     """Say what removing a member affects before it is done."""
     name = membership.user.username
-    work = label_selectors.member_work(user=request.user, project=project, member=membership.user)
+    work = selectors.member_work(user=request.user, project=project, member=membership.user)
+    made, held = work.get("annotations", 0), work.get("held", 0)
     objectives = selectors.objective_list(user=request.user, project=project)
     owned = sum(1 for o in objectives if o.owner_id == membership.user_id)
     details = [
         f"{name} loses access to {project.name} at once (role now: {membership.role}).",
-        f"The {work['annotations']} annotation{'s' if work['annotations'] != 1 else ''} "
-        f"{name} made stay, credited to them.",
+        f"The {made} annotation{'s' if made != 1 else ''} {name} made stay, credited to them.",
     ]
-    if work["held"]:
+    if held:
         details.append(
-            f"{work['held']} image{'s' if work['held'] != 1 else ''} {name} holds in a queue "
+            f"{held} image{'s' if held != 1 else ''} {name} holds in a queue "
             "go back to the queue when the lease runs out."
         )
     if owned:

@@ -1,5 +1,5 @@
 """Dataset pages: creating a dataset, its image grid with filters, snapshots and metadata,
-one image with its annotations, embedding a version, and uploads."""
+and uploads. An image's own page is annotation/views/images.py."""
 
 from __future__ import annotations
 
@@ -7,13 +7,8 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotation.selectors import curation as curation_selectors
-from annotation.selectors import labels as label_selectors
-from annotation.services import embeddings as embedding_services
-from annotation.services import vectors as vector_services
 from studio import selectors
 from studio.converters import parse_id
 from studio.errors import ApplicationError
@@ -23,7 +18,7 @@ from studio.forms import (
     SnapshotForm,
     UploadForm,
 )
-from studio.ml.backbones import DEFAULT_BACKBONE, SPECS
+from studio.ml.backbones import SPECS
 from studio.services import datasets as dataset_services
 from studio.services import ingest as ingest_services
 from studio.views.base import form_error, member_view, require_allowed
@@ -148,76 +143,6 @@ def dataset_metadata(request: HttpRequest, project, dataset_id: int) -> HttpResp
                 text += f" {len(report['unmatched'])} names matched no image: {names}{more}"
             messages.success(request, text)
     return redirect("studio:dataset_detail", slug=project.slug, dataset_id=dataset.pk)
-
-
-@require_GET
-@member_view
-def image_detail(request: HttpRequest, project, image_id: int) -> HttpResponse:
-    image = selectors.image_get(user=request.user, project=project, image_id=image_id)
-    similar, similar_note, space = [], "", None
-    try:
-        space = curation_selectors.embedding_space_get(user=request.user, project=project)
-        found = vector_services.similar_images(space=space, image=image, k=12)
-        by_id = selectors.image_list(user=request.user, project=project).in_bulk(
-            [i for i, _ in found]
-        )
-        similar = [(by_id[i], score) for i, score in found if i in by_id]
-    except ApplicationError as exc:
-        similar_note = exc.message
-    annotations = list(
-        label_selectors.annotation_list(user=request.user, project=project, image=image)
-    )
-    return render(
-        request,
-        "studio/image_detail.html",
-        {
-            "project": project,
-            "image": image,
-            "datasets": image.datasets.all(),
-            "similar": similar,
-            "similar_note": similar_note,
-            "space": space,
-            "annotations": annotations,
-            "overlay": [_overlay_shape(a) for a in annotations],
-        },
-    )
-
-
-def _overlay_shape(annotation) -> dict:
-    """SVG drawing data for an annotation: polygon points, or a rectangle (boxes, and mask extents)."""
-    shape = {
-        "colour": annotation.label_class.colour,
-        "name": annotation.label_class.name,
-        "kind": annotation.kind,
-    }
-    if annotation.kind == "polygon":  # every part (a multi-part polygon has several)
-        parts = annotation.geometry.get("parts") or [annotation.geometry["points"]]
-        shape["parts"] = [
-            " ".join(f"{pts[i]},{pts[i + 1]}" for i in range(0, len(pts), 2)) for pts in parts
-        ]
-    elif annotation.kind in ("box", "mask"):
-        x, y, w, h = annotation.bbox
-        shape.update(x=x, y=y, w=w, h=h, dashed=annotation.kind == "mask")
-    return shape
-
-
-@require_POST
-@member_view
-def version_embed(request: HttpRequest, project, dataset_id: int, number: int) -> HttpResponse:
-    dataset = selectors.dataset_get(user=request.user, project=project, dataset_id=dataset_id)
-    version = selectors.version_get(user=request.user, dataset=dataset, number=number)
-    try:
-        job = embedding_services.embedding_job_start(
-            actor=request.user,
-            version=version,
-            backbone=request.POST.get("backbone") or DEFAULT_BACKBONE,
-        )
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-        return redirect(
-            f"{reverse('studio:dataset_detail', args=[project.slug, dataset.pk])}?version={number}"
-        )
-    return redirect("studio:job_detail", job_id=job.pk)
 
 
 @require_http_methods(["GET", "POST"])

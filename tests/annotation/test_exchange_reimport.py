@@ -58,7 +58,9 @@ def test_the_annotation_api_stores_every_part_of_a_multi_part_polygon(api, team,
     # The image page draws every part.
     page = Client()
     page.force_login(team["lead"])
-    html = page.get(reverse("studio:image_detail", args=[team["project"].slug, image.pk])).content
+    html = page.get(
+        reverse("annotation:image_detail", args=[team["project"].slug, image.pk])
+    ).content
     assert html.count(b"<polygon ") == 4
     # One part in COCO's nesting is a plain polygon; a bad part names itself.
     r = client.post(
