@@ -150,8 +150,12 @@ def _finish(job: Job, status: str, **fields) -> bool:
     return True
 
 
-def _claim(job_id: int) -> Job | None:
-    """Mark the job running for this worker, or return None when it must not run now."""
+def job_claim(job_id: int) -> Job | None:
+    """Mark the job running for this worker, or return None when it must not run now.
+
+    ``job_run`` claims before it runs; tests claim directly to stand for a worker that took
+    a job and then died.
+    """
     stale = timedelta(seconds=settings.STUDIO["JOB_STALE_AFTER_S"])
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id).first()
@@ -181,7 +185,7 @@ def _claim(job_id: int) -> Job | None:
 
 def job_run(*, job_id: int) -> None:
     """Run a job by id: claim it, call its service, record the outcome. Safe to call twice."""
-    job = _claim(job_id)
+    job = job_claim(job_id)
     if job is None:
         return
     handler = HANDLERS[job.kind]

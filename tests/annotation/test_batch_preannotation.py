@@ -21,7 +21,7 @@ from studio.errors import ApplicationError, Forbidden, NotFound
 from studio.ml.scenes import render_scene
 from studio.models import DatasetVersion, Job
 from studio.services.ingest import upload_create
-from studio.services.jobs import _claim, job_run, jobs_sweep
+from studio.services.jobs import job_claim, job_run, jobs_sweep
 from tests.annotation.conftest import jpeg
 from tests.factories import make_dataset, upload
 from tests.jobs import DyingContext, WorkerKilled
@@ -255,7 +255,7 @@ def test_a_killed_job_resumes_without_repeating_an_image(team, classes, scenes, 
     settings.STUDIO = {**settings.STUDIO, "JOB_STALE_AFTER_S": 0}
     job = preannotate_start(actor=team["lead"], version=version, label_class=classes["object"],
                             mode="boxes_to_masks")  # fmt: skip
-    job = _claim(job.pk)
+    job = job_claim(job.pk)
     with pytest.raises(WorkerKilled):  # dies while committing the second image
         preannotate_run(job, DyingContext(job, die_at=2))
     first = version.dataset.images.order_by("pk").first()

@@ -20,7 +20,7 @@ from studio.errors import ApplicationError
 from studio.ml.backbones import WeightsError, build_model, read_state_dict
 from studio.models import DatasetVersion, Job
 from studio.services.ingest import upload_create
-from studio.services.jobs import JobContext, _claim, job_run
+from studio.services.jobs import JobContext, job_claim, job_run
 from tests.annotation.conftest import jpeg
 from tests.factories import upload
 from tests.jobs import DyingContext, WorkerKilled
@@ -109,7 +109,7 @@ def test_follow_ups_use_the_space_just_embedded_and_run_once(team, dataset, embe
     job = emb.embedding_job_start(
         actor=team["lead"], version=v2, backbone="efficientnet_lite0", then=["cluster"]
     )
-    claimed = _claim(job.pk)
+    claimed = job_claim(job.pk)
     first = emb.embed_run(claimed, JobContext(claimed))
     claimed.refresh_from_db()
     again = emb.embed_run(
@@ -214,7 +214,7 @@ def test_a_resumed_embed_job_lists_each_unreadable_image_once(team, version, mon
     job = emb.embedding_job_start(
         actor=team["lead"], version=version, backbone="efficientnet_lite0"
     )
-    claimed = _claim(job.pk)
+    claimed = job_claim(job.pk)
 
     with pytest.raises(WorkerKilled):
         emb.embed_run(claimed, DyingContext(claimed, die_at=2))

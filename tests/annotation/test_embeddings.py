@@ -12,7 +12,7 @@ from annotation.services import vectors as vector_store
 from studio.errors import ApplicationError, Forbidden
 from studio.models import DatasetVersion
 from studio.services.ingest import upload_create
-from studio.services.jobs import _claim, job_run, jobs_sweep
+from studio.services.jobs import job_claim, job_run, jobs_sweep
 from tests.annotation.conftest import jpeg
 from tests.factories import upload
 from tests.jobs import DyingContext, WorkerKilled
@@ -64,7 +64,7 @@ def test_killed_embed_job_resumes_without_repeating_batches(team, version, monke
     job = svc.embedding_job_start(
         actor=team["lead"], version=version, backbone="efficientnet_lite0"
     )
-    job = _claim(job.pk)
+    job = job_claim(job.pk)
 
     with pytest.raises(WorkerKilled):
         svc.embed_run(job, DyingContext(job, die_at=2))

@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 from studio.errors import Forbidden, NotFound, UploadRejected
 from studio.models import DatasetVersion, Image, IngestFile, Job
 from studio.services.ingest import CHUNK, ingest_run, upload_create
-from studio.services.jobs import JobContext, _claim, job_cancel, job_run, jobs_sweep
+from studio.services.jobs import JobContext, job_cancel, job_claim, job_run, jobs_sweep
 from tests.factories import image_bytes, make_dataset, png_bomb, upload, zip_bytes
 from tests.jobs import DyingContext, WorkerKilled
 
@@ -184,7 +184,7 @@ def test_job_killed_mid_chunk_resumes_and_stores_everything_once(team, dataset, 
     names = [f"{i:03d}.jpg" for i in range(100)]
     files = [upload(n, image_bytes(i % 90)) for i, n in enumerate(names)]  # 10 duplicates
     job = upload_create(actor=team["lead"], project=team["project"], dataset=dataset, files=files)
-    job = _claim(job.pk)
+    job = job_claim(job.pk)
     with pytest.raises(WorkerKilled):
         ingest_run(job, DyingContext(job, die_at=3))
     job.refresh_from_db()
@@ -249,7 +249,7 @@ def test_half_written_original_from_a_killed_worker_is_replaced_on_resume(
         return real_save(self, name, content, *args, **kwargs)
 
     monkeypatch.setattr(FileSystemStorage, "save", dying_save)
-    claimed = _claim(job.pk)
+    claimed = job_claim(job.pk)
     with pytest.raises(WorkerKilled):
         ingest_run(claimed, JobContext(claimed))
     monkeypatch.setattr(FileSystemStorage, "save", real_save)
@@ -269,7 +269,7 @@ def test_job_killed_after_its_last_chunk_finishes_on_resume(team, dataset, setti
         dataset=dataset,
         files=[upload("b.zip", archive)],
     )
-    claimed = _claim(job.pk)
+    claimed = job_claim(job.pk)
     ingest_run(
         claimed, JobContext(claimed)
     )  # the work is done; the worker dies before recording it
