@@ -291,6 +291,13 @@ def version_of_job(*, user, job: Job) -> DatasetVersion | None:
     )
 
 
+def project_version_list(*, user, project: Project) -> QuerySet[DatasetVersion]:
+    """Return every version of every dataset of the project, with its dataset."""
+    return DatasetVersion.objects.filter(
+        dataset__project=project, dataset__project__memberships__user=user
+    ).select_related("dataset")
+
+
 # Quality filters on images: the pixel metrics (ImageQuality, computed by studio/ml/quality.py)
 # and a version's scores, reached through the relations the curation models add to Image.
 VERSION_SCORES = ("uniqueness", "outlier_score")

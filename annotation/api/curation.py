@@ -11,7 +11,6 @@ from rest_framework.response import Response
 from annotation.models import (
     BackboneCheckpoint,
     Cluster,
-    ClusterMember,
     ClusterRun,
     DuplicateGroup,
     DuplicateMember,
@@ -326,11 +325,9 @@ class MapApi(VersionApi):
         run = curation_selectors.cluster_run_latest(user=request.user, version=version)
         labels = {}
         if run is not None:
-            labels = dict(
-                ClusterMember.objects.filter(cluster__run=run).values_list(
-                    "image_id", "cluster__label"
-                )
-            )
+            label_of = {c.pk: c.label for c in run.clusters.all()}
+            members = curation_selectors.image_clusters(user=request.user, run=run)
+            labels = {image: label_of[cluster] for image, cluster in members.items()}
         return Response({"points": emap.points, "clusters": labels})
 
 

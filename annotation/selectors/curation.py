@@ -8,11 +8,13 @@ from django.db.models import Prefetch, QuerySet
 from annotation.models import (
     BackboneCheckpoint,
     Cluster,
+    ClusterMember,
     ClusterRun,
     DuplicateGroup,
     DuplicateMember,
     EmbeddingMap,
     EmbeddingSpace,
+    ImageQuality,
     VersionImageScore,
 )
 from studio import selectors as studio_selectors
@@ -148,3 +150,63 @@ def checkpoint_get(*, user, project: Project, checkpoint_id: int) -> BackboneChe
     if checkpoint is None:
         raise NotFound("Checkpoint not found.")
     return checkpoint
+
+
+def metric_values(
+    *, user, version: DatasetVersion, metric: str, image_ids=None
+) -> dict[int, float]:
+    """Return image id -> value of a pixel metric, or of a score the version's analysis
+    computed (``studio.selectors.VERSION_SCORES``), for the version's images or some."""
+    if metric in studio_selectors.VERSION_SCORES:
+        rows = VersionImageScore.objects.filter(
+            version=version, version__dataset__project__memberships__user=user
+        )
+    else:
+        rows = ImageQuality.objects.filter(
+            image_id__in=version.items.values("image_id"),
+            image__project__memberships__user=user,
+        )
+    if image_ids is not None:
+        rows = rows.filter(image_id__in=image_ids)
+    return dict(rows.values_list("image_id", metric))
+
+
+def image_clusters(*, user, run: ClusterRun) -> dict[int, int]:
+    """Return image id -> the id of its cluster in the clustering run."""
+    return dict(
+        ClusterMember.objects.filter(
+            cluster__run=run, cluster__run__version__dataset__project__memberships__user=user
+        )
+        .order_by("image_id")
+        .values_list("image_id", "cluster_id")
+    )
+
+
+def metric_columns(*, user, version: DatasetVersion) -> dict[str, list[float | None]]:
+    """Return every quality metric's values over the version's images (for histograms).
+
+    Two queries whatever the number of metrics: the images' pixel metrics in one, the
+    version's scores in the other.
+    """
+    scores = studio_selectors.VERSION_SCORES
+    pixel = [m for m in studio_selectors.QUALITY_METRICS if m not in scores]
+    tables = (
+        (
+            ImageQuality.objects.filter(
+                image_id__in=version.items.values("image_id"),
+                image__project__memberships__user=user,
+            ),
+            pixel,
+        ),
+        (
+            VersionImageScore.objects.filter(
+                version=version, version__dataset__project__memberships__user=user
+            ),
+            list(scores),
+        ),
+    )
+    columns: dict[str, list[float | None]] = {}
+    for rows, metrics in tables:
+        values = list(rows.values_list(*metrics))
+        columns.update({m: [row[i] for row in values] for i, m in enumerate(metrics)})
+    return columns

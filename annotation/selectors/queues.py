@@ -6,7 +6,7 @@ Scoped to the projects the user belongs to.
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from annotation.models import (
     Annotation,
@@ -16,6 +16,7 @@ from annotation.models import (
     QueueItem,
     ReviewDecision,
 )
+from studio import selectors as studio_selectors
 from studio.errors import NotFound
 from studio.models import Image, Project
 from studio.permissions import Capability, can
@@ -80,24 +81,55 @@ def returned_task_list(*, user, project: Project) -> list[dict]:
     return [{"item": i, "reviews": reviews.get(i.image_id, [])} for i in items]
 
 
-def honeypot_candidate_list(*, user, queue: AnnotationQueue, limit: int = 60) -> list[Image]:
-    """Return images that could become honeypots of the queue: accepted work, not yet one.
+def rejected_work(*, user, item: QueueItem) -> list[tuple[Annotation, ReviewDecision | None]]:
+    """Return the user's rejected annotations on the task's image, each with its latest
+    rejection (the reviewer's comment), or None when none is kept.
 
-    The images of the queue's project with accepted annotations (the gold answer), minus
-    the queue's honeypots and its tasks someone has started (``queue_add_honeypots``
-    refuses those). Reviewers and leads only: the list tells which answers are known.
+    Two queries, however many there are: the rejections come in one prefetch, already
+    filtered and ordered, so nothing is queried again per annotation.
     """
-    if not can(user, queue.project, Capability.REVIEW):
-        return []
+    rejections = ReviewDecision.objects.filter(decision=ReviewDecision.Decision.REJECT).order_by(
+        "-created_at", "-id"
+    )
+    rejected = (
+        Annotation.objects.filter(
+            image_id=item.image_id,
+            image__project__memberships__user=user,
+            author=user,
+            deleted=False,
+            status=Annotation.Status.REJECTED,
+        )
+        .select_related("label_class")
+        .prefetch_related(Prefetch("reviews", queryset=rejections, to_attr="rejections"))
+    )
+    return [(a, a.rejections[0] if a.rejections else None) for a in rejected]
+
+
+def honeypot_candidates_by_queue(
+    *, user, project: Project, queues: list[AnnotationQueue], limit: int = 60
+) -> dict[int, list[Image]]:
+    """Return queue id -> images that could become its honeypots: accepted work, not yet one.
+
+    The images of the project with accepted annotations (the gold answer), minus the
+    queue's honeypots and its tasks someone has started (``queue_add_honeypots`` refuses
+    those). Reviewers and leads only: the list tells which answers are known. One query
+    per queue (what it may take differs), none to check the role again.
+    """
+    if not can(user, project, Capability.REVIEW):
+        return {}
+    return {queue.pk: _honeypot_candidates(user, project, queue, limit) for queue in queues}
+
+
+def _honeypot_candidates(user, project: Project, queue: AnnotationQueue, limit: int) -> list[Image]:
     started = QueueItem.objects.filter(queue=queue, honeypot__isnull=True).exclude(
         status=QueueItem.Status.TODO, assignee__isnull=True, returned_to__isnull=True
     )
     accepted = Q(annotations__status=Annotation.Status.ACCEPTED, annotations__deleted=False)
-    classes = list(queue.label_classes.values_list("pk", flat=True))
+    classes = [c.pk for c in queue.label_classes.all()]  # prefetched by queue_list
     if classes:  # its gold holds only the classes the queue takes
         accepted &= Q(annotations__label_class__in=classes)
     return list(
-        Image.objects.filter(accepted, project=queue.project)
+        Image.objects.filter(accepted, project=project, project__memberships__user=user)
         .exclude(pk__in=Honeypot.objects.filter(queue=queue).values("image_id"))
         .exclude(pk__in=started.values("image_id"))
         .annotate(accepted=Count("annotations", distinct=True))
@@ -150,3 +182,69 @@ def consensus_by_image(
             queue__project=project, image_id__in=image_ids
         ).order_by("computed_at")
     }
+
+
+def queue_status_counts(*, user, queues: list[AnnotationQueue]) -> dict[tuple[int, str], int]:
+    """Return (queue id, status) -> number of the queues' tasks, honeypots left out."""
+    return {
+        (row["queue_id"], row["status"]): row["n"]
+        for row in QueueItem.objects.filter(
+            queue__in=queues, queue__project__memberships__user=user, honeypot__isnull=True
+        )
+        .values("queue_id", "status")
+        .annotate(n=Count("id"))
+    }
+
+
+def honeypots_by_queue(
+    *, user, project: Project, queues: list[AnnotationQueue]
+) -> dict[int, list[Honeypot]]:
+    """Return queue id -> its honeypots with their images, in one query (reviewers and
+    leads; nobody else may learn which images they are)."""
+    found: dict[int, list[Honeypot]] = {}
+    if not queues or not can(user, project, Capability.REVIEW):
+        return found
+    for honeypot in (
+        Honeypot.objects.filter(
+            queue__in=queues, queue__project=project, queue__project__memberships__user=user
+        )
+        .select_related("image")
+        .order_by("queue_id", "position", "id")
+    ):
+        found.setdefault(honeypot.queue_id, []).append(honeypot)
+    return found
+
+
+def review_image_list(*, user, project: Project, queue_id: int | None = None) -> QuerySet[Image]:
+    """Return the images with submitted work waiting for review, by id, with ``submitted``
+    (how many annotations wait), optionally only the images of one queue."""
+    images = studio_selectors.image_list(user=user, project=project).filter(
+        annotations__status=Annotation.Status.SUBMITTED, annotations__deleted=False
+    )
+    if queue_id:
+        images = images.filter(
+            pk__in=QueueItem.objects.filter(queue_id=queue_id, queue__project=project).values(
+                "image_id"
+            )
+        )
+    return images.annotate(
+        submitted=Count(
+            "annotations",
+            filter=Q(annotations__status=Annotation.Status.SUBMITTED, annotations__deleted=False),
+            distinct=True,
+        )
+    ).order_by("pk")
+
+
+def consensus_unmerged_get(*, user, project: Project, image: Image) -> ConsensusResult | None:
+    """Return the image's consensus result whose replicas are not merged yet, or None."""
+    return (
+        ConsensusResult.objects.filter(
+            queue__project=project,
+            queue__project__memberships__user=user,
+            image=image,
+            merged_at__isnull=True,
+        )
+        .select_related("queue")
+        .first()
+    )

@@ -90,14 +90,7 @@ def task(request: HttpRequest, project, item_id: int) -> HttpResponse:
             "else took it). Start annotating to get your next task.",
         )
         return redirect("annotation:queue_list", slug=project.slug)
-    rejected = (
-        Annotation.objects.filter(image=item.image, author=request.user, deleted=False,
-                                  status=Annotation.Status.REJECTED)
-        .prefetch_related("reviews")
-    )  # fmt: skip
-    comments = [
-        (a, a.reviews.filter(decision="reject").order_by("-created_at").first()) for a in rejected
-    ]
+    comments = queue_selectors.rejected_work(user=request.user, item=item)
     config = canvas_config(
         request, project, item.image, mode="annotate", item=item,
         submit=f"/api/v1/projects/{project.slug}/queue-items/{item.pk}/submit/",

@@ -9,7 +9,6 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation import charts
-from annotation.models import ClusterMember, ImageQuality, VersionImageScore
 from annotation.selectors import curation as curation_selectors
 from annotation.services import checkpoints as checkpoint_services
 from annotation.services import curation as curation_services
@@ -47,17 +46,6 @@ def _version(request, project, dataset_id: int):
     )
 
 
-def _metric_values(version, metric: str, image_ids=None) -> dict[int, float]:
-    """Image id → value of a pixel metric, or of a score the version's analysis computed."""
-    if metric in selectors.VERSION_SCORES:
-        rows = VersionImageScore.objects.filter(version=version)
-    else:
-        rows = ImageQuality.objects.filter(image_id__in=version.items.values("image_id"))
-    if image_ids is not None:
-        rows = rows.filter(image_id__in=image_ids)
-    return dict(rows.values_list("image_id", metric))
-
-
 def _colour_values(
     request, project, version, run, image_ids: list[int], colour: str
 ) -> tuple[dict, str]:
@@ -70,11 +58,14 @@ def _colour_values(
             return {pk: meta.get(field) for pk, meta in rows}, field
     if colour.startswith("quality:") and colour[8:] in QUALITY_LABELS:
         metric = colour[8:]
-        return _metric_values(version, metric, image_ids), QUALITY_LABELS[metric]
+        values = curation_selectors.metric_values(
+            user=request.user, version=version, metric=metric, image_ids=image_ids
+        )
+        return values, QUALITY_LABELS[metric]
     if run is not None:
         names = {c.pk: c.display_name for c in run.clusters.all()}
-        rows = ClusterMember.objects.filter(cluster__run=run).values_list("image_id", "cluster_id")
-        return {image: names[cluster] for image, cluster in rows}, "cluster"
+        rows = curation_selectors.image_clusters(user=request.user, run=run)
+        return {image: names[cluster] for image, cluster in rows.items()}, "cluster"
     return {}, "—"
 
 
@@ -111,8 +102,9 @@ def curate(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
         thumbs = {i: reverse("studio:image_file", args=[i, "thumb"]) for i in ids}
         figure = charts.map_figure(emap.points, values, colour_name, names, thumbs)
     histograms = []
+    columns = curation_selectors.metric_columns(user=request.user, version=version)
     for metric, label in QUALITY_LABELS.items():
-        values = list(_metric_values(version, metric).values())
+        values = columns[metric]
         if values:
             histograms.append(
                 {"id": f"hist-{metric}", "figure": charts.histogram_figure(metric, values, label)}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -58,9 +57,7 @@ class QueueForm(forms.Form):
 
     def __init__(self, *args, project, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["version"].queryset = DatasetVersion.objects.filter(
-            dataset__project=project, dataset__project__memberships__user=user
-        ).select_related("dataset")
+        self.fields["version"].queryset = selectors.project_version_list(user=user, project=project)
         self.fields["version"].label_from_instance = lambda v: (
             f"{v.dataset.name} — version {v.number} ({v.image_count} images)"
         )
@@ -108,12 +105,17 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
         queue_selectors.queue_list(user=request.user, project=project).prefetch_related("assignees")
     )
     classes = list(label_selectors.label_class_list(user=request.user, project=project))
-    by_status = {
-        (row["queue_id"], row["status"]): row["n"]
-        for row in QueueItem.objects.filter(queue__in=queues, honeypot__isnull=True)
-        .values("queue_id", "status")
-        .annotate(n=Count("id"))
-    }
+    by_status = queue_selectors.queue_status_counts(user=request.user, queues=queues)
+    honeypots = queue_selectors.honeypots_by_queue(
+        user=request.user, project=project, queues=queues
+    )
+    candidates = (
+        queue_selectors.honeypot_candidates_by_queue(
+            user=request.user, project=project, queues=queues
+        )
+        if request.can_manage
+        else {}
+    )
     annotator = can(request.user, project, Capability.ANNOTATE)
     reviewer = can(request.user, project, Capability.REVIEW)
     rows = []
@@ -135,16 +137,8 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
                     if c.kind == LabelClass.Kind.MASK and (not limited or c in limited)
                 ],
                 "can_take": annotator and (not assignees or request.user in assignees),
-                "honeypots": (
-                    list(quality_control.honeypot_list(user=request.user, queue=queue))
-                    if reviewer
-                    else []
-                ),
-                "candidates": (
-                    queue_selectors.honeypot_candidate_list(user=request.user, queue=queue)
-                    if request.can_manage
-                    else []
-                ),
+                "honeypots": honeypots.get(queue.pk, []),
+                "candidates": candidates.get(queue.pk, []),
             }
         )
     return render(

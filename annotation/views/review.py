@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from annotation.models import Annotation, ConsensusResult, QueueItem
 from annotation.selectors import queues as queue_selectors
 from annotation.services import quality_control
 from annotation.views.canvas import canvas_config
@@ -23,23 +21,6 @@ from studio.views import member_view, require_allowed
 REVIEW_PAGE = 24
 
 
-def _review_images(user, project, queue_id: int | None):
-    images = selectors.image_list(user=user, project=project).filter(
-        annotations__status=Annotation.Status.SUBMITTED, annotations__deleted=False
-    )
-    if queue_id:
-        images = images.filter(
-            pk__in=QueueItem.objects.filter(queue_id=queue_id).values("image_id")
-        )
-    return images.annotate(
-        submitted=Count(
-            "annotations",
-            filter=Q(annotations__status=Annotation.Status.SUBMITTED, annotations__deleted=False),
-            distinct=True,
-        )
-    ).order_by("pk")
-
-
 @require_GET
 @member_view
 def review_list(request: HttpRequest, project) -> HttpResponse:
@@ -48,9 +29,10 @@ def review_list(request: HttpRequest, project) -> HttpResponse:
         can(request.user, project, Capability.REVIEW), "the project's reviewers and leads"
     )
     queue_id = parse_id(request.GET.get("queue"))
-    page = Paginator(_review_images(request.user, project, queue_id), REVIEW_PAGE).get_page(
-        request.GET.get("page")
-    )
+    page = Paginator(
+        queue_selectors.review_image_list(user=request.user, project=project, queue_id=queue_id),
+        REVIEW_PAGE,
+    ).get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)  # annotated below, so evaluated once
     ids = [image.pk for image in page.object_list]
     authors = queue_selectors.submitted_by(user=request.user, project=project, image_ids=ids)
@@ -81,7 +63,11 @@ def review_image(request: HttpRequest, project, image_id: int) -> HttpResponse:
     )
     image = selectors.image_get(user=request.user, project=project, image_id=image_id)
     queue_id = parse_id(request.GET.get("queue"))
-    following = _review_images(request.user, project, queue_id).filter(pk__gt=image.pk).first()
+    following = (
+        queue_selectors.review_image_list(user=request.user, project=project, queue_id=queue_id)
+        .filter(pk__gt=image.pk)
+        .first()
+    )
     next_url = reverse("annotation:review_list", kwargs={"slug": project.slug})
     if following is not None:
         next_url = reverse(
@@ -90,10 +76,8 @@ def review_image(request: HttpRequest, project, image_id: int) -> HttpResponse:
     if queue_id:
         next_url += f"?queue={queue_id}"
     # A consensus image whose replicas are not merged yet: review the merge, not N copies.
-    unmerged = (
-        ConsensusResult.objects.filter(queue__project=project, image=image, merged_at__isnull=True)
-        .select_related("queue")
-        .first()
+    unmerged = queue_selectors.consensus_unmerged_get(
+        user=request.user, project=project, image=image
     )
     config = canvas_config(
         request, project, image, mode="review", next=next_url,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from studio.models import Job
 from studio.services.jobs import job_run
@@ -38,9 +40,15 @@ def test_while_the_one_click_chain_runs_the_page_says_so_then_reloads(client, te
         job_run(job_id=follow_up)
     done = client.get(_curate(team, version) + "&fragment=running", HTTP_HX_REQUEST="true")
     assert done["HX-Refresh"] == "true"
-    html = client.get(_curate(team, version)).content.decode()
+    with CaptureQueriesContext(connection) as captured:
+        html = client.get(_curate(team, version)).content.decode()
     assert 'id="running"' not in html and 'id="map-figure"' in html
     assert "being computed" not in html
+    # Eight histograms, read from the two metric tables once each (not once per metric).
+    assert all(f'"hist-{m}"' in html for m in ("brightness", "megapixels", "outlier_score"))
+    reads = [q["sql"] for q in captured.captured_queries]
+    assert sum('FROM "annotation_imagequality"' in q for q in reads) == 1
+    assert sum('FROM "annotation_versionimagescore"' in q for q in reads) == 1
 
 
 def test_with_nothing_running_the_empty_states_say_what_to_do(client, team, version):

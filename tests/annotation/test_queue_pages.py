@@ -283,6 +283,74 @@ def test_returned_work_is_listed_with_the_reviewers_comment_and_comes_first(setu
     )
 
 
+def test_a_returned_task_shows_every_rejection_in_queries_that_do_not_grow_with_them(setup):
+    """The task page reads the reviewer's comments on the annotator's rejected work through
+    one scoped selector: no query per rejected annotation (the page once filtered a
+    prefetch again for each of them, and read each one's class on its own)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    s, slug = setup, setup["slug"]
+    queue = _queue(s)
+    work = []
+    for count in (1, 4):  # two tasks, both submitted before any review: one annotation, four
+        item = svc.queue_next(actor=s["annotator"], queue=queue)
+        work += [
+            (item, n, labels.annotation_create(actor=s["annotator"], image=item.image,
+                                               label_class=s["sign"], geometry=[1 + n, 1, 10, 10]))
+            for n in range(count)
+        ]  # fmt: skip
+        svc.queue_submit(actor=s["annotator"], item=item)
+    for item, n, ann in work:
+        ann.refresh_from_db()
+        svc.annotation_review(actor=s["reviewer"], annotation=ann, decision="reject",
+                              comment=f"Fix {item.pk}.{n}")  # fmt: skip
+    client = _client(s["annotator"])
+    queries = {}
+    for _ in range(2):  # both come back first, one at a time
+        url = client.post(f"/p/{slug}/queues/{queue.pk}/next/").url
+        item = QueueItem.objects.get(pk=int(url.rstrip("/").rsplit("/", 1)[1]))
+        with CaptureQueriesContext(connection) as captured:
+            page = client.get(url).content.decode()
+        rejected = Annotation.objects.filter(image=item.image, status="rejected").count()
+        assert page.count("Rejected: <b>sign</b>") == rejected
+        assert all(f"Fix {item.pk}.{n}" in page for n in range(rejected))
+        queries[rejected] = len(captured)
+        svc.queue_submit(actor=s["annotator"], item=item)
+    assert sorted(queries) == [1, 4] and queries[4] == queries[1], queries
+
+
+def test_the_queue_list_reads_honeypots_and_counts_for_all_queues_at_once(setup):
+    """Per queue row the page adds no query for a reviewer, and one for a lead (the images
+    that could become that queue's honeypots): honeypots, task counts and each queue's
+    classes are read for every queue at once, not again for each row."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    s, slug = setup, setup["slug"]
+    gold = s["version"].items.order_by("image_id").first().image
+    ann = labels.annotation_create(actor=s["lead"], image=gold, label_class=s["sign"],
+                                   geometry=[1, 1, 10, 10], status="submitted")  # fmt: skip
+    svc.annotation_review(actor=s["reviewer"], annotation=ann, decision="accept")
+
+    def queries(role: str) -> tuple[int, str]:
+        with CaptureQueriesContext(connection) as captured:
+            page = _client(s[role]).get(f"/p/{slug}/queues/").content.decode()
+        return len(captured), page
+
+    first = _queue(s, name="Q0", label_classes=[s["sign"]])
+    queue_add_honeypots(actor=s["lead"], queue=first, image_ids=[gold.pk])
+    one = {role: queries(role)[0] for role in ("lead", "reviewer")}
+    for n in range(1, 4):
+        queue = _queue(s, name=f"Q{n}", label_classes=[s["sign"], s["car"]])
+        queue_add_honeypots(actor=s["lead"], queue=queue, image_ids=[gold.pk])
+    four = {role: queries(role) for role in ("lead", "reviewer")}
+    assert four["reviewer"][0] == one["reviewer"], (one, four)
+    assert four["lead"][0] == one["lead"] + 3, (one, four)  # one candidate query per queue
+    page = four["reviewer"][1]
+    assert page.count("1 honeypot") == 4 and page.count(gold.original_name) >= 4
+
+
 def test_skip_releases_the_task_and_others_get_the_skipped_image_first(setup):
     s, slug = setup, setup["slug"]
     queue = _queue(s)
