@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from django.db.models import Count, F, Max, Q, QuerySet
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 
 from .errors import ApplicationError, Forbidden, NotFound
 from .models import (
@@ -85,11 +85,15 @@ def problem_statement_get(*, user, project: Project) -> ProblemStatement | None:
 
 
 def dataset_list(*, user, project: Project) -> QuerySet[Dataset]:
+    """Return the project's datasets with ``latest_version`` (a number, or None).
+
+    The working set's size is the stored ``image_count``: counting members here would
+    read every member row of every dataset on each page.
+    """
+    latest = DatasetVersion.objects.filter(dataset=OuterRef("pk")).order_by("-number")
     return (
         Dataset.objects.filter(project=project, project__memberships__user=user)
-        .annotate(
-            image_count=Count("members", distinct=True), latest_version=Max("versions__number")
-        )
+        .annotate(latest_version=Subquery(latest.values("number")[:1]))
         .order_by("name")
     )
 
