@@ -23,6 +23,7 @@ from .models import (
     ProblemStatement,
     Project,
 )
+from .pagination import Total
 from .permissions import EXPORT_JOB_KINDS, GRANTS, OWN_LABEL_JOB_KINDS, Capability
 
 METADATA_FILTER_PREFIX = "meta."
@@ -185,6 +186,18 @@ def image_list(
     if cluster_id is not None:
         qs = qs.filter(cluster_memberships__cluster_id=cluster_id)
     return qs.order_by("id")
+
+
+def image_total(
+    *, dataset: Dataset | None, version: DatasetVersion | None, filtered: bool
+) -> Total | None:
+    """Return how many images an unfiltered dataset or version holds, from the stored count.
+
+    None when a filter narrows the set: the caller counts it (``capped_count``).
+    """
+    if filtered or dataset is None:
+        return None
+    return Total(version.image_count if version is not None else dataset.image_count)
 
 
 def image_get(*, user, project: Project, image_id: int) -> Image:

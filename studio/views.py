@@ -35,6 +35,7 @@ from studio.forms import (
 )
 from studio.ml.backbones import DEFAULT_BACKBONE, SPECS
 from studio.models import Job
+from studio.pagination import seek_page
 from studio.permissions import Capability, can
 from studio.services import datasets as dataset_services
 from studio.services import ingest as ingest_services
@@ -340,9 +341,18 @@ def dataset_detail(request: HttpRequest, project, dataset_id: int) -> HttpRespon
         user=user, project=project, dataset=dataset, version=version, split=split, metadata=meta,
         cluster_id=cluster_id,
     )  # fmt: skip
-    page = Paginator(images, GRID_PAGE).get_page(request.GET.get("page"))
+    page = seek_page(
+        images,
+        size=GRID_PAGE,
+        after=parse_id(request.GET.get("after")),
+        before=parse_id(request.GET.get("before")),
+        total=selectors.image_total(
+            dataset=dataset, version=version, filtered=bool(split or meta or cluster_id)
+        ),
+    )
     query = request.GET.copy()
-    query.pop("page", None)
+    for key in ("page", "after", "before"):
+        query.pop(key, None)
     context = {
         "project": project,
         "dataset": dataset,
