@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from django.db import connection
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 
 from .errors import ApplicationError, Forbidden, NotFound
@@ -136,9 +137,17 @@ def metadata_filters_from_params(*, project: Project, params: Mapping[str, str])
     return filters
 
 
+def _metadata_equals(field: str, value) -> Q:
+    # On PostgreSQL, containment (``@>``) is what the GIN index on metadata answers; for a
+    # scalar value it matches exactly what key equality does. SQLite has no containment.
+    if connection.vendor == "postgresql":
+        return Q(metadata__contains={field: value})
+    return Q(**{f"metadata__{field}": value})
+
+
 def _metadata_q(field: str, value: str) -> Q:
     # Metadata set from CSV is text and from JSON may be a number or boolean: match either.
-    q = Q(**{f"metadata__{field}": value})
+    q = _metadata_equals(field, value)
     for cast in (int, float):
         try:
             number = cast(value)
@@ -146,9 +155,9 @@ def _metadata_q(field: str, value: str) -> Q:
             continue
         # An integer no 64-bit column or JSON number holds matches nothing (and would not bind).
         if math.isfinite(number) and -(2**63) <= number < 2**63:
-            q |= Q(**{f"metadata__{field}": number})
+            q |= _metadata_equals(field, number)
     if value.lower() in ("true", "false"):
-        q |= Q(**{f"metadata__{field}": value.lower() == "true"})
+        q |= _metadata_equals(field, value.lower() == "true")
     return q
 
 
