@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from annotation.models import (
     Annotation,
@@ -81,13 +81,30 @@ def cluster_get(*, user, project: Project, cluster_id: int) -> Cluster:
     return cluster
 
 
-def duplicate_groups(*, user, version: DatasetVersion) -> QuerySet[DuplicateGroup]:
+def duplicate_groups(
+    *, user, version: DatasetVersion, members: int | None = None
+) -> QuerySet[DuplicateGroup]:
+    """Return the version's near-duplicate groups with ``member_count`` and ``shown``.
+
+    ``shown`` holds the group's members, the kept copy first then the most similar,
+    at most ``members`` of them (all when None): a burst of a thousand near-identical
+    frames is one group, and a page lists a few of it and says how many more.
+    """
+    shown = DuplicateMember.objects.select_related("image").order_by("-keep", "-similarity", "id")
+    count = (
+        DuplicateMember.objects.filter(group=OuterRef("pk"))
+        .order_by()
+        .values("group")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     return (
         DuplicateGroup.objects.filter(
             version=version, version__dataset__project__memberships__user=user
         )
+        .annotate(member_count=Subquery(count))
         .prefetch_related(
-            Prefetch("members", queryset=DuplicateMember.objects.select_related("image"))
+            Prefetch("members", queryset=shown[:members] if members else shown, to_attr="shown")
         )
         .order_by("id")
     )
