@@ -20,6 +20,7 @@ from annotation.models import (
     EmbeddingSpace,
     Honeypot,
     LabelClass,
+    QualityHistograms,
     QueueItem,
     ReviewDecision,
     VersionImageScore,
@@ -64,6 +65,14 @@ def cluster_run_latest(*, user, version: DatasetVersion) -> ClusterRun | None:
         .order_by("-created_at", "-id")
         .first()
     )
+
+
+def quality_histograms(*, user, version: DatasetVersion) -> dict:
+    """Return the version's binned quality metrics from its last analysis ({} before one)."""
+    found = QualityHistograms.objects.filter(
+        version=version, version__dataset__project__memberships__user=user
+    ).first()
+    return found.bins if found is not None else {}
 
 
 def cluster_get(*, user, project: Project, cluster_id: int) -> Cluster:

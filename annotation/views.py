@@ -112,13 +112,12 @@ def curate(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
         )
         thumbs = {i: reverse("studio:image_file", args=[i, "thumb"]) for i in ids}
         figure = charts.map_figure(emap.points, values, colour_name, names, thumbs)
-    histograms = []
-    for metric, label in QUALITY_LABELS.items():
-        values = list(_metric_values(version, metric).values())
-        if values:
-            histograms.append(
-                {"id": f"hist-{metric}", "figure": charts.histogram_figure(metric, values, label)}
-            )
+    bins = curation.quality_histograms(user=request.user, version=version)
+    histograms = [
+        {"id": f"hist-{metric}", "figure": charts.histogram_figure(bins[metric], label)}
+        for metric, label in QUALITY_LABELS.items()
+        if metric in bins
+    ]
     clusters = []
     if run is not None:
         reps = {i for c in run.clusters.all() for i in c.representatives}

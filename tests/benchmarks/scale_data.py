@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from rest_framework.authtoken.models import Token
 
 from annotation.models import AnnotationQueue, EmbeddingSpace, LabelClass, QueueItem
+from annotation.services.quality_histograms import quality_histograms_compute
 from studio.models import Dataset, DatasetVersion, Membership, Project
 from studio.services.datasets import dataset_create
 from studio.services.projects import project_create
@@ -112,6 +113,8 @@ def _generate(n: int) -> None:
         """,
         p=p,
     )
+    for version in DatasetVersion.objects.filter(pk__in=version_ids):  # as analysis does
+        quality_histograms_compute(version=version)
     # Near-duplicates in the latest version: groups of three (one kept), and one large
     # group (a burst of near-identical frames) that a page must not render whole.
     space = EmbeddingSpace.objects.create(
