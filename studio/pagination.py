@@ -5,7 +5,7 @@ over the whole list: at a million images both grow with the dataset. A seek page
 for the rows after (or before) the last key it showed, which an index answers in the
 page's own time. Its count is exact when it is known without counting (a version's or a
 working set's stored ``image_count``), and otherwise counted up to ``COUNT_CAP`` + 1
-rows: more than that reads "10,000+".
+rows: more than that reads "1,000+".
 
 The browser grid (``studio.views.dataset_detail``) and the API's growing lists
 (``studio.api.pagination.SeekPagination``) share this module.
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import QuerySet
 
-COUNT_CAP = 10_000
+COUNT_CAP = 1_000
 
 
 @dataclass(frozen=True)
