@@ -293,7 +293,7 @@ class QueueListApi(ApiView):
         return _paginate(
             self,
             request,
-            curation.queue_list(user=request.user, project=self.project()),
+            curation.queue_list(user=request.user, project=self.project(), counts=True),
             QueueSerializer,
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from annotation.models import (
     Annotation,
@@ -309,13 +309,18 @@ def revision_get(*, user, annotation: Annotation, revision_id: int) -> Annotatio
     return revision
 
 
-def queue_list(*, user, project: Project) -> QuerySet[AnnotationQueue]:
-    return (
+def queue_list(*, user, project: Project, counts: bool = False) -> QuerySet[AnnotationQueue]:
+    """Return the project's queues, newest first; ``counts`` adds ``item_count``.
+
+    Counting reads every item of every queue, so only the callers that show the number
+    (the API's list) ask for it.
+    """
+    queues = (
         AnnotationQueue.objects.filter(project=project, project__memberships__user=user)
-        .annotate(item_count=Count("items"))
         .prefetch_related("label_classes")
         .order_by("-created_at", "-id")
     )
+    return queues.annotate(item_count=Count("items")) if counts else queues
 
 
 def queue_get(*, user, project: Project, queue_id: int) -> AnnotationQueue:
@@ -380,15 +385,21 @@ def honeypot_candidate_list(*, user, queue: AnnotationQueue, limit: int = 60) ->
     started = QueueItem.objects.filter(queue=queue, honeypot__isnull=True).exclude(
         status=QueueItem.Status.TODO, assignee__isnull=True, returned_to__isnull=True
     )
-    accepted = Q(annotations__status=Annotation.Status.ACCEPTED, annotations__deleted=False)
+    gold = Annotation.objects.filter(
+        image=OuterRef("pk"), status=Annotation.Status.ACCEPTED, deleted=False
+    )
     classes = list(queue.label_classes.values_list("pk", flat=True))
     if classes:  # its gold holds only the classes the queue takes
-        accepted &= Q(annotations__label_class__in=classes)
+        gold = gold.filter(label_class__in=classes)
+    # EXISTS per image in id order, not a join grouped over every accepted annotation:
+    # the first ``limit`` candidates are found without reading the rest.
     return list(
-        Image.objects.filter(accepted, project=queue.project)
-        .exclude(pk__in=Honeypot.objects.filter(queue=queue).values("image_id"))
-        .exclude(pk__in=started.values("image_id"))
-        .annotate(accepted=Count("annotations", distinct=True))
+        Image.objects.filter(Exists(gold), project=queue.project)
+        .exclude(Exists(Honeypot.objects.filter(queue=queue, image=OuterRef("pk"))))
+        .exclude(Exists(started.filter(image=OuterRef("pk"))))
+        .annotate(
+            accepted=Subquery(gold.order_by().values("image").annotate(n=Count("pk")).values("n"))
+        )
         .order_by("pk")[:limit]
     )
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -17,6 +16,7 @@ from annotation.views_canvas import canvas_config
 from studio import selectors
 from studio.converters import parse_id
 from studio.errors import ApplicationError, Forbidden
+from studio.pagination import seek_page
 from studio.permissions import Capability, require
 from studio.views import member_view, require_allowed
 
@@ -31,20 +31,18 @@ def can_review(user, project) -> bool:
 
 
 def _review_images(user, project, queue_id: int | None):
-    images = selectors.image_list(user=user, project=project).filter(
-        annotations__status=Annotation.Status.SUBMITTED, annotations__deleted=False
+    # EXISTS and a per-row count, not a join grouped by image: a page (or "the next image")
+    # then reads its own rows in id order and stops, however many wait for review.
+    waiting = Annotation.objects.filter(
+        image=OuterRef("pk"), status=Annotation.Status.SUBMITTED, deleted=False
     )
+    images = selectors.image_list(user=user, project=project).filter(Exists(waiting))
     if queue_id:
         images = images.filter(
-            pk__in=QueueItem.objects.filter(queue_id=queue_id).values("image_id")
+            Exists(QueueItem.objects.filter(queue_id=queue_id, image=OuterRef("pk")))
         )
-    return images.annotate(
-        submitted=Count(
-            "annotations",
-            filter=Q(annotations__status=Annotation.Status.SUBMITTED, annotations__deleted=False),
-            distinct=True,
-        )
-    ).order_by("pk")
+    count = waiting.order_by().values("image").annotate(n=Count("pk")).values("n")
+    return images.annotate(submitted=Subquery(count)).order_by("pk")
 
 
 @require_GET
@@ -53,10 +51,12 @@ def review_list(request: HttpRequest, project) -> HttpResponse:
     """Images with submitted work waiting for a reviewer."""
     require_allowed(can_review(request.user, project), "the project's reviewers and leads")
     queue_id = parse_id(request.GET.get("queue"))
-    page = Paginator(_review_images(request.user, project, queue_id), REVIEW_PAGE).get_page(
-        request.GET.get("page")
+    page = seek_page(
+        _review_images(request.user, project, queue_id),
+        size=REVIEW_PAGE,
+        after=parse_id(request.GET.get("after")),
+        before=parse_id(request.GET.get("before")),
     )
-    page.object_list = list(page.object_list)  # annotated below, so evaluated once
     ids = [image.pk for image in page.object_list]
     authors = curation.submitted_by(user=request.user, project=project, image_ids=ids)
     agreement = curation.consensus_by_image(user=request.user, project=project, image_ids=ids)
