@@ -16,7 +16,7 @@ from annotation.views_canvas import canvas_config
 from studio import selectors
 from studio.converters import parse_id
 from studio.errors import ApplicationError, Forbidden
-from studio.pagination import seek_page
+from studio.pagination import COUNT_CAP, Total, seek_page
 from studio.permissions import Capability, require
 from studio.views import member_view, require_allowed
 
@@ -45,6 +45,27 @@ def _review_images(user, project, queue_id: int | None):
     return images.annotate(submitted=Subquery(count)).order_by("pk")
 
 
+def _review_total(user, project, queue_id: int | None) -> Total:
+    """Count the images waiting for review up to the cap, reading the waiting work only.
+
+    Counted from the annotations' side (the partial index ``annotation_waiting_review``
+    holds just the submitted ones), not by testing every image of the project.
+    """
+    waiting = Annotation.objects.filter(
+        status=Annotation.Status.SUBMITTED,
+        deleted=False,
+        image__project=project,
+        image__project__memberships__user=user,
+    )
+    if queue_id:
+        waiting = waiting.filter(
+            Exists(QueueItem.objects.filter(queue_id=queue_id, image=OuterRef("image_id")))
+        )
+    images = waiting.order_by("image_id").values("image_id").distinct()
+    found = images[: COUNT_CAP + 1].count()
+    return Total(min(found, COUNT_CAP), exact=found <= COUNT_CAP)
+
+
 @require_GET
 @member_view
 def review_list(request: HttpRequest, project) -> HttpResponse:
@@ -56,6 +77,7 @@ def review_list(request: HttpRequest, project) -> HttpResponse:
         size=REVIEW_PAGE,
         after=parse_id(request.GET.get("after")),
         before=parse_id(request.GET.get("before")),
+        total=_review_total(request.user, project, queue_id),
     )
     ids = [image.pk for image in page.object_list]
     authors = curation.submitted_by(user=request.user, project=project, image_ids=ids)
