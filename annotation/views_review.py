@@ -13,10 +13,10 @@ from annotation import selectors as curation
 from annotation.models import Annotation, ConsensusResult, QueueItem
 from annotation.services import quality_control
 from annotation.views_canvas import canvas_config
-from studio import selectors
+from studio import pagination, selectors
 from studio.converters import parse_id
 from studio.errors import ApplicationError, Forbidden
-from studio.pagination import COUNT_CAP, Total, seek_page
+from studio.pagination import Total, seek_page
 from studio.permissions import Capability, require
 from studio.views import member_view, require_allowed
 
@@ -62,8 +62,9 @@ def _review_total(user, project, queue_id: int | None) -> Total:
             Exists(QueueItem.objects.filter(queue_id=queue_id, image=OuterRef("image_id")))
         )
     images = waiting.order_by("image_id").values("image_id").distinct()
-    found = images[: COUNT_CAP + 1].count()
-    return Total(min(found, COUNT_CAP), exact=found <= COUNT_CAP)
+    cap = pagination.COUNT_CAP
+    found = images[: cap + 1].count()
+    return Total(min(found, cap), exact=found <= cap)
 
 
 @require_GET

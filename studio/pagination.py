@@ -31,8 +31,9 @@ class Total:
         return f"{self.value:,}" if self.exact else f"{self.value:,}+"
 
 
-def capped_count(queryset: QuerySet, cap: int = COUNT_CAP) -> Total:
-    """Count the rows, reading at most ``cap`` + 1 of them."""
+def capped_count(queryset: QuerySet, cap: int | None = None) -> Total:
+    """Count the rows, reading at most ``cap`` (default ``COUNT_CAP``) + 1 of them."""
+    cap = COUNT_CAP if cap is None else cap
     found = queryset.order_by().values("pk")[: cap + 1].count()
     return Total(min(found, cap), exact=found <= cap)
 
