@@ -23,8 +23,7 @@ from annotation.models import (
 from annotation.services.labels import annotation_create, label_class_create
 from annotation.services.quality_histograms import bin_values, quality_histograms_compute
 from annotation.views import GROUP_MEMBERS, GROUPS_PAGE
-from tests.factories import make_dataset, make_project
-from tests.studio.test_pagination import add_images
+from tests.factories import add_images, make_dataset, make_project
 
 
 def _project(team, name: str, n: int):

@@ -17,28 +17,10 @@ from studio.models import Dataset, DatasetImage, Image
 from studio.pagination import Total, capped_count, seek_page
 from studio.services.datasets import (
     dataset_add_images,
-    dataset_version_create,
     dataset_version_restore,
     dataset_working_set_replace,
 )
-from tests.factories import make_dataset, make_project
-
-
-def add_images(project, dataset, user, n: int, start: int = 0) -> list[int]:
-    """Add n image rows (no files: these pages never open one) and snapshot a version."""
-    images = Image.objects.bulk_create(
-        Image(
-            project=project, sha256=f"{project.pk:08x}{start + i:056x}", file=f"t/{i}.jpg",
-            thumbnail=f"t/{i}-t.jpg", original_name=f"img{start + i:05d}.jpg", format="JPEG",
-            width=64, height=48, byte_size=1000, uploaded_by=user,
-            metadata={"camera": "cam1" if i % 2 else "cam2", "n": i % 3, "night": i % 2 == 0},
-        )
-        for i in range(n)
-    )  # fmt: skip
-    ids = [image.pk for image in images]
-    dataset_add_images(dataset=dataset, image_ids=ids)
-    dataset_version_create(dataset=dataset, actor=user)
-    return ids
+from tests.factories import add_images, make_dataset, make_project
 
 
 @pytest.fixture
