@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation import selectors as curation
 from annotation.models import LabelClass, QueueItem
@@ -139,11 +139,6 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
                     if reviewer
                     else []
                 ),
-                "candidates": (
-                    curation.honeypot_candidate_list(user=request.user, queue=queue)
-                    if request.can_manage
-                    else []
-                ),
             }
         )
     return render(
@@ -159,6 +154,24 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
             "is_viewer": role == "viewer",
             "returned": curation.returned_task_list(user=request.user, project=project),
         },
+    )
+
+
+@require_GET
+@member_view
+def queue_honeypot_candidates(request: HttpRequest, project, queue_id: int) -> HttpResponse:
+    """The images a lead may make honeypots of (the queues page loads it when opened).
+
+    Finding them reads the project's accepted work, so the queues page does not do it on
+    every view: the Honeypots panel asks for this fragment when a lead opens it.
+    """
+    require_allowed(request.can_manage, "the project's leads")
+    queue = curation.queue_get(user=request.user, project=project, queue_id=queue_id)
+    candidates = curation.honeypot_candidate_list(user=request.user, queue=queue)
+    return render(
+        request,
+        "annotation/queues.html#candidates",
+        {"project": project, "queue": queue, "candidates": candidates},
     )
 
 
