@@ -21,6 +21,9 @@ from studio.permissions import Capability, require
 from studio.views import member_view, require_allowed
 
 REVIEW_PAGE = 24
+# "240+ images waiting": ten pages' worth is enough to plan by, and each counted image is
+# an index probe.
+REVIEW_COUNT_CAP = 10 * REVIEW_PAGE
 
 
 def can_review(user, project) -> bool:
@@ -62,7 +65,7 @@ def _review_total(user, project, queue_id: int | None) -> Total:
             Exists(QueueItem.objects.filter(queue_id=queue_id, image=OuterRef("image_id")))
         )
     images = waiting.order_by("image_id").values("image_id").distinct()
-    cap = pagination.COUNT_CAP
+    cap = min(pagination.COUNT_CAP, REVIEW_COUNT_CAP)
     found = images[: cap + 1].count()
     return Total(min(found, cap), exact=found <= cap)
 
