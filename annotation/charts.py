@@ -79,14 +79,19 @@ def map_figure(
     return {"data": data, "layout": layout}
 
 
-def histogram_figure(metric: str, values: Sequence[float], label: str) -> dict:
-    """A small histogram of one quality metric."""
+def histogram_figure(binned: Mapping, label: str) -> dict:
+    """A small histogram of one quality metric, from bins counted on the server.
+
+    ``binned`` is ``{"start", "width", "counts"}`` (``quality_histograms_compute``).
+    """
+    start, width, counts = binned["start"], binned["width"], binned["counts"]
     return {
         "data": [
             {
-                "type": "histogram",
-                "x": [v for v in values if v is not None],
-                "nbinsx": 30,
+                "type": "bar",
+                "x": [round(start + width * (i + 0.5), 6) for i in range(len(counts))],
+                "y": counts,
+                "width": width,
                 "marker": {"color": "#3559e0"},
             }
         ],  # fmt: skip

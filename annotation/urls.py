@@ -33,6 +33,11 @@ urlpatterns += [
     path(P + "queues/", vqu.queue_list, name="queue_list"),
     path(P + "queues/<id:queue_id>/next/", vqu.queue_next, name="queue_next"),
     path(P + "queues/<id:queue_id>/honeypots/", vqu.queue_honeypots, name="queue_honeypots"),
+    path(
+        P + "queues/<id:queue_id>/honeypots/candidates/",
+        vqu.queue_honeypot_candidates,
+        name="queue_honeypot_candidates",
+    ),
     path(P + "tasks/<id:item_id>/", vc.task, name="task"),
     path(P + "tasks/<id:item_id>/skip/", vc.task_skip, name="task_skip"),
     path(P + "review/", vr.review_list, name="review_list"),

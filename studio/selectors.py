@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
-from django.db.models import Count, F, Max, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 
 from .errors import ApplicationError, Forbidden, NotFound
 from .models import (
@@ -23,6 +24,7 @@ from .models import (
     ProblemStatement,
     Project,
 )
+from .pagination import Total
 from .permissions import EXPORT_JOB_KINDS, GRANTS, OWN_LABEL_JOB_KINDS, Capability
 
 METADATA_FILTER_PREFIX = "meta."
@@ -107,11 +109,15 @@ def problem_statement_get(*, user, project: Project) -> ProblemStatement | None:
 
 
 def dataset_list(*, user, project: Project) -> QuerySet[Dataset]:
+    """Return the project's datasets with ``latest_version`` (a number, or None).
+
+    The working set's size is the stored ``image_count``: counting members here would
+    read every member row of every dataset on each page.
+    """
+    latest = DatasetVersion.objects.filter(dataset=OuterRef("pk")).order_by("-number")
     return (
         Dataset.objects.filter(project=project, project__memberships__user=user)
-        .annotate(
-            image_count=Count("members", distinct=True), latest_version=Max("versions__number")
-        )
+        .annotate(latest_version=Subquery(latest.values("number")[:1]))
         .order_by("name")
     )
 
@@ -153,9 +159,17 @@ def metadata_filters_from_params(*, project: Project, params: Mapping[str, str])
     return filters
 
 
+def _metadata_equals(field: str, value) -> Q:
+    # On PostgreSQL, containment (``@>``) is what the GIN index on metadata answers; for a
+    # scalar value it matches exactly what key equality does. SQLite has no containment.
+    if connection.vendor == "postgresql":
+        return Q(metadata__contains={field: value})
+    return Q(**{f"metadata__{field}": value})
+
+
 def _metadata_q(field: str, value: str) -> Q:
     # Metadata set from CSV is text and from JSON may be a number or boolean: match either.
-    q = Q(**{f"metadata__{field}": value})
+    q = _metadata_equals(field, value)
     for cast in (int, float):
         try:
             number = cast(value)
@@ -163,9 +177,9 @@ def _metadata_q(field: str, value: str) -> Q:
             continue
         # An integer no 64-bit column or JSON number holds matches nothing (and would not bind).
         if math.isfinite(number) and -(2**63) <= number < 2**63:
-            q |= Q(**{f"metadata__{field}": number})
+            q |= _metadata_equals(field, number)
     if value.lower() in ("true", "false"):
-        q |= Q(**{f"metadata__{field}": value.lower() == "true"})
+        q |= _metadata_equals(field, value.lower() == "true")
     return q
 
 
@@ -203,6 +217,18 @@ def image_list(
     if cluster_id is not None:
         qs = qs.filter(cluster_memberships__cluster_id=cluster_id)
     return qs.order_by("id")
+
+
+def image_total(
+    *, dataset: Dataset | None, version: DatasetVersion | None, filtered: bool
+) -> Total | None:
+    """Return how many images an unfiltered dataset or version holds, from the stored count.
+
+    None when a filter narrows the set: the caller counts it (``capped_count``).
+    """
+    if filtered or dataset is None:
+        return None
+    return Total(version.image_count if version is not None else dataset.image_count)
 
 
 def image_get(*, user, project: Project, image_id: int) -> Image:

@@ -12,8 +12,8 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image as PILImage
 
-from studio.models import Membership, Project
-from studio.services.datasets import dataset_create
+from studio.models import Image, Membership, Project
+from studio.services.datasets import dataset_add_images, dataset_create, dataset_version_create
 from studio.services.projects import project_create
 
 PASSWORD = "correct-horse-battery"
@@ -33,6 +33,23 @@ def make_project(owner, name: str = "Project", **members_by_role) -> Project:
 
 def make_dataset(project, actor, name: str = "Dataset"):
     return dataset_create(actor=actor, project=project, name=name)
+
+
+def add_images(project, dataset, user, n: int, start: int = 0) -> list[int]:
+    """Add n image rows (no files: these pages never open one) and snapshot a version."""
+    images = Image.objects.bulk_create(
+        Image(
+            project=project, sha256=f"{project.pk:08x}{start + i:056x}", file=f"t/{i}.jpg",
+            thumbnail=f"t/{i}-t.jpg", original_name=f"img{start + i:05d}.jpg", format="JPEG",
+            width=64, height=48, byte_size=1000, uploaded_by=user,
+            metadata={"camera": "cam1" if i % 2 else "cam2", "n": i % 3, "night": i % 2 == 0},
+        )
+        for i in range(n)
+    )  # fmt: skip
+    ids = [image.pk for image in images]
+    dataset_add_images(dataset=dataset, image_ids=ids)
+    dataset_version_create(dataset=dataset, actor=user)
+    return ids
 
 
 def image_bytes(

@@ -23,6 +23,7 @@ from annotation.services.curation import CURATION_ACTIONS
 from annotation.services.vectors import similar_images
 from studio import selectors
 from studio.api.base import ApiView, paginate, validated, validated_query
+from studio.api.pagination import SeekPagination
 from studio.api.parsers import JSON_ONLY
 from studio.api.serializers import IdField, ImageSerializer, JobSerializer
 from studio.errors import ApplicationError, NotFound
@@ -170,12 +171,21 @@ class DuplicateMemberSerializer(serializers.ModelSerializer):
         fields = ["id", "image", "name", "keep", "chosen", "similarity"]
 
 
+API_GROUP_MEMBERS = 100  # members listed per group; member_count says how many it has
+
+
 class DuplicateGroupSerializer(serializers.ModelSerializer):
-    members = DuplicateMemberSerializer(many=True, read_only=True)
+    members = DuplicateMemberSerializer(
+        many=True, read_only=True, source="shown",
+        help_text=f"The kept copy first, then the most similar: at most {API_GROUP_MEMBERS}.",
+    )  # fmt: skip
+    member_count = serializers.IntegerField(
+        read_only=True, help_text="How many copies the group holds, listed or not."
+    )
 
     class Meta:
         model = DuplicateGroup
-        fields = ["id", "threshold", "members"]
+        fields = ["id", "threshold", "member_count", "members"]
 
 
 class MapSerializer(serializers.Serializer):
@@ -273,9 +283,13 @@ class ClusterDetailApi(ApiView):
 
 
 class DuplicatesApi(VersionApi):
+    pagination_class = SeekPagination  # groups grow with the version: seek by id
+
     @extend_schema(responses=DuplicateGroupSerializer(many=True))
     def get(self, request, slug, pk, number):
-        groups = curation_selectors.duplicate_groups(user=request.user, version=self.version())
+        groups = curation_selectors.duplicate_groups(
+            user=request.user, version=self.version(), members=API_GROUP_MEMBERS
+        )
         return paginate(self, request, groups, DuplicateGroupSerializer)
 
 

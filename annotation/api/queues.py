@@ -94,7 +94,7 @@ class QueueListApi(ApiView):
         return paginate(
             self,
             request,
-            queue_selectors.queue_list(user=request.user, project=self.project()),
+            queue_selectors.queue_list(user=request.user, project=self.project(), counts=True),
             QueueSerializer,
         )
 

@@ -18,6 +18,7 @@ from .curation import (
     EmbeddingSpace,
     ImageEmbedding,
     ImageQuality,
+    QualityHistograms,
     VersionImageScore,
 )
 from .labels import Annotation, AnnotationRevision, LabelClass, ReviewDecision
@@ -48,6 +49,7 @@ __all__ = [
     "ImageEmbedding",
     "ImageQuality",
     "LabelClass",
+    "QualityHistograms",
     "QueueItem",
     "ReviewDecision",
     "TaskSkip",

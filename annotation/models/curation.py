@@ -243,3 +243,25 @@ class VersionImageScore(models.Model):
 
     def __str__(self) -> str:
         return f"scores of image {self.image_id} in {self.version}"
+
+
+class QualityHistograms(models.Model):
+    """A version's quality metrics binned when it is analysed, for the Curate page's charts.
+
+    Versions are immutable and analysis writes every row these count, so the bins stay
+    true until the next analysis; drawing them from every image's row on each page view
+    read a million rows per metric.
+    """
+
+    version = models.OneToOneField(
+        "studio.DatasetVersion", on_delete=models.CASCADE, related_name="quality_histograms"
+    )
+    bins = models.JSONField(
+        default=dict,
+        help_text='{metric: {"start": x0, "width": w, "counts": [n, ...]}}; a metric no image '
+        "of the version has is absent.",
+    )
+    computed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"quality histograms of {self.version}"

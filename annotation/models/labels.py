@@ -97,7 +97,16 @@ class Annotation(models.Model):
         ordering = ["image_id", "id"]
         # (image, status) serves lookups by image too, and the label_class foreign key has its
         # own index: fewer indexes to maintain on every write (imports write many rows).
-        indexes = [models.Index(fields=["image", "status"])]
+        indexes = [
+            models.Index(fields=["image", "status"]),
+            # The review list: images with work waiting, in id order, without reading the
+            # project's other annotations. Small, since reviewed work leaves it.
+            models.Index(
+                fields=["image"],
+                condition=models.Q(status="submitted", deleted=False),
+                name="annotation_waiting_review",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(confidence__isnull=True)

@@ -3,7 +3,7 @@ checkpoints, scoped to the projects the user belongs to."""
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 
 from annotation.models import (
     BackboneCheckpoint,
@@ -15,6 +15,7 @@ from annotation.models import (
     EmbeddingMap,
     EmbeddingSpace,
     ImageQuality,
+    QualityHistograms,
     VersionImageScore,
 )
 from studio import selectors as studio_selectors
@@ -66,16 +67,41 @@ def cluster_get(*, user, project: Project, cluster_id: int) -> Cluster:
     return cluster
 
 
-def duplicate_groups(*, user, version: DatasetVersion) -> QuerySet[DuplicateGroup]:
+def duplicate_groups(
+    *, user, version: DatasetVersion, members: int | None = None
+) -> QuerySet[DuplicateGroup]:
+    """Return the version's near-duplicate groups with ``member_count`` and ``shown``.
+
+    ``shown`` holds the group's members, the kept copy first then the most similar,
+    at most ``members`` of them (all when None): a burst of a thousand near-identical
+    frames is one group, and a page lists a few of it and says how many more.
+    """
+    shown = DuplicateMember.objects.select_related("image").order_by("-keep", "-similarity", "id")
+    count = (
+        DuplicateMember.objects.filter(group=OuterRef("pk"))
+        .order_by()
+        .values("group")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     return (
         DuplicateGroup.objects.filter(
             version=version, version__dataset__project__memberships__user=user
         )
+        .annotate(member_count=Subquery(count))
         .prefetch_related(
-            Prefetch("members", queryset=DuplicateMember.objects.select_related("image"))
+            Prefetch("members", queryset=shown[:members] if members else shown, to_attr="shown")
         )
         .order_by("id")
     )
+
+
+def quality_histograms(*, user, version: DatasetVersion) -> dict:
+    """Return the version's binned quality metrics from its last analysis ({} before one)."""
+    found = QualityHistograms.objects.filter(
+        version=version, version__dataset__project__memberships__user=user
+    ).first()
+    return found.bins if found is not None else {}
 
 
 def duplicate_drop_count(*, user, version: DatasetVersion) -> int:
@@ -180,33 +206,3 @@ def image_clusters(*, user, run: ClusterRun) -> dict[int, int]:
         .order_by("image_id")
         .values_list("image_id", "cluster_id")
     )
-
-
-def metric_columns(*, user, version: DatasetVersion) -> dict[str, list[float | None]]:
-    """Return every quality metric's values over the version's images (for histograms).
-
-    Two queries whatever the number of metrics: the images' pixel metrics in one, the
-    version's scores in the other.
-    """
-    scores = studio_selectors.VERSION_SCORES
-    pixel = [m for m in studio_selectors.QUALITY_METRICS if m not in scores]
-    tables = (
-        (
-            ImageQuality.objects.filter(
-                image_id__in=version.items.values("image_id"),
-                image__project__memberships__user=user,
-            ),
-            pixel,
-        ),
-        (
-            VersionImageScore.objects.filter(
-                version=version, version__dataset__project__memberships__user=user
-            ),
-            list(scores),
-        ),
-    )
-    columns: dict[str, list[float | None]] = {}
-    for rows, metrics in tables:
-        values = list(rows.values_list(*metrics))
-        columns.update({m: [row[i] for row in values] for i, m in enumerate(metrics)})
-    return columns

@@ -6,7 +6,7 @@ Scoped to the projects the user belongs to.
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet, Subquery
 
 from annotation.models import (
     Annotation,
@@ -22,13 +22,18 @@ from studio.models import Image, Project
 from studio.permissions import Capability, can
 
 
-def queue_list(*, user, project: Project) -> QuerySet[AnnotationQueue]:
-    return (
+def queue_list(*, user, project: Project, counts: bool = False) -> QuerySet[AnnotationQueue]:
+    """Return the project's queues, newest first; ``counts`` adds ``item_count``.
+
+    Counting reads every item of every queue, so only the callers that show the number
+    (the API's list) ask for it.
+    """
+    queues = (
         AnnotationQueue.objects.filter(project=project, project__memberships__user=user)
-        .annotate(item_count=Count("items"))
         .prefetch_related("label_classes")
         .order_by("-created_at", "-id")
     )
+    return queues.annotate(item_count=Count("items")) if counts else queues
 
 
 def queue_get(*, user, project: Project, queue_id: int) -> AnnotationQueue:
@@ -105,34 +110,35 @@ def rejected_work(*, user, item: QueueItem) -> list[tuple[Annotation, ReviewDeci
     return [(a, a.rejections[0] if a.rejections else None) for a in rejected]
 
 
-def honeypot_candidates_by_queue(
-    *, user, project: Project, queues: list[AnnotationQueue], limit: int = 60
-) -> dict[int, list[Image]]:
-    """Return queue id -> images that could become its honeypots: accepted work, not yet one.
+def honeypot_candidate_list(
+    *, user, project: Project, queue: AnnotationQueue, limit: int = 60
+) -> list[Image]:
+    """Return images that could become the queue's honeypots: accepted work, not yet one.
 
     The images of the project with accepted annotations (the gold answer), minus the
     queue's honeypots and its tasks someone has started (``queue_add_honeypots`` refuses
-    those). Reviewers and leads only: the list tells which answers are known. One query
-    per queue (what it may take differs), none to check the role again.
+    those). Reviewers and leads only: the list tells which answers are known.
     """
     if not can(user, project, Capability.REVIEW):
-        return {}
-    return {queue.pk: _honeypot_candidates(user, project, queue, limit) for queue in queues}
-
-
-def _honeypot_candidates(user, project: Project, queue: AnnotationQueue, limit: int) -> list[Image]:
+        return []
     started = QueueItem.objects.filter(queue=queue, honeypot__isnull=True).exclude(
         status=QueueItem.Status.TODO, assignee__isnull=True, returned_to__isnull=True
     )
-    accepted = Q(annotations__status=Annotation.Status.ACCEPTED, annotations__deleted=False)
+    gold = Annotation.objects.filter(
+        image=OuterRef("pk"), status=Annotation.Status.ACCEPTED, deleted=False
+    )
     classes = [c.pk for c in queue.label_classes.all()]  # prefetched by queue_list
     if classes:  # its gold holds only the classes the queue takes
-        accepted &= Q(annotations__label_class__in=classes)
+        gold = gold.filter(label_class__in=classes)
+    # EXISTS per image in id order, not a join grouped over every accepted annotation:
+    # the first ``limit`` candidates are found without reading the rest.
     return list(
-        Image.objects.filter(accepted, project=project, project__memberships__user=user)
-        .exclude(pk__in=Honeypot.objects.filter(queue=queue).values("image_id"))
-        .exclude(pk__in=started.values("image_id"))
-        .annotate(accepted=Count("annotations", distinct=True))
+        Image.objects.filter(Exists(gold), project=project, project__memberships__user=user)
+        .exclude(Exists(Honeypot.objects.filter(queue=queue, image=OuterRef("pk"))))
+        .exclude(Exists(started.filter(image=OuterRef("pk"))))
+        .annotate(
+            accepted=Subquery(gold.order_by().values("image").annotate(n=Count("pk")).values("n"))
+        )
         .order_by("pk")[:limit]
     )
 
@@ -218,22 +224,46 @@ def honeypots_by_queue(
 def review_image_list(*, user, project: Project, queue_id: int | None = None) -> QuerySet[Image]:
     """Return the images with submitted work waiting for review, by id, with ``submitted``
     (how many annotations wait), optionally only the images of one queue."""
-    images = studio_selectors.image_list(user=user, project=project).filter(
-        annotations__status=Annotation.Status.SUBMITTED, annotations__deleted=False
+    # EXISTS and a per-row count, not a join grouped by image: a page (or "the next image")
+    # then reads its own rows in id order and stops, however many wait for review.
+    waiting = Annotation.objects.filter(
+        image=OuterRef("pk"), status=Annotation.Status.SUBMITTED, deleted=False
     )
+    images = studio_selectors.image_list(user=user, project=project).filter(Exists(waiting))
     if queue_id:
         images = images.filter(
-            pk__in=QueueItem.objects.filter(queue_id=queue_id, queue__project=project).values(
-                "image_id"
+            Exists(
+                QueueItem.objects.filter(
+                    queue_id=queue_id, queue__project=project, image=OuterRef("pk")
+                )
             )
         )
-    return images.annotate(
-        submitted=Count(
-            "annotations",
-            filter=Q(annotations__status=Annotation.Status.SUBMITTED, annotations__deleted=False),
-            distinct=True,
+    count = waiting.order_by().values("image").annotate(n=Count("pk")).values("n")
+    return images.annotate(submitted=Subquery(count)).order_by("pk")
+
+
+def review_image_count(*, user, project: Project, queue_id: int | None, cap: int) -> int:
+    """Count the images waiting for review, up to ``cap + 1`` (more than cap: "cap+").
+
+    Counted from the annotations' side (the partial index ``annotation_waiting_review``
+    holds just the submitted ones), not by testing every image of the project.
+    """
+    waiting = Annotation.objects.filter(
+        status=Annotation.Status.SUBMITTED,
+        deleted=False,
+        image__project=project,
+        image__project__memberships__user=user,
+    )
+    if queue_id:
+        waiting = waiting.filter(
+            Exists(
+                QueueItem.objects.filter(
+                    queue_id=queue_id, queue__project=project, image=OuterRef("image_id")
+                )
+            )
         )
-    ).order_by("pk")
+    images = waiting.order_by("image_id").values("image_id").distinct()
+    return images[: cap + 1].count()
 
 
 def consensus_unmerged_get(*, user, project: Project, image: Image) -> ConsensusResult | None:

@@ -28,6 +28,7 @@ from annotation.models import (
     QueueItem,
     VersionImageScore,
 )
+from annotation.services.quality_histograms import quality_histograms_compute
 from annotation.services.vectors import vectors_for
 from studio.errors import ApplicationError
 from studio.limits import open_stored
@@ -251,6 +252,7 @@ def analyze_run(job: Job, ctx: JobContext) -> dict:
         space = version_space(version, space_id=job.params.get("space"))
     except ApplicationError:
         result["note"] = "Embed this version to find near-duplicates, outliers and the map."
+        quality_histograms_compute(version=version)
         return result
     emb_ids, vectors = _version_vectors(version, space)
     ctx.progress(60, 100, f"Finding neighbours of {len(emb_ids)} images", force=True)
@@ -310,6 +312,7 @@ def analyze_run(job: Job, ctx: JobContext) -> dict:
                 ]
             },
         )
+    quality_histograms_compute(version=version)
     result["duplicate_groups"] = len(groups)
     return result
 

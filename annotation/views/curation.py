@@ -17,6 +17,7 @@ from studio import selectors
 from studio.converters import parse_id
 from studio.errors import ApplicationError, NotFound
 from studio.ml.backbones import DEFAULT_BACKBONE, SPECS
+from studio.pagination import Total, seek_page
 from studio.security import chart_page
 from studio.views import member_view
 
@@ -101,14 +102,12 @@ def curate(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
         )
         thumbs = {i: reverse("studio:image_file", args=[i, "thumb"]) for i in ids}
         figure = charts.map_figure(emap.points, values, colour_name, names, thumbs)
-    histograms = []
-    columns = curation_selectors.metric_columns(user=request.user, version=version)
-    for metric, label in QUALITY_LABELS.items():
-        values = columns[metric]
-        if values:
-            histograms.append(
-                {"id": f"hist-{metric}", "figure": charts.histogram_figure(metric, values, label)}
-            )
+    bins = curation_selectors.quality_histograms(user=request.user, version=version)
+    histograms = [
+        {"id": f"hist-{metric}", "figure": charts.histogram_figure(bins[metric], label)}
+        for metric, label in QUALITY_LABELS.items()
+        if metric in bins
+    ]
     clusters = []
     if run is not None:
         reps = {i for c in run.clusters.all() for i in c.representatives}
@@ -337,25 +336,41 @@ def cluster_rename(request: HttpRequest, project, dataset_id: int, cluster_id: i
     return _back(project, dataset, version, "#clusters")
 
 
+GROUPS_PAGE = 20  # near-duplicate groups per page
+GROUP_MEMBERS = 12  # copies shown per group on the list; the rest are "+N more"
+GROUP_MEMBERS_ALL = 500  # copies shown when one group is opened
+
+
 @require_GET
 @member_view
 def duplicates(request: HttpRequest, project, dataset_id: int) -> HttpResponse:
+    """A page of near-duplicate groups, a few copies of each, and the exact drop numbers."""
     dataset, versions, version = _version(request, project, dataset_id)
-    groups = (
-        curation_selectors.duplicate_groups(user=request.user, version=version) if version else []
+    context = {"project": project, "dataset": dataset, "versions": versions, "version": version}
+    if version is None:
+        return render(request, "annotation/duplicates.html", {**context, "page": None})
+    one = parse_id(request.GET.get("group"))
+    groups = curation_selectors.duplicate_groups(
+        user=request.user, version=version, members=GROUP_MEMBERS_ALL if one else GROUP_MEMBERS
     )
+    # The drop button says exactly what dropping does: every group, every copy not kept.
+    total = Total(groups.count())
+    if one:
+        groups = groups.filter(pk=one)
+    page = seek_page(
+        groups, size=GROUPS_PAGE, total=total,
+        after=parse_id(request.GET.get("after")), before=parse_id(request.GET.get("before")),
+    )  # fmt: skip
+    for group in page:
+        group.more = group.member_count - len(group.shown)
     return render(
         request,
         "annotation/duplicates.html",
         {
-            "project": project,
-            "dataset": dataset,
-            "versions": versions,
-            "version": version,
-            "groups": groups,
-            "dropping": curation_selectors.duplicate_drop_count(user=request.user, version=version)
-            if version
-            else 0,
+            **context,
+            "page": page,
+            "opened": one,
+            "dropping": curation_selectors.duplicate_drop_count(user=request.user, version=version),
         },
     )
 

@@ -7,7 +7,7 @@ from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation.models import LabelClass, QueueItem
 from annotation.selectors import labels as label_selectors
@@ -109,13 +109,6 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
     honeypots = queue_selectors.honeypots_by_queue(
         user=request.user, project=project, queues=queues
     )
-    candidates = (
-        queue_selectors.honeypot_candidates_by_queue(
-            user=request.user, project=project, queues=queues
-        )
-        if request.can_manage
-        else {}
-    )
     annotator = can(request.user, project, Capability.ANNOTATE)
     reviewer = can(request.user, project, Capability.REVIEW)
     rows = []
@@ -138,7 +131,6 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
                 ],
                 "can_take": annotator and (not assignees or request.user in assignees),
                 "honeypots": honeypots.get(queue.pk, []),
-                "candidates": candidates.get(queue.pk, []),
             }
         )
     return render(
@@ -154,6 +146,26 @@ def queue_list(request: HttpRequest, project) -> HttpResponse:
             "is_viewer": not annotator,
             "returned": queue_selectors.returned_task_list(user=request.user, project=project),
         },
+    )
+
+
+@require_GET
+@member_view
+def queue_honeypot_candidates(request: HttpRequest, project, queue_id: int) -> HttpResponse:
+    """The images a lead may make honeypots of (the queues page loads it when opened).
+
+    Finding them reads the project's accepted work, so the queues page does not do it on
+    every view: the Honeypots panel asks for this fragment when a lead opens it.
+    """
+    require_allowed(request.can_manage, "the project's leads")
+    queue = queue_selectors.queue_get(user=request.user, project=project, queue_id=queue_id)
+    candidates = queue_selectors.honeypot_candidate_list(
+        user=request.user, project=project, queue=queue
+    )
+    return render(
+        request,
+        "annotation/queues.html#candidates",
+        {"project": project, "queue": queue, "candidates": candidates},
     )
 
 

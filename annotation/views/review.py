@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -12,13 +11,17 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation.selectors import queues as queue_selectors
 from annotation.services import quality_control
 from annotation.views.canvas import canvas_config
-from studio import selectors
+from studio import pagination, selectors
 from studio.converters import parse_id
 from studio.errors import ApplicationError
+from studio.pagination import Total, seek_page
 from studio.permissions import Capability, can
 from studio.views import member_view, require_allowed
 
 REVIEW_PAGE = 24
+# "240+ images waiting": ten pages' worth is enough to plan by, and each counted image is
+# an index probe.
+REVIEW_COUNT_CAP = 10 * REVIEW_PAGE
 
 
 @require_GET
@@ -29,11 +32,17 @@ def review_list(request: HttpRequest, project) -> HttpResponse:
         can(request.user, project, Capability.REVIEW), "the project's reviewers and leads"
     )
     queue_id = parse_id(request.GET.get("queue"))
-    page = Paginator(
+    cap = min(pagination.COUNT_CAP, REVIEW_COUNT_CAP)
+    found = queue_selectors.review_image_count(
+        user=request.user, project=project, queue_id=queue_id, cap=cap
+    )
+    page = seek_page(
         queue_selectors.review_image_list(user=request.user, project=project, queue_id=queue_id),
-        REVIEW_PAGE,
-    ).get_page(request.GET.get("page"))
-    page.object_list = list(page.object_list)  # annotated below, so evaluated once
+        size=REVIEW_PAGE,
+        after=parse_id(request.GET.get("after")),
+        before=parse_id(request.GET.get("before")),
+        total=Total(min(found, cap), exact=found <= cap),
+    )
     ids = [image.pk for image in page.object_list]
     authors = queue_selectors.submitted_by(user=request.user, project=project, image_ids=ids)
     agreement = queue_selectors.consensus_by_image(

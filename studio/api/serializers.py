@@ -147,7 +147,9 @@ class ProblemStatementSerializer(serializers.ModelSerializer):
 
 
 class DatasetSerializer(serializers.ModelSerializer):
-    image_count = serializers.IntegerField(read_only=True)
+    image_count = serializers.IntegerField(
+        read_only=True, help_text="How many images the working set holds."
+    )
     latest_version = serializers.SerializerMethodField()
 
     class Meta:

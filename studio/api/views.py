@@ -25,6 +25,7 @@ from studio.services import projects as project_services
 from studio.uploads import CONTENT_TYPES
 
 from . import serializers as s
+from .pagination import SeekPagination
 
 
 class ProjectListApi(ApiView):
@@ -286,6 +287,8 @@ IMAGE_FILTERS = [
 
 
 class ImageListApi(ApiView):
+    pagination_class = SeekPagination  # a million images: seek by id, count to a cap
+
     @extend_schema(parameters=IMAGE_FILTERS, responses=s.ImageSerializer(many=True))
     def get(self, request, slug):
         project = self.project()
@@ -304,17 +307,27 @@ class ImageListApi(ApiView):
                 version = selectors.version_get(
                     user=request.user, dataset=dataset, number=query["version"]
                 )
+        metadata = selectors.metadata_filters_from_params(project=project, params=params)
+        quality = selectors.quality_filters_from_params(params)
         images = selectors.image_list(
             user=request.user,
             project=project,
             dataset=dataset,
             version=version,
             split=query.get("split"),
-            metadata=selectors.metadata_filters_from_params(project=project, params=params),
-            quality=selectors.quality_filters_from_params(params),
+            metadata=metadata,
+            quality=quality,
             cluster_id=query.get("cluster"),
         ).select_related("quality")
-        return paginate(self, request, images, s.ImageSerializer)
+        filtered = bool(query.get("split") or metadata or quality or query.get("cluster"))
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(
+            images,
+            request,
+            view=self,
+            total=selectors.image_total(dataset=dataset, version=version, filtered=filtered),
+        )
+        return paginator.get_paginated_response(s.ImageSerializer(page, many=True).data)
 
 
 class ImageDetailApi(ApiView):

@@ -57,6 +57,11 @@ class Dataset(models.Model):
     images = models.ManyToManyField(
         Image, through="DatasetImage", related_name="datasets", help_text="The working set."
     )
+    image_count = models.PositiveIntegerField(
+        default=0,
+        help_text="How many images the working set holds; kept by the services that change it, "
+        "so no page counts a million rows to show it.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import F, Max
 
 from studio.errors import ApplicationError, Conflict
 from studio.models import (
@@ -64,8 +64,14 @@ def dataset_create(*, actor, project: Project, name: str, description: str = "")
         raise Conflict(f"This project already has a dataset named {name!r}.")
 
 
+@transaction.atomic
 def dataset_add_images(*, dataset: Dataset, image_ids: list[int]) -> int:
-    """Add images to the dataset's working set; return how many were new to it."""
+    """Add images to the dataset's working set; return how many were new to it.
+
+    The dataset row is locked while its members are read and added, so the stored
+    ``image_count`` moves by exactly the rows added, whatever runs beside it.
+    """
+    Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
     existing = set(
         DatasetImage.objects.filter(dataset=dataset, image_id__in=image_ids).values_list(
             "image_id", flat=True
@@ -77,6 +83,8 @@ def dataset_add_images(*, dataset: Dataset, image_ids: list[int]) -> int:
         if i not in existing
     ]
     DatasetImage.objects.bulk_create(new, ignore_conflicts=True)
+    if new:
+        Dataset.objects.filter(pk=dataset.pk).update(image_count=F("image_count") + len(new))
     return len(new)
 
 
@@ -187,6 +195,9 @@ def dataset_working_set_replace(
     DatasetImage.objects.filter(dataset=dataset).exclude(image_id__in=ids).delete()
     DatasetImage.objects.bulk_create(
         [DatasetImage(dataset=dataset, image_id=i) for i in ids], ignore_conflicts=True
+    )
+    Dataset.objects.filter(pk=dataset.pk).update(
+        image_count=DatasetImage.objects.filter(dataset=dataset).count()
     )
     return dataset_version_create(dataset=dataset, actor=actor, note=note)
 

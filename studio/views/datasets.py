@@ -4,7 +4,6 @@ and uploads. An image's own page is annotation/views/images.py."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -19,6 +18,7 @@ from studio.forms import (
     UploadForm,
 )
 from studio.ml.backbones import SPECS
+from studio.pagination import seek_page
 from studio.services import datasets as dataset_services
 from studio.services import ingest as ingest_services
 from studio.views.base import form_error, member_view, require_allowed
@@ -68,9 +68,18 @@ def dataset_detail(request: HttpRequest, project, dataset_id: int) -> HttpRespon
         user=user, project=project, dataset=dataset, version=version, split=split, metadata=meta,
         cluster_id=cluster_id,
     )  # fmt: skip
-    page = Paginator(images, GRID_PAGE).get_page(request.GET.get("page"))
+    page = seek_page(
+        images,
+        size=GRID_PAGE,
+        after=parse_id(request.GET.get("after")),
+        before=parse_id(request.GET.get("before")),
+        total=selectors.image_total(
+            dataset=dataset, version=version, filtered=bool(split or meta or cluster_id)
+        ),
+    )
     query = request.GET.copy()
-    query.pop("page", None)
+    for key in ("page", "after", "before"):
+        query.pop(key, None)
     context = {
         "project": project,
         "dataset": dataset,

@@ -44,11 +44,12 @@ def test_while_the_one_click_chain_runs_the_page_says_so_then_reloads(client, te
         html = client.get(_curate(team, version)).content.decode()
     assert 'id="running"' not in html and 'id="map-figure"' in html
     assert "being computed" not in html
-    # Eight histograms, read from the two metric tables once each (not once per metric).
+    # Eight histograms from the bins the analysis stored: one row, not every image's values.
     assert all(f'"hist-{m}"' in html for m in ("brightness", "megapixels", "outlier_score"))
     reads = [q["sql"] for q in captured.captured_queries]
-    assert sum('FROM "annotation_imagequality"' in q for q in reads) == 1
-    assert sum('FROM "annotation_versionimagescore"' in q for q in reads) == 1
+    assert sum('FROM "annotation_qualityhistograms"' in q for q in reads) == 1
+    assert not any('FROM "annotation_imagequality"' in q for q in reads)
+    assert not any('FROM "annotation_versionimagescore"' in q for q in reads)
 
 
 def test_with_nothing_running_the_empty_states_say_what_to_do(client, team, version):

@@ -141,7 +141,11 @@ def test_a_lead_marks_honeypots_on_the_queues_page_and_reviewers_see_scores(setu
     image = _accepted(s, queue.items.order_by("position").first().image_id)
     lead = _client(s["lead"])
     page = lead.get(f"/p/{s['slug']}/queues/").content.decode()
-    assert "Make honeypots" in page and image.original_name in page
+    panel = f"/p/{s['slug']}/queues/{queue.pk}/honeypots/candidates/"
+    assert f'hx-get="{panel}"' in page and image.original_name not in page  # loaded on open
+    candidates = lead.get(panel).content.decode()
+    assert "Make honeypots" in candidates and image.original_name in candidates
+    assert _client(s["reviewer"]).get(panel).status_code == 403  # leads add honeypots
     done = lead.post(f"/p/{s['slug']}/queues/{queue.pk}/honeypots/", {"image_ids": [image.pk]})
     assert done.status_code == 302
     honeypot = Honeypot.objects.get(queue=queue)
@@ -438,7 +442,9 @@ def test_a_class_limited_queue_takes_gold_of_its_classes_only(setup):
                                    geometry=[1, 1, 9, 9], status="submitted")  # fmt: skip
     svc.annotation_review(actor=s["reviewer"], annotation=car, decision="accept")
     assert not outside.exists()  # the version is the queue: candidates come from its images
-    assert _client(s["lead"]).get(f"/p/{s['slug']}/queues/").context["rows"][0]["candidates"] == []
+    panel = _client(s["lead"]).get(f"/p/{s['slug']}/queues/{queue.pk}/honeypots/candidates/")
+    text = panel.content.decode()
+    assert "No image can become one yet" in text and image.original_name not in text
     with pytest.raises(ApplicationError, match="of the classes this queue takes"):
         queue_add_honeypots(actor=s["lead"], queue=queue, image_ids=[image.pk])
     _accepted(s, image.pk)  # a sign too
