@@ -71,6 +71,14 @@ class PreannotateJobApi(ApiView):
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
+class ClickSerializer(serializers.Serializer):
+    x = serializers.FloatField(help_text="Column, in image pixels.")
+    y = serializers.FloatField(help_text="Row, in image pixels.")
+    positive = serializers.BooleanField(
+        help_text="true: the pixel is part of the object; false: it is not."
+    )
+
+
 class PreannotateSerializer(serializers.Serializer):
     label_class = IdField(help_text="A mask class.")
     method = serializers.ChoiceField(
@@ -81,19 +89,36 @@ class PreannotateSerializer(serializers.Serializer):
     box = serializers.ListField(
         child=serializers.FloatField(), required=False, allow_null=True, help_text="[x, y, w, h]"
     )
+    clicks = ClickSerializer(
+        many=True, required=False, default=list,
+        help_text="The clicks in the order they were made; where they overlap the later one "
+        "wins, and each clicked pixel ends on the side it asked for.",
+    )  # fmt: skip
     positive = serializers.ListField(
-        child=serializers.ListField(child=serializers.FloatField()), required=False, default=list
-    )
+        child=serializers.ListField(child=serializers.FloatField()), required=False, default=list,
+        help_text="Instead of clicks: [x, y] pairs, read as made before every negative one.",
+    )  # fmt: skip
     negative = serializers.ListField(
-        child=serializers.ListField(child=serializers.FloatField()), required=False, default=list
-    )
+        child=serializers.ListField(child=serializers.FloatField()), required=False, default=list,
+        help_text="Instead of clicks: [x, y] pairs, read as made after every positive one.",
+    )  # fmt: skip
+    previous = IdField(
+        required=False, allow_null=True,
+        help_text="GrabCut: the draft this prompt refines (the answer to the same prompt with "
+        "fewer clicks); only the clicks after its first previous_clicks are applied to it.",
+    )  # fmt: skip
+    previous_clicks = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0,
+        help_text="How many of clicks the previous draft already holds; default all but the last.",
+    )  # fmt: skip
 
 
 class PreannotateApi(ApiView):
     parser_classes = JSON_ONLY  # nested bodies: see studio/api/parsers.py
 
     @extend_schema(request=PreannotateSerializer, responses={201: AnnotationSerializer},
-                   description="A draft mask from a box and/or clicks (positive include, negative exclude).")  # fmt: skip
+                   description="A draft mask from a box and/or ordered clicks (positive include, "
+                   "negative exclude; the last click wins).")  # fmt: skip
     def post(self, request, slug, pk):
         project = self.project()
         image = selectors.image_get(user=request.user, project=project, image_id=pk)
@@ -101,10 +126,16 @@ class PreannotateApi(ApiView):
         label_class = label_selectors.label_class_get(
             user=request.user, project=project, label_class_id=data["label_class"]
         )
+        previous = None
+        if data.get("previous") is not None:
+            previous = label_selectors.annotation_get(
+                user=request.user, project=project, annotation_id=data["previous"]
+            )
         annotation = preannotation.preannotate(
             method=data["method"],
             actor=request.user, image=image, label_class=label_class, box=data.get("box"),
-            positive=data["positive"], negative=data["negative"],
+            clicks=data["clicks"], positive=data["positive"], negative=data["negative"],
+            previous=previous, previous_clicks=data.get("previous_clicks"),
         )  # fmt: skip
         return Response(AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
 

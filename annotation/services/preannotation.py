@@ -18,28 +18,50 @@ from annotation.models import Annotation, LabelClass
 from annotation.services.labels import annotation_create, require_annotator
 from studio.errors import ApplicationError
 from studio.limits import open_stored
+from studio.ml.clicks import Click, finish
 from studio.ml.grabcut import grabcut_mask
 from studio.models import Image
 
 MAX_CLICKS = 50
 
 
-def _points(points, image: Image, what: str) -> list[tuple[float, float]]:
+def _clicks(*, clicks, positive, negative, image: Image) -> list[Click]:
+    """Return the prompt's clicks in order, each checked to lie on the image.
+
+    ``clicks`` is the ordered list ({"x", "y", "positive"}); the older separate lists are
+    read as all ``positive`` clicks first, then all ``negative`` ones.
+    """
+    if clicks and (positive or negative):
+        raise ApplicationError("Send clicks, or positive and negative lists, not both.")
+    raw = [
+        (c.get("x"), c.get("y"), c.get("positive")) if isinstance(c, dict) else c
+        for c in clicks or []
+    ]
+    raw += [(*_pair(p, "Positive"), True) for p in positive or []]
+    raw += [(*_pair(p, "Negative"), False) for p in negative or []]
     out = []
-    for p in points or []:
-        if not isinstance(p, list | tuple) or len(p) != 2:
-            raise ApplicationError(f"{what} clicks are [x, y] pairs.")
-        x, y = (float(v) for v in p)
+    for x, y, is_positive in raw:
+        try:
+            x, y = float(x), float(y)
+        except (TypeError, ValueError):
+            raise ApplicationError("A click has a number x and y.")
+        what = "positive" if is_positive else "negative"
         if not (math.isfinite(x) and math.isfinite(y)) or not (
             0 <= x < image.width and 0 <= y < image.height
         ):
             raise ApplicationError(
-                f"A {what.lower()} click is outside the {image.width}×{image.height} image."
+                f"A {what} click is outside the {image.width}×{image.height} image."
             )
-        out.append((x, y))
-    if len(out) > MAX_CLICKS:
+        out.append(Click(x, y, bool(is_positive)))
+    if max(sum(c.positive for c in out), sum(not c.positive for c in out), 0) > MAX_CLICKS:
         raise ApplicationError(f"At most {MAX_CLICKS} clicks of each kind.")
     return out
+
+
+def _pair(p, what: str) -> tuple:
+    if not isinstance(p, list | tuple) or len(p) != 2:
+        raise ApplicationError(f"{what} clicks are [x, y] pairs.")
+    return tuple(p)
 
 
 _SESSIONS: dict[tuple[str, str], object] = {}
@@ -107,48 +129,51 @@ def sam_available() -> bool:
     return True
 
 
-def _prompts(*, actor, image: Image, label_class: LabelClass, box, positive, negative):
-    """Check who asks, the class and the prompts; return (box or None, positive, negative)."""
+def _prompts(*, actor, image: Image, label_class: LabelClass, box, positive, negative, clicks):
+    """Check who asks, the class and the prompts; return (box or None, ordered clicks)."""
     require_annotator(actor, image.project)
     if label_class.kind != LabelClass.Kind.MASK:
         raise ApplicationError(
             f"{label_class.name!r} is a {label_class.kind} class; click-to-mask needs a mask class."
         )
-    pos, neg = _points(positive, image, "Positive"), _points(negative, image, "Negative")
+    ordered = _clicks(clicks=clicks, positive=positive, negative=negative, image=image)
     if box is not None:
         try:
             box = geo.validate("box", box, image.width, image.height).data["box"]
         except geo.GeometryError as exc:
             raise ApplicationError(str(exc))
-    if box is None and not pos:
+    if box is None and not any(c.positive for c in ordered):
         raise ApplicationError("Draw a box or click inside the object.")
-    return box, pos, neg
+    return box, ordered
 
 
 def preannotate_sam(
-    *, actor, image: Image, label_class: LabelClass, box=None, positive=(), negative=()
-) -> Annotation:
-    """Make a draft mask with Segment Anything; the image's embedding is computed once and cached."""
+    *, actor, image: Image, label_class: LabelClass, box=None, positive=(), negative=(),
+    clicks=(), previous: Annotation | None = None, previous_clicks: int | None = None,
+) -> Annotation:  # fmt: skip
+    """Make a draft mask with Segment Anything; the image's embedding is computed once and cached.
+
+    The decoder sees every click at once (``previous`` is not needed); then each click's
+    pixel is put on its side, in click order, so the last click wins.
+    """
     from django.conf import settings
 
-    box, pos, neg = _prompts(
-        actor=actor,
-        image=image,
-        label_class=label_class,
-        box=box,
-        positive=positive,
-        negative=negative,
-    )
+    box, ordered = _prompts(
+        actor=actor, image=image, label_class=label_class, box=box,
+        positive=positive, negative=negative, clicks=clicks,
+    )  # fmt: skip
     session = sam_session()
     key = (image.pk, image.sha256)
     pixels = None if key in session.cache else _pixels(image)
     masks, scores = session.predict(
-        key, pixels, positive=pos, negative=neg, box=box, multimask=True
-    )
-    if not masks[0].any():
+        key, pixels, positive=[(c.x, c.y) for c in ordered if c.positive],
+        negative=[(c.x, c.y) for c in ordered if not c.positive], box=box, multimask=True,
+    )  # fmt: skip
+    mask = finish(masks[0], ordered, box)
+    if not mask.any():
         raise ApplicationError("Segment Anything found nothing there; add a click or draw a box.")
     return annotation_create(
-        actor=actor, image=image, label_class=label_class, geometry=geo.mask_from_array(masks[0]),
+        actor=actor, image=image, label_class=label_class, geometry=geo.mask_from_array(mask),
         source=Annotation.Source.SAM, source_detail=f"Segment Anything {settings.STUDIO['SAM_MODEL']}",
         confidence=float(min(1.0, max(0.0, scores[0]))),
     )  # fmt: skip
@@ -183,24 +208,43 @@ def preannotate(*, method: str = "auto", **kwargs) -> Annotation:
 
 
 def preannotate_grabcut(
-    *, actor, image: Image, label_class: LabelClass, box=None, positive=(), negative=()
-) -> Annotation:
-    """Make a draft mask with GrabCut from a box and/or clicks (left: include, right: exclude)."""
-    box, pos, neg = _prompts(
-        actor=actor,
-        image=image,
-        label_class=label_class,
-        box=box,
-        positive=positive,
-        negative=negative,
+    *, actor, image: Image, label_class: LabelClass, box=None, positive=(), negative=(),
+    clicks=(), previous: Annotation | None = None, previous_clicks: int | None = None,
+) -> Annotation:  # fmt: skip
+    """Make a draft mask with GrabCut from a box and/or ordered clicks (include, exclude).
+
+    With ``previous`` (the draft the first ``previous_clicks`` clicks made, default all but
+    the last), only the later clicks are applied to it; a previous draft deleted since is
+    ignored and every click is applied from the start, which gives the same mask.
+    """
+    box, ordered = _prompts(
+        actor=actor, image=image, label_class=label_class, box=box,
+        positive=positive, negative=negative, clicks=clicks,
+    )  # fmt: skip
+    start, done = _previous_mask(image, previous, previous_clicks, len(ordered))
+    mask = grabcut_mask(
+        _pixels(image), box=box, clicks=ordered, previous=start, previous_clicks=done
     )
-    mask = grabcut_mask(_pixels(image), box=box, positive=pos, negative=neg)
     if not mask.any():
         raise ApplicationError("GrabCut found nothing there; draw a tighter box or add clicks.")
     return annotation_create(
         actor=actor, image=image, label_class=label_class, geometry=geo.mask_from_array(mask),
         source=Annotation.Source.GRABCUT, source_detail="OpenCV GrabCut (no SAM checkpoint needed)",
     )  # fmt: skip
+
+
+def _previous_mask(
+    image: Image, previous: Annotation | None, previous_clicks: int | None, total: int
+) -> tuple[np.ndarray | None, int]:
+    """Return (the previous draft's pixels or None, how many clicks it already holds)."""
+    if previous is None or previous.deleted:
+        return None, 0
+    if previous.image_id != image.pk or previous.kind != LabelClass.Kind.MASK:
+        raise ApplicationError("The previous draft is a mask on this image.")
+    done = total - 1 if previous_clicks is None else previous_clicks
+    if not 0 <= done <= total:
+        raise ApplicationError(f"previous_clicks is between 0 and the {total} clicks sent.")
+    return geo.to_mask(previous.geometry, "mask", image.width, image.height), done
 
 
 def propagate_tags(*, actor, version, k: int = 5, min_confidence: float = 0.5) -> dict:

@@ -27,7 +27,7 @@
     brush: 16, // screen pixels
     undo: [],
     redo: [],
-    smart: null, // {positive, negative, box, annId}
+    smart: null, // {clicks: [{x, y, positive}] in order, box, annId, done: clicks annId holds}
     poly: null, // [x, y, ...] while drawing
     spacePan: false,
     rejecting: new Map(), // annotation id → the reject comment being typed
@@ -408,8 +408,7 @@
         const [x, y, w, h] = state.smart.box;
         uiGroup.add(new Konva.Rect({ x, y, width: w, height: h, stroke: "#f59e0b", strokeWidth: 2, strokeScaleEnabled: false, dash: [6, 4], listening: false }));
       }
-      for (const [x, y] of state.smart.positive) uiGroup.add(new Konva.Circle({ x, y, radius: 5 / s, fill: "#16a34a", stroke: "#fff", strokeWidth: 1.5, strokeScaleEnabled: false, listening: false }));
-      for (const [x, y] of state.smart.negative) uiGroup.add(new Konva.Circle({ x, y, radius: 5 / s, fill: "#dc2626", stroke: "#fff", strokeWidth: 1.5, strokeScaleEnabled: false, listening: false }));
+      for (const { x, y, positive } of state.smart.clicks) uiGroup.add(new Konva.Circle({ x, y, radius: 5 / s, fill: positive ? "#16a34a" : "#dc2626", stroke: "#fff", strokeWidth: 1.5, strokeScaleEnabled: false, listening: false }));
     }
     if (state.poly && state.poly.length) {
       const c = classes.get(state.classId);
@@ -670,7 +669,9 @@
   }
 
   /* Smart masks: every click refines one draft; the previous draft of the same prompt is
-   * replaced (as one undo step). */
+   * replaced (as one undo step). Clicks go out in the order they were made (the last one
+   * wins), with the draft they refine and how many of them it already holds, so the server
+   * applies only the new ones. */
   async function smartPrompt() {
     const c = currentClass(["mask"]);
     if (!c) return;
@@ -679,10 +680,13 @@
     const started = performance.now();
     hint("Finding the object…");
     // Read when sent: a prompt overtaken by a newer click of the same object is not sent.
+    let sent = 0;
     const body = () => {
       if (seq !== s.seq) return null;
-      const b = { label_class: c.id, positive: s.positive.slice(), negative: s.negative.slice() };
+      sent = s.clicks.length;
+      const b = { label_class: c.id, clicks: s.clicks.map((k) => ({ ...k })) };
       if (s.box) b.box = s.box.slice();
+      if (s.annId && s.done !== null && state.anns.has(s.annId)) Object.assign(b, { previous: s.annId, previous_clicks: s.done });
       return b;
     };
     const r = await request("POST", cfg.api.preannotate, body);
@@ -691,6 +695,7 @@
     upsert(r.data);
     const old = s.annId; // taken before any await: the next response replaces this one
     s.annId = r.data.id;
+    s.done = sent;
     const ops = [{ t: "create", id: r.data.id }];
     if (old && state.anns.has(old)) {
       const d = await remove(old);
@@ -863,10 +868,9 @@
     }
     if (state.tool === "smart") {
       if (!currentClass(["mask"])) return renderUi();
-      if (!state.smart || (box && state.smart.box)) state.smart = { positive: [], negative: [], box: null, annId: null };
-      if (box) state.smart.box = box;
-      else if (d.button === 2) state.smart.negative.push([Math.round(p.x), Math.round(p.y)]);
-      else state.smart.positive.push([Math.round(p.x), Math.round(p.y)]);
+      if (!state.smart || (box && state.smart.box)) state.smart = { clicks: [], box: null, annId: null, done: 0 };
+      if (box) Object.assign(state.smart, { box, done: null }); // the old draft had no box: start again
+      else state.smart.clicks.push({ x: Math.round(p.x), y: Math.round(p.y), positive: d.button !== 2 });
       renderUi();
       await smartPrompt();
     }

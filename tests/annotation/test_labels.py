@@ -260,6 +260,88 @@ def test_grabcut_preannotation_makes_a_draft_from_a_box_or_clicks(api, team, dat
     )
 
 
+def test_grabcut_preannotation_obeys_ordered_clicks_through_the_api(api, team, dataset):
+    """The canvas's path: clicks in the order made, each answer refining the last draft."""
+    import skimage.data
+
+    from studio.demo import encode
+    from studio.services.ingest import upload_create
+    from studio.services.jobs import job_run
+    from tests.benchmarks.click_objects import click_object
+    from tests.factories import upload
+
+    obj = click_object(0)
+    camera = np.stack([skimage.data.camera()] * 3, axis=-1)
+    job = upload_create(
+        actor=team["lead"], project=team["project"], dataset=dataset,
+        files=[upload("o.png", encode(obj.image, "PNG")), upload("c.png", encode(camera, "PNG"))],
+    )  # fmt: skip
+    job_run(job_id=job.pk)
+    image = dataset.images.get(original_name="o.png")
+    base = f"/api/v1/projects/{team['project'].slug}"
+    url = f"{base}/images/{image.pk}/preannotate/"
+    c = api(team["annotator"])
+    dent = (
+        api(team["lead"])
+        .post(f"{base}/label-classes/", {"name": "object", "kind": "mask"}, format="json")
+        .json()
+    )
+
+    def mask_of(body):
+        return geo.to_mask(body["geometry"], "mask", image.width, image.height)
+
+    ys, xs = np.nonzero(obj.mask)
+    x, y = int(xs.mean()), int(ys.mean())
+    clicks = [{"x": x, "y": y, "positive": True}]
+    r = c.post(url, {"label_class": dent["id"], "clicks": clicks}, format="json")
+    assert r.status_code == 201, r.content
+    first = r.json()
+    truth = obj.mask
+    assert (mask_of(first) & truth).sum() / (mask_of(first) | truth).sum() >= 0.9
+    # A negative click on the object, then a positive one in the region it took away: each
+    # clicked pixel ends on the side it asked for, the last one included.
+    clicks += [{"x": x + 20, "y": y, "positive": False}, {"x": x + 26, "y": y, "positive": True}]
+    r = c.post(url, {"label_class": dent["id"], "clicks": clicks[:2]}, format="json")
+    second = r.json()
+    assert not mask_of(second)[y, x + 20] and not mask_of(second)[y, x + 26]
+    body = {
+        "label_class": dent["id"],
+        "clicks": clicks,
+        "previous": second["id"],
+        "previous_clicks": 2,
+    }
+    third = c.post(url, body, format="json").json()
+    mask = mask_of(third)
+    assert mask[y, x] and not mask[y, x + 20] and mask[y, x + 26]
+    # Only the new click ran on the previous draft; the answer is the one to all clicks.
+    again = c.post(url, {"label_class": dent["id"], "clicks": clicks}, format="json").json()
+    assert np.array_equal(mask_of(again), mask)
+    # The old separate lists still work: positives first, then negatives.
+    r = c.post(url, {"label_class": dent["id"], "positive": [[x, y]], "negative": [[x + 20, y]]},
+               format="json")  # fmt: skip
+    assert r.status_code == 201 and not mask_of(r.json())[y, x + 20]
+    for wrong, message in [
+        ({"clicks": clicks, "positive": [[x, y]]}, "not both"),
+        ({"clicks": [{"x": x, "y": 9999, "positive": True}]}, "outside"),
+        ({"clicks": clicks, "previous": first["id"], "previous_clicks": 9}, "previous_clicks"),
+        ({"clicks": [{"x": x, "y": y}]}, "positive"),
+    ]:
+        r = c.post(url, {"label_class": dent["id"], **wrong}, format="json")
+        assert r.status_code == 400 and message in str(r.json()["error"]), (wrong, r.json())
+    # A box on flat sky, where GrabCut finds nothing: a best effort, not a 400.
+    sky = dataset.images.get(original_name="c.png")
+    r = c.post(f"{base}/images/{sky.pk}/preannotate/",
+               {"label_class": dent["id"], "box": [20, 20, 200, 200]}, format="json")  # fmt: skip
+    assert r.status_code == 201, r.content
+    assert geo.to_mask(r.json()["geometry"], "mask", sky.width, sky.height).sum() > 20_000
+    # The OpenAPI schema shows the ordered clicks.
+    schema = api(team["lead"]).get("/api/schema/", {"format": "json"}).json()
+    request = schema["components"]["schemas"]["PreannotateRequest"]["properties"]
+    assert "clicks" in request and "previous" in request
+    click = schema["components"]["schemas"]["ClickRequest"]
+    assert set(click["required"]) == {"x", "y", "positive"}
+
+
 def test_sam_preannotation_through_the_real_loading_path(api, team, image, settings, tmp_path):
     import torch
 
@@ -315,7 +397,21 @@ def test_sam_preannotation_through_the_real_loading_path(api, team, image, setti
         {"label_class": dent["id"], "method": "sam", "positive": [[100, 100]]},
         format="json",
     )
-    # Both clicks reused the embedding computed when the canvas prepared the image.
+    # Ordered clicks reach SAM too, and each clicked pixel ends on its side whatever the
+    # decoder (here random weights) made of them.
+    clicks = [{"x": 300, "y": 200, "positive": True}, {"x": 120, "y": 90, "positive": False},
+              {"x": 301, "y": 260, "positive": True}, {"x": 300, "y": 201, "positive": False}]  # fmt: skip
+    r = c.post(
+        f"{base}/images/{image.pk}/preannotate/",
+        {"label_class": dent["id"], "method": "sam", "clicks": clicks},
+        format="json",
+    )
+    assert r.status_code == 201, r.content
+    mask = geo.to_mask(r.json()["geometry"], "mask", image.width, image.height)
+    assert mask[260, 301] and not mask[90, 120] and not mask[201, 300]
+    # The last click's disk covers the first one's pixel: the later click wins.
+    assert not mask[200, 300]
+    # Every click reused the embedding computed when the canvas prepared the image.
     assert preannotation.sam_session().encoder_runs == 1
 
 

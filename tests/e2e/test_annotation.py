@@ -331,6 +331,49 @@ def test_quick_edits_on_a_slow_network_queue_up_without_false_conflicts(
     assert "Someone else" not in page.locator("#tool-hint").inner_text()
 
 
+def test_smart_clicks_go_out_in_order_and_the_last_one_wins(browser, live_server, scenes):
+    """The canvas sends the clicks in the order made, with the draft they refine; the mask
+    that comes back keeps every clicked pixel on its side (GrabCut, no SAM here)."""
+    import json
+
+    from annotation.services import labels
+
+    project, lead = scenes["project"], scenes["users"]["lena"]
+    shape = labels.label_class_create(actor=lead, project=project, name="shape", kind="mask")
+    image = scenes["images"]["scene-18.png"]
+    obj = scenes["scenes"]["scene-18.png"].objects[0].mask
+    ys, xs = np.nonzero(obj)
+    x, y = round(float(xs.mean())), round(float(ys.mean()))
+    page = _login(browser, live_server.url, "lena")
+    sent = []
+    page.on("request", lambda r: sent.append(json.loads(r.post_data))
+            if r.method == "POST" and r.url.endswith("/preannotate/") else None)  # fmt: skip
+    page.goto(f"{live_server.url}/p/{project.slug}/review/images/{image.pk}/")
+    _settle(page)
+    page.keyboard.press("s")
+    page.click(f"button.class-pick[data-class-id='{shape.pk}']")
+    page.mouse.click(*_to_screen(page, x, y))
+    _settle(page)
+    first = Annotation.objects.get(image=image, label_class=shape, deleted=False)
+    assert _mask(first)[y, x]
+    page.mouse.click(*_to_screen(page, x + 8, y), button="right")  # exclude a part ...
+    _settle(page)
+    page.mouse.click(*_to_screen(page, x + 12, y))  # ... then take some of it back
+    _settle(page)
+    clicks = [{"x": x, "y": y, "positive": True}, {"x": x + 8, "y": y, "positive": False},
+              {"x": x + 12, "y": y, "positive": True}]  # fmt: skip
+    assert [b["clicks"] for b in sent] == [clicks[:1], clicks[:2], clicks]
+    assert not any("positive" in b or "negative" in b for b in sent)  # not the old lists
+    second = sent[2]["previous"]
+    assert sent[1]["previous"] == first.pk and sent[1]["previous_clicks"] == 1
+    assert sent[2]["previous_clicks"] == 2 and second != first.pk
+    last = Annotation.objects.get(image=image, label_class=shape, deleted=False)
+    mask = _mask(last)
+    assert mask[y, x] and not mask[y, x + 8] and mask[y, x + 12]
+    # One draft for the whole sequence: each answer replaced the draft it refined.
+    assert not Annotation.objects.filter(pk__in=[first.pk, second], deleted=False).exists()
+
+
 def test_a_lease_that_runs_out_is_shown_on_the_task(browser, live_server, scenes):
     from datetime import timedelta
 
