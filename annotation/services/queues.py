@@ -139,15 +139,16 @@ def queue_next(*, actor, queue: AnnotationQueue, not_image: int | None = None) -
         if item is not None:
             return item
     regular = free.exclude(Exists(_skips(actor=actor, queue=queue)))
-    if state["honeypot"] is not None:
-        # The honeypot waits until the queue reaches its position.
-        regular = regular.filter(position__lt=state["honeypot_position"])
-    item = _lease(regular.order_by("position", "replica", "id"), actor=actor, queue=queue, now=now)
-    if item is not None:
-        return item
+    honeypot = None
     if state["honeypot"] is not None:
         honeypot = Honeypot.objects.get(pk=state["honeypot"])
         honeypot.queue = queue
+        # The honeypot waits until the queue reaches its position.
+        regular = regular.filter(position__lt=honeypot.position)
+    item = _lease(regular.order_by("position", "replica", "id"), actor=actor, queue=queue, now=now)
+    if item is not None:
+        return item
+    if honeypot is not None:
         return _honeypot_task(actor=actor, honeypot=honeypot, now=now)
     # Only images the actor skipped are left: theirs (returned) first, then in queue order.
     returned_first = Case(When(returned_to=actor, then=Value(0)), default=Value(1))
@@ -166,17 +167,21 @@ def _free(*, actor, queue: AnnotationQueue, now, not_image: int | None):
     partial index of open items in queue order (``queue_item_open_order``) and stop at the
     first free one, instead of sorting every free item.
     """
-    worked = QueueItem.objects.filter(queue=queue).filter(Q(assignee=actor) | Q(returned_to=actor))
-    free = (
-        QueueItem.objects.filter(OPEN_REGULAR, queue=queue)
-        .filter(
-            Q(status=QueueItem.Status.TODO, returned_to__isnull=True)
-            | Q(status=QueueItem.Status.TODO, returned_to=actor)
-            | Q(status=QueueItem.Status.IN_PROGRESS, lease_expires_at__lte=now)
-        )
-        # Items the actor holds or has worked: no other replica of those images goes to them.
-        .exclude(Q(image_id__in=worked.values("image_id")) & ~Q(pk__in=worked.values("pk")))
+    free = QueueItem.objects.filter(OPEN_REGULAR, queue=queue).filter(
+        Q(status=QueueItem.Status.TODO, returned_to__isnull=True)
+        | Q(status=QueueItem.Status.TODO, returned_to=actor)
+        | Q(status=QueueItem.Status.IN_PROGRESS, lease_expires_at__lte=now)
     )
+    if queue.annotators_per_image > 1:
+        # Items the actor holds or has worked: no other replica of those images goes to
+        # them. (With one annotator per image an image has one regular item, and a honeypot
+        # image none: marking it took its task out of the queue.)
+        worked = QueueItem.objects.filter(queue=queue).filter(
+            Q(assignee=actor) | Q(returned_to=actor)
+        )
+        free = free.exclude(
+            Q(image_id__in=worked.values("image_id")) & ~Q(pk__in=worked.values("pk"))
+        )
     if not_image is not None:
         free = free.exclude(image_id=not_image)
     return free
@@ -198,17 +203,22 @@ def _annotator_state(*, actor, queue: AnnotationQueue, now, not_image: int | Non
         .filter(Q(lease_expires_at__gt=now) | Q(honeypot__isnull=False))
         .order_by("position", "replica", "id")
     )
+    # Work returned to the actor that they did not skip. It is theirs alone, and no other
+    # replica of its image can be theirs (they made its work), so the other conditions
+    # of _free do not apply.
     returned = (
-        _free(actor=actor, queue=queue, now=now, not_image=not_image)
-        .filter(returned_to=actor)
+        QueueItem.objects.filter(OPEN_REGULAR, queue=queue, returned_to=actor)
+        .filter(
+            Q(status=QueueItem.Status.TODO)
+            | Q(status=QueueItem.Status.IN_PROGRESS, lease_expires_at__lte=now)
+        )
         .exclude(Exists(_skips(actor=actor, queue=queue)))
         .order_by("position", "replica", "id")
     )
-    honeypot = (
-        Honeypot.objects.filter(queue=queue)
-        .exclude(items__assignee=actor)
-        .order_by("position", "id")
-    )
+    if not_image is not None:
+        returned = returned.exclude(image_id=not_image)
+    had = QueueItem.objects.filter(honeypot=OuterRef("pk"), assignee=actor)
+    honeypot = Honeypot.objects.filter(queue=queue).exclude(Exists(had)).order_by("position", "id")
     state = (
         Membership.objects.select_for_update(of=("self",))
         .filter(project_id=queue.project_id, user=actor)
@@ -218,9 +228,8 @@ def _annotator_state(*, actor, queue: AnnotationQueue, now, not_image: int | Non
             mine=Subquery(mine.values("pk")[:1]),
             returned=Subquery(returned.values("pk")[:1]),
             honeypot=Subquery(honeypot.values("pk")[:1]),
-            honeypot_position=Subquery(honeypot.values("position")[:1]),
         )
-        .values("assigned_any", "assigned_me", "mine", "returned", "honeypot", "honeypot_position")
+        .values("assigned_any", "assigned_me", "mine", "returned", "honeypot")
         .order_by("pk")
         .first()
     )
