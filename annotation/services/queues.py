@@ -206,8 +206,9 @@ def _annotator_state(*, actor, queue: AnnotationQueue, now, not_image: int | Non
     # Work returned to the actor that they did not skip. It is theirs alone, and no other
     # replica of its image can be theirs (they made its work), so the other conditions
     # of _free do not apply.
+    # (Not OPEN_REGULAR: found through the returned_to index, not by walking the queue.)
     returned = (
-        QueueItem.objects.filter(OPEN_REGULAR, queue=queue, returned_to=actor)
+        QueueItem.objects.filter(queue=queue, returned_to=actor, honeypot__isnull=True)
         .filter(
             Q(status=QueueItem.Status.TODO)
             | Q(status=QueueItem.Status.IN_PROGRESS, lease_expires_at__lte=now)
