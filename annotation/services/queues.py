@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import BooleanField, Case, Exists, OuterRef, Q, Subquery, Value, When
-from django.db.models.expressions import RawSQL
+from django.db import IntegrityError, transaction
+from django.db.models import Case, Exists, Q, Value, When
 from django.utils import timezone
 
 from annotation.models import (
@@ -29,7 +28,7 @@ from annotation.models import (
     TaskSkip,
     TaskSubmission,
 )
-from annotation.services import quality_control
+from annotation.services import leasing, quality_control
 from annotation.services.labels import (
     annotations_submit,
     annotations_with_history,
@@ -38,8 +37,8 @@ from annotation.services.labels import (
     snapshot,
     stale_annotation,
 )
-from studio.errors import ApplicationError, Forbidden, NotFound
-from studio.models import DatasetVersion, Image, Membership, Project
+from studio.errors import ApplicationError, Forbidden
+from studio.models import DatasetVersion, Image, Project
 from studio.permissions import Capability, require
 
 
@@ -100,17 +99,6 @@ def queue_create(
     return queue
 
 
-# The condition of the partial index ``queue_item_open_order``: open regular items. Written
-# out as SQL because SQLite uses a partial index only when the query repeats its condition
-# with the same constants (a bound parameter does not match it).
-OPEN_REGULAR = RawSQL(  # noqa: S611 - constants only, no input
-    f"status IN ('{QueueItem.Status.TODO.value}', '{QueueItem.Status.IN_PROGRESS.value}') "
-    "AND honeypot_id IS NULL",
-    (),
-    output_field=BooleanField(),
-)
-
-
 @transaction.atomic
 def queue_next(*, actor, queue: AnnotationQueue, not_image: int | None = None) -> QueueItem | None:
     """Return the actor's current task, or lease them the next free one; None when all are taken.
@@ -121,31 +109,32 @@ def queue_next(*, actor, queue: AnnotationQueue, not_image: int | None = None) -
     A honeypot the actor has not had yet comes first once the next free task's position
     reaches the honeypot's. ``not_image`` (the image just skipped) is not offered at all.
 
-    A call is two statements when it leases a task: one reads what decides it (and locks
-    the actor's membership), one leases the first free item (``_lease``).
+    A call is three statements when it leases a task: the lock on the actor's membership,
+    the read of what decides it, and the lease (see ``leasing``).
     """
     require_annotator(actor, queue.project)
     now = timezone.now()
-    state = _annotator_state(actor=actor, queue=queue, now=now, not_image=not_image)
+    state = leasing.annotator_state(actor=actor, queue=queue, now=now, not_image=not_image)
     if state["assigned_any"] and not state["assigned_me"]:
         raise Forbidden("You are not assigned to this queue.")
     if state["mine"] is not None:
         mine = QueueItem.objects.get(pk=state["mine"])
         mine.queue = queue
         return mine
-    free = _free(actor=actor, queue=queue, now=now, not_image=not_image)
+    free = leasing.free_items(actor=actor, queue=queue, now=now, not_image=not_image)
     if state["returned"] is not None:
-        item = _lease(free.filter(pk=state["returned"]), actor=actor, queue=queue, now=now)
+        item = leasing.lease(free.filter(pk=state["returned"]), actor=actor, queue=queue, now=now)
         if item is not None:
             return item
-    regular = free.exclude(Exists(_skips(actor=actor, queue=queue)))
+    regular = free.exclude(Exists(leasing.skipped(actor=actor, queue=queue)))
     honeypot = None
     if state["honeypot"] is not None:
         honeypot = Honeypot.objects.get(pk=state["honeypot"])
         honeypot.queue = queue
         # The honeypot waits until the queue reaches its position.
         regular = regular.filter(position__lt=honeypot.position)
-    item = _lease(regular.order_by("position", "replica", "id"), actor=actor, queue=queue, now=now)
+    first = regular.order_by("position", "replica", "id")
+    item = leasing.lease(first, actor=actor, queue=queue, now=now)
     if item is not None:
         return item
     if honeypot is not None:
@@ -153,120 +142,7 @@ def queue_next(*, actor, queue: AnnotationQueue, not_image: int | None = None) -
     # Only images the actor skipped are left: theirs (returned) first, then in queue order.
     returned_first = Case(When(returned_to=actor, then=Value(0)), default=Value(1))
     left = free.order_by(returned_first, "position", "replica", "id")
-    return _lease(left, actor=actor, queue=queue, now=now)
-
-
-def _skips(*, actor, queue: AnnotationQueue):
-    return TaskSkip.objects.filter(queue=queue, annotator=actor, image_id=OuterRef("image_id"))
-
-
-def _free(*, actor, queue: AnnotationQueue, now, not_image: int | None):
-    """The items the actor may be leased now, in no order.
-
-    ``OPEN_REGULAR`` repeats what the arms below imply so that both databases walk the
-    partial index of open items in queue order (``queue_item_open_order``) and stop at the
-    first free one, instead of sorting every free item.
-    """
-    free = QueueItem.objects.filter(OPEN_REGULAR, queue=queue).filter(
-        Q(status=QueueItem.Status.TODO, returned_to__isnull=True)
-        | Q(status=QueueItem.Status.TODO, returned_to=actor)
-        | Q(status=QueueItem.Status.IN_PROGRESS, lease_expires_at__lte=now)
-    )
-    if queue.annotators_per_image > 1:
-        # Items the actor holds or has worked: no other replica of those images goes to
-        # them. (With one annotator per image an image has one regular item, and a honeypot
-        # image none: marking it took its task out of the queue.)
-        worked = QueueItem.objects.filter(queue=queue).filter(
-            Q(assignee=actor) | Q(returned_to=actor)
-        )
-        free = free.exclude(
-            Q(image_id__in=worked.values("image_id")) & ~Q(pk__in=worked.values("pk"))
-        )
-    if not_image is not None:
-        free = free.exclude(image_id=not_image)
-    return free
-
-
-def _annotator_state(*, actor, queue: AnnotationQueue, now, not_image: int | None) -> dict:
-    """Lock the actor's membership and read, in the same statement, what ``queue_next``
-    decides on: whether the queue has assignees and the actor is one, the actor's live
-    task, the first task returned to them that they did not skip, and the first honeypot
-    they have not had.
-
-    The lock makes one call at a time per person: a double click must not lease them two
-    replicas of an image (the second call would skip the first's locked row and take the
-    next replica).
-    """
-    assignees = AnnotationQueue.assignees.through.objects.filter(annotationqueue_id=queue.pk)
-    mine = (
-        QueueItem.objects.filter(queue=queue, assignee=actor, status=QueueItem.Status.IN_PROGRESS)
-        .filter(Q(lease_expires_at__gt=now) | Q(honeypot__isnull=False))
-        .order_by("position", "replica", "id")
-    )
-    # Work returned to the actor that they did not skip. It is theirs alone, and no other
-    # replica of its image can be theirs (they made its work), so the other conditions
-    # of _free do not apply.
-    # (Not OPEN_REGULAR: found through the returned_to index, not by walking the queue.)
-    returned = (
-        QueueItem.objects.filter(queue=queue, returned_to=actor, honeypot__isnull=True)
-        .filter(
-            Q(status=QueueItem.Status.TODO)
-            | Q(status=QueueItem.Status.IN_PROGRESS, lease_expires_at__lte=now)
-        )
-        .exclude(Exists(_skips(actor=actor, queue=queue)))
-        .order_by("position", "replica", "id")
-    )
-    if not_image is not None:
-        returned = returned.exclude(image_id=not_image)
-    had = QueueItem.objects.filter(honeypot=OuterRef("pk"), assignee=actor)
-    honeypot = Honeypot.objects.filter(queue=queue).exclude(Exists(had)).order_by("position", "id")
-    state = (
-        Membership.objects.select_for_update(of=("self",))
-        .filter(project_id=queue.project_id, user=actor)
-        .annotate(
-            assigned_any=Exists(assignees),
-            assigned_me=Exists(assignees.filter(user_id=actor.pk)),
-            mine=Subquery(mine.values("pk")[:1]),
-            returned=Subquery(returned.values("pk")[:1]),
-            honeypot=Subquery(honeypot.values("pk")[:1]),
-        )
-        .values("assigned_any", "assigned_me", "mine", "returned", "honeypot")
-        .order_by("pk")
-        .first()
-    )
-    if state is None:  # require_annotator saw a membership that is gone now
-        raise NotFound("Project not found.")
-    return state
-
-
-def _lease(candidates, *, actor, queue: AnnotationQueue, now) -> QueueItem | None:
-    """Lease the first of ``candidates`` to the actor in one statement, or return None.
-
-    ``UPDATE ... WHERE id = (SELECT ... LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *``: on
-    PostgreSQL two annotators asking at once lock different rows, and neither re-reads
-    what it took; SQLite serialises writers (immediate transactions) and ignores the
-    lock clause. Django's ``update()`` returns a count, not the row, hence the raw SQL
-    around the ORM's own subquery.
-    """
-    pick = candidates.select_for_update(skip_locked=True).values("pk")[:1]
-    sub, sub_params = pick.query.get_compiler(connection=connection).as_sql()
-    ops = connection.ops
-    table = ops.quote_name(QueueItem._meta.db_table)
-    expires = now + timedelta(minutes=queue.lease_minutes)
-    # Only the table name and the ORM's compiled subquery are formatted in; values are
-    # parameters.
-    sql = (
-        f"UPDATE {table} SET status = %s, assignee_id = %s, leased_at = %s, "  # noqa: S608
-        f"lease_expires_at = %s WHERE id = ({sub}) RETURNING *"
-    )
-    params = [
-        QueueItem.Status.IN_PROGRESS, actor.pk, ops.adapt_datetimefield_value(now),
-        ops.adapt_datetimefield_value(expires), *sub_params,
-    ]  # fmt: skip
-    item = next(iter(QueueItem.objects.raw(sql, params)), None)
-    if item is not None:
-        item.queue = queue
-    return item
+    return leasing.lease(left, actor=actor, queue=queue, now=now)
 
 
 def _honeypot_task(*, actor, honeypot: Honeypot, now) -> QueueItem:
