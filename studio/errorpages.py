@@ -6,15 +6,21 @@ Browser paths get a Studio page that says what happened and where to go next; pa
 
 from __future__ import annotations
 
+import sys
+
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template import loader
+
+from studio.errors import RETRY_AFTER_S
 
 MESSAGES = {
     400: ("bad_request", "The request could not be understood."),
     403: ("forbidden", "You do not have permission to do this."),
     404: ("not_found", "Not found."),
     500: ("server_error", "Something went wrong on our side. It has been logged."),
+    503: ("unavailable", "The database is busy for a moment; send the request again."),
 }
 
 
@@ -56,7 +62,20 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    """Render without a request context: the database may be what failed."""
+    """Render without a request context: the database may be what failed.
+
+    Django calls this while it handles the exception: a database that could not take the
+    request (``OperationalError``: SQLite still locked after its wait, a lost connection)
+    is a 503 with Retry-After, since sending it again a moment later is the remedy.
+    """
+    if isinstance(sys.exc_info()[1], OperationalError):
+        response = (
+            _json(503)
+            if _api(request)
+            else HttpResponse(loader.get_template("errors/503.html").render(), status=503)
+        )
+        response["Retry-After"] = str(RETRY_AFTER_S)
+        return response
     if _api(request):
         return _json(500)
     return HttpResponse(loader.get_template("errors/500.html").render(), status=500)

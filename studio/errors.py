@@ -6,11 +6,13 @@ Services raise ``ApplicationError`` subclasses; the API answers
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import OperationalError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -92,7 +94,32 @@ def validate_model(instance, **kwargs) -> None:
         raise InvalidValues(details, exc.messages) from exc
 
 
+logger = logging.getLogger(__name__)
+
+# Seconds a client is asked to wait before sending a request the database could not take.
+RETRY_AFTER_S = 1
+UNAVAILABLE = {
+    "code": "unavailable",
+    "message": "The database is busy for a moment; send the request again.",
+    "details": None,
+}
+
+
+def database_unavailable(exc: OperationalError) -> Response:
+    """Answer a request the database could not take (SQLite still locked after its wait, a
+    PostgreSQL connection lost) as 503 with Retry-After: a moment's state, not a bug, and
+    a client may send it again. Logged, since many of them say the server needs tuning."""
+    logger.warning("Database unavailable, answered 503: %s", exc)
+    return Response(
+        {"error": UNAVAILABLE},
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, OperationalError):
+        return database_unavailable(exc)
     if isinstance(exc, ApplicationError):
         body = {"error": {"code": exc.code, "message": exc.message, "details": exc.details}}
         return Response(body, status=exc.http_status)

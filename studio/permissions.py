@@ -55,6 +55,15 @@ def role_of(user, project: Project) -> str | None:
     return cached[user.pk]
 
 
+def role_remember(user, project: Project, role: str | None) -> None:
+    """Record the user's role in this project object, read along with it (``project_get``
+    annotates it), so that ``role_of`` needs no query of its own for the request."""
+    if user.is_authenticated:
+        cached = getattr(project, "_role_cache", {})
+        cached[user.pk] = role
+        project._role_cache = cached
+
+
 def role_can(role: str | None, capability: Capability) -> bool:
     """Return whether a role (None: not a member) carries the capability."""
     return role is not None and role in GRANTS[capability]

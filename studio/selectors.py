@@ -25,7 +25,7 @@ from .models import (
     Project,
 )
 from .pagination import Total
-from .permissions import EXPORT_JOB_KINDS, GRANTS, OWN_LABEL_JOB_KINDS, Capability
+from .permissions import EXPORT_JOB_KINDS, GRANTS, OWN_LABEL_JOB_KINDS, Capability, role_remember
 
 METADATA_FILTER_PREFIX = "meta."
 
@@ -46,6 +46,7 @@ def project_get(*, user, slug: str) -> Project:
     project = project_list(user=user).filter(slug=slug).first()
     if project is None:
         raise NotFound("Project not found.")
+    role_remember(user, project, project.my_role)  # the permission checks that follow ask it
     return project
 
 
@@ -235,6 +236,7 @@ def image_get(*, user, project: Project, image_id: int) -> Image:
     image = image_list(user=user, project=project).filter(pk=image_id).first()
     if image is None:
         raise NotFound("Image not found.")
+    image.project = project  # the caller's object (and its role cache), not a second read
     return image
 
 

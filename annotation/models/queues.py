@@ -111,7 +111,16 @@ class QueueItem(models.Model):
 
     class Meta:
         ordering = ["queue_id", "position", "replica", "id"]
-        indexes = [models.Index(fields=["queue", "status", "position"])]
+        indexes = [
+            models.Index(fields=["queue", "status", "position"]),
+            # "Next task" walks the open regular items in queue order and stops at the first
+            # free one, instead of sorting every free item; done work leaves the index.
+            models.Index(
+                fields=["queue", "position", "replica", "id"],
+                condition=models.Q(honeypot__isnull=True, status__in=["todo", "in_progress"]),
+                name="queue_item_open_order",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["queue", "image", "replica"],

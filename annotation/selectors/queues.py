@@ -37,9 +37,14 @@ def queue_list(*, user, project: Project, counts: bool = False) -> QuerySet[Anno
 
 
 def queue_get(*, user, project: Project, queue_id: int) -> AnnotationQueue:
-    queue = queue_list(user=user, project=project).filter(pk=queue_id).first()
+    """Return the queue, without counting its items or reading its classes: "next task"
+    reads it on every call."""
+    queue = AnnotationQueue.objects.filter(
+        pk=queue_id, project=project, project__memberships__user=user
+    ).first()
     if queue is None:
         raise NotFound("Queue not found.")
+    queue.project = project  # the caller's object (and its role cache), not a second read
     return queue
 
 
@@ -48,11 +53,12 @@ def queue_item_get(*, user, project: Project, item_id: int) -> QueueItem:
         QueueItem.objects.filter(
             pk=item_id, queue__project=project, queue__project__memberships__user=user
         )
-        .select_related("queue__project", "image")
+        .select_related("queue", "image")
         .first()
     )
     if item is None:
         raise NotFound("Task not found.")
+    item.queue.project = item.image.project = project  # the caller's, with its role cache
     return item
 
 

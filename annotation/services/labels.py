@@ -12,11 +12,17 @@ import re
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Subquery
 from django.utils import timezone
 
 from annotation import geometry as geo
-from annotation.models import Annotation, AnnotationRevision, LabelClass, QueueItem
+from annotation.models import (
+    Annotation,
+    AnnotationQueue,
+    AnnotationRevision,
+    LabelClass,
+    QueueItem,
+)
 from studio.errors import ApplicationError, Conflict, Locked
 from studio.models import Image, Project
 from studio.permissions import Capability, require, role_can
@@ -40,7 +46,30 @@ def require_annotator(actor, project: Project) -> str:
     )
 
 
-def require_image_free(actor, image: Image, role: str) -> None:
+def image_tasks(image: Image, label_class: LabelClass | None = None) -> list[QueueItem]:
+    """Return the tasks in progress on the image, each marked ``takes_class`` when its queue
+    takes ``label_class`` (one query for both checks below)."""
+    tasks = QueueItem.objects.filter(image=image, status=QueueItem.Status.IN_PROGRESS)
+    if label_class is not None:
+        limits = AnnotationQueue.label_classes.through.objects.filter(
+            annotationqueue_id=OuterRef("queue_id")
+        )
+        takes = ~Exists(limits) | Exists(limits.filter(labelclass_id=label_class.pk))
+        tasks = tasks.annotate(takes_class=ExpressionWrapper(takes, output_field=BooleanField()))
+    # Queue and assignee are read only to word a refusal: not joined on every write.
+    return list(tasks)
+
+
+def _held(task: QueueItem, now) -> bool:
+    """Whether the task's lease is live; a honeypot task stays its annotator's past its lease
+    (as in queues.queue_next)."""
+    live = task.lease_expires_at is not None and task.lease_expires_at > now
+    return live or task.honeypot_id is not None
+
+
+def require_image_free(
+    actor, image: Image, role: str, tasks: list[QueueItem] | None = None
+) -> None:
     """Refuse an annotator's change to an image that another annotator holds in a queue.
 
     A task's lease runs out; the queue then hands the image to the next person. Whoever
@@ -48,14 +77,23 @@ def require_image_free(actor, image: Image, role: str) -> None:
     live lease on the image, and the actor holds none (consensus and honeypot tasks give
     one image to several people, each under their own lease), changes are refused.
     Reviewers and leads are not held back: they review and fix work in progress.
+    ``tasks``: ``image_tasks(image)`` when the caller has read it already.
     """
     if role_can(role, Capability.REVIEW):
         return
-    held = QueueItem.objects.filter(image=image, status=QueueItem.Status.IN_PROGRESS)
-    live = Q(lease_expires_at__gt=timezone.now())
-    other = held.filter(live).exclude(assignee=actor).select_related("queue", "assignee").first()
-    # A honeypot task stays its annotator's past its lease (as in queues.queue_next).
-    if other is None or held.filter(live | Q(honeypot__isnull=False), assignee=actor).exists():
+    tasks = image_tasks(image) if tasks is None else tasks
+    now = timezone.now()
+    other = next(
+        (
+            t
+            for t in tasks
+            if t.lease_expires_at is not None
+            and t.lease_expires_at > now
+            and t.assignee_id != actor.pk
+        ),
+        None,
+    )
+    if other is None or any(t.assignee_id == actor.pk and _held(t, now) for t in tasks):
         return
     until = timezone.localtime(other.lease_expires_at).strftime("%H:%M")
     raise Locked(
@@ -65,26 +103,27 @@ def require_image_free(actor, image: Image, role: str) -> None:
     )
 
 
-def require_task_class(actor, image: Image, label_class: LabelClass) -> None:
+def require_task_class(
+    actor, image: Image, label_class: LabelClass, tasks: list[QueueItem] | None = None
+) -> None:
     """Refuse a class that the queue of the actor's task on this image does not take.
 
     A queue limited to some classes (``AnnotationQueue.label_classes``) offers only those on
     its task canvas; this holds writes through the API to the same rule while the actor
     holds a task of that queue on the image. Work outside queues is not limited.
+    ``tasks``: ``image_tasks(image, label_class)`` when the caller has read it already.
     """
-    held = (
-        QueueItem.objects.filter(image=image, assignee=actor, status=QueueItem.Status.IN_PROGRESS)
-        .filter(Q(lease_expires_at__gt=timezone.now()) | Q(honeypot__isnull=False))
-        .select_related("queue")
-    )
-    for item in held:
+    tasks = image_tasks(image, label_class) if tasks is None else tasks
+    now = timezone.now()
+    for item in tasks:
+        if item.assignee_id != actor.pk or not _held(item, now) or item.takes_class:
+            continue
         allowed = list(item.queue.label_classes.order_by("name"))
-        if allowed and label_class.pk not in {c.pk for c in allowed}:
-            names = ", ".join(c.name for c in allowed)
-            raise ApplicationError(
-                f"The queue “{item.queue.name}” takes only {names}; {label_class.name!r} is not "
-                "one of its classes."
-            )
+        names = ", ".join(c.name for c in allowed)
+        raise ApplicationError(
+            f"The queue “{item.queue.name}” takes only {names}; {label_class.name!r} is not "
+            "one of its classes."
+        )
 
 
 def _clean_attributes(attributes: Any) -> dict[str, list[str]]:
@@ -222,11 +261,51 @@ def record_revision(
     )  # fmt: skip
 
 
-def keep_creation(annotation: Annotation) -> None:
-    """Write an imported annotation's create revision from its row now, before a change
-    that ``record_revision`` cannot see around (one that changes the author)."""
-    if annotation.version == 1 and not annotation.revisions.exists():
-        _write_creation(annotation, snapshot(annotation))
+def annotations_with_history(annotations) -> list[Annotation]:
+    """Read the annotations, each marked ``has_history``: whether it has revision rows yet
+    (an imported one that never changed has none), for ``annotations_submit``."""
+    revisions = AnnotationRevision.objects.filter(annotation=OuterRef("pk"))
+    return list(annotations.annotate(has_history=Exists(revisions)))
+
+
+def annotations_submit(*, actor, annotations: list[Annotation]) -> list[Annotation]:
+    """Mark the annotations submitted by the actor (now their author), with a revision each.
+
+    Precondition: they come from ``annotations_with_history``, and the caller holds the
+    task they belong to (``queues.queue_submit``). Two statements however many there are;
+    an imported annotation's create revision is written first, from its row, keeping its
+    own author and time (``record_revision`` cannot see around a change of author).
+    """
+    now = timezone.now()
+    revisions, imported = [], []
+    for annotation in annotations:
+        before = snapshot(annotation)
+        if annotation.version == 1 and not annotation.has_history:
+            imported.append(annotation.pk)
+            revisions.append(
+                AnnotationRevision(annotation=annotation, version=1, action="create",
+                                   author_id=annotation.author_id, before=None, after=before)
+            )  # fmt: skip
+        annotation.status = Annotation.Status.SUBMITTED
+        annotation.version += 1
+        annotation.author = actor
+        annotation.updated_at = now
+        revisions.append(
+            AnnotationRevision(annotation=annotation, version=annotation.version, action="update",
+                               author=actor, before=before, after=snapshot(annotation))
+        )  # fmt: skip
+    # One UPDATE for all (the same change to each: the version is counted by the database).
+    Annotation.objects.filter(pk__in=[a.pk for a in annotations]).update(
+        status=Annotation.Status.SUBMITTED, version=F("version") + 1, author=actor, updated_at=now
+    )
+    AnnotationRevision.objects.bulk_create(revisions)
+    if imported:  # when the annotation was made, not now (created_at is set on insert)
+        AnnotationRevision.objects.filter(
+            annotation_id__in=imported, version=1, action="create"
+        ).update(created_at=Subquery(
+            Annotation.objects.filter(pk=OuterRef("annotation_id")).values("created_at")[:1]
+        ))  # fmt: skip
+    return annotations
 
 
 def _write_creation(annotation: Annotation, state: dict) -> None:
@@ -293,10 +372,11 @@ def annotation_create(
     source: str = Annotation.Source.HUMAN, source_detail: str = "", confidence: float | None = None,
     status: str = Annotation.Status.DRAFT, is_crowd: bool = False,
 ) -> Annotation:  # fmt: skip
-    require_image_free(actor, image, require_annotator(actor, image.project))
     if label_class.project_id != image.project_id:
         raise ApplicationError("That label class belongs to another project.")
-    require_task_class(actor, image, label_class)
+    tasks = image_tasks(image, label_class)
+    require_image_free(actor, image, require_annotator(actor, image.project), tasks)
+    require_task_class(actor, image, label_class, tasks)
     if status not in (Annotation.Status.DRAFT, Annotation.Status.SUBMITTED):
         raise ApplicationError(
             "New annotations are drafts or submitted; reviewers accept or reject them."

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Exists, OuterRef, Q, Value, When
+from django.db.models import Case, Exists, Q, Value, When
 from django.utils import timezone
 
 from annotation.models import (
@@ -28,16 +28,17 @@ from annotation.models import (
     TaskSkip,
     TaskSubmission,
 )
-from annotation.services import quality_control
+from annotation.services import leasing, quality_control
 from annotation.services.labels import (
-    keep_creation,
+    annotations_submit,
+    annotations_with_history,
     record_revision,
     require_annotator,
     snapshot,
     stale_annotation,
 )
 from studio.errors import ApplicationError, Forbidden
-from studio.models import DatasetVersion, Image, Membership, Project
+from studio.models import DatasetVersion, Image, Project
 from studio.permissions import Capability, require, role_can
 
 
@@ -107,60 +108,41 @@ def queue_next(*, actor, queue: AnnotationQueue, not_image: int | None = None) -
     comes first; images the actor skipped come last (after everything else they may take).
     A honeypot the actor has not had yet comes first once the next free task's position
     reaches the honeypot's. ``not_image`` (the image just skipped) is not offered at all.
+
+    A call is three statements when it leases a task: the lock on the actor's membership,
+    the read of what decides it, and the lease (see ``leasing``).
     """
     require_annotator(actor, queue.project)
-    if queue.assignees.exists() and not queue.assignees.filter(pk=actor.pk).exists():
-        raise Forbidden("You are not assigned to this queue.")
-    # One call at a time per person: a double click must not lease them two replicas of an
-    # image (the second call would skip the first's locked row and take the next replica).
-    Membership.objects.select_for_update().filter(project=queue.project, user=actor).first()
     now = timezone.now()
-    mine = (
-        QueueItem.objects.filter(queue=queue, assignee=actor, status=QueueItem.Status.IN_PROGRESS)
-        .filter(Q(lease_expires_at__gt=now) | Q(honeypot__isnull=False))
-        .first()
-    )
-    if mine is not None:
+    state = leasing.annotator_state(actor=actor, queue=queue, now=now, not_image=not_image)
+    if state["assigned_any"] and not state["assigned_me"]:
+        raise Forbidden("You are not assigned to this queue.")
+    if state["mine"] is not None:
+        mine = QueueItem.objects.get(pk=state["mine"])
+        mine.queue = queue
         return mine
-    # Items the actor holds or has worked: no other replica of those images goes to them.
-    worked = QueueItem.objects.filter(queue=queue).filter(Q(assignee=actor) | Q(returned_to=actor))
-    free = (
-        QueueItem.objects.select_for_update(skip_locked=True)
-        .filter(queue=queue, honeypot__isnull=True)
-        .filter(
-            Q(status=QueueItem.Status.TODO, returned_to__isnull=True)
-            | Q(status=QueueItem.Status.TODO, returned_to=actor)
-            | Q(status=QueueItem.Status.IN_PROGRESS, lease_expires_at__lte=now)
-        )
-        .exclude(Q(image_id__in=worked.values("image_id")) & ~Q(pk__in=worked.values("pk")))
-        .exclude(image_id=not_image)
-        .annotate(
-            returned=Case(When(returned_to=actor, then=Value(0)), default=Value(1)),
-            skipped=Exists(
-                TaskSkip.objects.filter(queue=queue, annotator=actor, image_id=OuterRef("image_id"))
-            ),
-        )
-        .order_by("skipped", "returned", "position", "replica", "id")
-        .first()
-    )
-    honeypot = (
-        Honeypot.objects.filter(queue=queue)
-        .exclude(items__assignee=actor)
-        .order_by("position", "id")
-        .first()
-    )
-    if honeypot is not None and (
-        free is None or free.skipped or (honeypot.position <= free.position and free.returned)
-    ):
+    free = leasing.free_items(actor=actor, queue=queue, now=now, not_image=not_image)
+    if state["returned"] is not None:
+        item = leasing.lease(free.filter(pk=state["returned"]), actor=actor, queue=queue, now=now)
+        if item is not None:
+            return item
+    regular = free.exclude(Exists(leasing.skipped(actor=actor, queue=queue)))
+    honeypot = None
+    if state["honeypot"] is not None:
+        honeypot = Honeypot.objects.get(pk=state["honeypot"])
+        honeypot.queue = queue
+        # The honeypot waits until the queue reaches its position.
+        regular = regular.filter(position__lt=honeypot.position)
+    first = regular.order_by("position", "replica", "id")
+    item = leasing.lease(first, actor=actor, queue=queue, now=now)
+    if item is not None:
+        return item
+    if honeypot is not None:
         return _honeypot_task(actor=actor, honeypot=honeypot, now=now)
-    if free is None:
-        return None
-    free.status = QueueItem.Status.IN_PROGRESS
-    free.assignee = actor
-    free.leased_at = now
-    free.lease_expires_at = now + timedelta(minutes=queue.lease_minutes)
-    free.save(update_fields=["status", "assignee", "leased_at", "lease_expires_at"])
-    return free
+    # Only images the actor skipped are left: theirs (returned) first, then in queue order.
+    returned_first = Case(When(returned_to=actor, then=Value(0)), default=Value(1))
+    left = free.order_by(returned_first, "position", "replica", "id")
+    return leasing.lease(left, actor=actor, queue=queue, now=now)
 
 
 def _honeypot_task(*, actor, honeypot: Honeypot, now) -> QueueItem:
@@ -214,11 +196,16 @@ def queue_submit(*, actor, item: QueueItem) -> QueueItem:
 
     Every submission is logged (``TaskSubmission``) for the statistics. A honeypot task is
     scored against its gold at once and closed; when the last replica of a consensus image
-    comes in, the annotators' agreement is computed.
+    comes in, the annotators' agreement is computed. The item is closed first, by a
+    conditional UPDATE that also takes its lock: a second submission of it (a double click,
+    a retry after a timeout) finds it closed and changes nothing.
     """
     require_annotator(actor, item.queue.project)
-    item = QueueItem.objects.select_for_update().select_related("queue", "image").get(pk=item.pk)
-    if item.assignee_id != actor.pk or item.status != QueueItem.Status.IN_PROGRESS:
+    closed = QueueItem.Status.SUBMITTED if item.honeypot_id is None else QueueItem.Status.DONE
+    taken = QueueItem.objects.filter(
+        pk=item.pk, assignee=actor, status=QueueItem.Status.IN_PROGRESS
+    ).update(status=closed, lease_expires_at=None, returned_to=None)
+    if not taken:
         raise ApplicationError("This task is not yours right now; ask for the next task.")
     # The annotator's drafts, and their rejected work (fixed, or kept as it is and sent
     # back). On a plain task also the machine drafts they left in place (batch pre-annotation
@@ -227,31 +214,20 @@ def queue_submit(*, actor, item: QueueItem) -> QueueItem:
     mine = Q(author=actor, status__in=[Annotation.Status.DRAFT, Annotation.Status.REJECTED])
     if item.honeypot_id is None and item.queue.annotators_per_image == 1:
         mine |= Q(status=Annotation.Status.DRAFT) & ~Q(source=Annotation.Source.HUMAN)
-    drafts = Annotation.objects.filter(mine, image_id=item.image_id, deleted=False)
-    submitted = []
-    for annotation in drafts:
-        keep_creation(annotation)  # an imported draft's creation keeps its own author
-        before = snapshot(annotation)
-        annotation.status = Annotation.Status.SUBMITTED
-        annotation.version += 1
-        annotation.author = actor
-        annotation.save(update_fields=["status", "version", "author", "updated_at"])
-        record_revision(annotation=annotation, action="update", actor=actor, before=before)
-        submitted.append(annotation)
+    drafts = annotations_with_history(
+        Annotation.objects.filter(mine, image_id=item.image_id, deleted=False)
+    )
+    submitted = annotations_submit(actor=actor, annotations=drafts)
     submission = TaskSubmission(
         queue=item.queue, item=item, annotator=actor, leased_at=item.leased_at,
         submitted_at=timezone.now(),
     )  # fmt: skip
-    item.status = QueueItem.Status.SUBMITTED
+    item.status, item.lease_expires_at, item.returned_to = closed, None, None
     if item.honeypot_id is not None:
         submission.honeypot_score = quality_control.honeypot_score(
             actor=actor, item=item, annotations=submitted
         )
-        item.status = QueueItem.Status.DONE
     submission.save()
-    item.lease_expires_at = None
-    item.returned_to = None
-    item.save(update_fields=["status", "lease_expires_at", "returned_to"])
     if item.honeypot_id is None and item.queue.annotators_per_image > 1:
         quality_control.consensus_update(queue=item.queue, image=item.image)
     return item

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,22 @@ def test_a_server_error_page_renders_without_the_database(production):
     assert "Something went wrong on our side" in response.content.decode()
     api = handler(RequestFactory().get("/api/v1/projects/"))
     assert api.status_code == 500 and api["Content-Type"] == "application/json"
+
+
+def test_a_database_that_cannot_take_the_request_is_a_503_with_retry_after(production):
+    """Django calls the 500 handler while it handles the exception; no db fixture again."""
+    from django.db import OperationalError
+
+    handler = get_resolver().resolve_error_handler(500)
+    try:
+        raise OperationalError("database is locked")
+    except OperationalError:
+        page = handler(RequestFactory().get("/p/demo/"))
+        api = handler(RequestFactory().get("/api/v1/projects/"))
+    assert page.status_code == 503 and page["Retry-After"] == "1"
+    assert "busy for a moment" in page.content.decode()
+    assert api.status_code == 503 and api["Retry-After"] == "1"
+    assert json.loads(api.content)["error"]["code"] == "unavailable"
 
 
 def test_a_stale_form_explains_itself(production, team):
