@@ -23,6 +23,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -124,27 +125,30 @@ def _prepare(size: int) -> dict:
 
 @contextmanager
 def _server(size: int, port: int):
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "runserver", f"127.0.0.1:{port}",
-         "--noreload", "--nothreading", "--skip-checks"],
-        env=_env(size), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/accounts/login/")
-                conn.getresponse().read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(proc.stderr.read().decode()[-2000:]) from None
-                time.sleep(0.3)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    # The server's log goes to a file: a pipe nobody reads would fill and stall it.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "runserver", f"127.0.0.1:{port}",
+             "--noreload", "--nothreading", "--skip-checks"],
+            env=_env(size), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                    conn.request("GET", "/accounts/login/")
+                    conn.getresponse().read()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        log.seek(0)
+                        raise RuntimeError(log.read().decode()[-2000:]) from None
+                    time.sleep(0.3)
+            yield
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 def _request(port: int, method: str, path: str, headers: dict) -> tuple[float, int, int]:
