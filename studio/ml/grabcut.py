@@ -48,12 +48,13 @@ class _Work:
         scale = min(1.0, WORK_SIDE / max(self.h, self.w))
         self.sh, self.sw = max(1, round(self.h * scale)), max(1, round(self.w * scale))
         self.full = np.ascontiguousarray(rgb, dtype=np.uint8)
-        bgr = cv2.cvtColor(self.full, cv2.COLOR_RGB2BGR)
-        self.bgr = (
-            bgr
+        small = (
+            self.full
             if scale == 1.0
-            else cv2.resize(bgr, (self.sw, self.sh), interpolation=cv2.INTER_AREA)
+            else cv2.resize(self.full, (self.sw, self.sh), interpolation=cv2.INTER_AREA)
         )
+        self.small = small.astype(np.float32)
+        self.bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
         self.fx, self.fy = self.sw / self.w, self.sh / self.h
         self._lab = None
 
@@ -110,18 +111,23 @@ class _Work:
         band = (soft > 0.0) & (soft < 1.0)
         if not edges or not band.any():
             return out
-        r = int(np.ceil(2 / min(self.fx, self.fy)))
-        size = (2 * r + 1, 2 * r + 1)
-        rgb = self.full[y0:y1, x0:x1].astype(np.float32)
+        # The colours of the sure pixels nearby, averaged at work size (cheap), read at
+        # each band pixel's place.
+        kernel = np.ones((3, 3), np.uint8)
         means = []
-        for sure in (soft >= 1.0, soft <= 0.0):
-            weight = cv2.boxFilter(sure.astype(np.float32), -1, size, normalize=False)
-            total = cv2.boxFilter(rgb * sure[..., None], -1, size, normalize=False)
+        for sure in (mask, ~mask):
+            sure = cv2.erode(sure.astype(np.uint8), kernel).astype(np.float32)
+            weight = cv2.boxFilter(sure, -1, (5, 5), normalize=False)
+            total = cv2.boxFilter(self.small * sure[..., None], -1, (5, 5), normalize=False)
             means.append((total / np.maximum(weight, 1e-6)[..., None], weight > 0))
         (fg, has_fg), (bg, has_bg) = means
-        closer = ((rgb - fg) ** 2).sum(2) < ((rgb - bg) ** 2).sum(2)
-        decide = band & has_fg & has_bg
-        out[decide] = closer[decide]
+        ys, xs = np.nonzero(band)
+        wy = np.minimum(((ys + y0 + 0.5) * self.fy).astype(int), self.sh - 1)
+        wx = np.minimum(((xs + x0 + 0.5) * self.fx).astype(int), self.sw - 1)
+        colour = self.full[ys + y0, xs + x0].astype(np.float32)
+        closer = ((colour - fg[wy, wx]) ** 2).sum(1) < ((colour - bg[wy, wx]) ** 2).sum(1)
+        decide = has_fg[wy, wx] & has_bg[wy, wx]
+        out[ys[decide], xs[decide]] = closer[decide]
         return out
 
 
@@ -316,12 +322,14 @@ def grabcut_mask(
         if first is None:
             raise ValueError("GrabCut needs a box or at least one positive click.")
         done = first + 1
-        full = finish(work.up(_start(work, None, clicks[first])), clicks[:done], box)
+        full = finish(work.up(_start(work, None, clicks[first])), clicks[:done], None)
     for i in range(done, len(clicks)):
         small = work.down(full)
         refined = _refine(work, small, box, clicks[: i + 1])
-        full = finish(_merge(work, full, small, refined), clicks[: i + 1], box)
-    return finish(full, clicks, box)
+        full = finish(_merge(work, full, small, refined), clicks[: i + 1], None)
+    # The box's ellipse stands in only for a box GrabCut found nothing in (above), not
+    # for a mask the user's negative clicks emptied.
+    return finish(full, clicks, None)
 
 
 def _merge(work: _Work, full: np.ndarray, before: np.ndarray, mask: np.ndarray) -> np.ndarray:
