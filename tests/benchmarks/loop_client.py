@@ -59,6 +59,17 @@ class Server:
                 raise RuntimeError(f"server did not answer:\n{self.log_path.read_text()[-3000:]}")
             time.sleep(0.3)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the server's processes: its process
+        group, workers included (Linux /proc)."""
+        total, tick = 0, os.sysconf("SC_CLK_TCK")
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == self.proc.pid:  # process group
+                    total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / tick
+
     def __exit__(self, *exc) -> None:
         if self.proc and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -152,6 +163,8 @@ class Run:
 
     loops: int = 0
     seconds: float = 0.0
+    server_cpu: float = 0.0  # seconds of CPU the server used during the run
+    client_cpu: float = 0.0  # and this process (the annotators' HTTP clients)
     latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: Counter = field(default_factory=Counter)  # (step, status) -> count
     handed: dict[int, set[int]] = field(default_factory=lambda: defaultdict(set))  # image -> who
@@ -186,6 +199,11 @@ class Run:
         errors = ", ".join(f"{s} {c}: {n}" for (s, c), n in sorted(self.errors.items()))
         parts.append(f"errors: {errors or 'none'}")
         parts.append(f"double hand-outs: {self.double_handouts()}")
+        if self.loops:
+            parts.append(
+                f"CPU per loop: server {1000 * self.server_cpu / self.loops:.0f} ms, "
+                f"clients {1000 * self.client_cpu / self.loops:.0f} ms"
+            )
         return "; ".join(parts)
 
 
@@ -235,10 +253,14 @@ def _annotator(loop, token: str, who: int, run: Run, stop_at: float, pace: float
                 run.loops += 1
 
 
-def run_loop(loop, tokens: list[str], seconds: float, pace: float | None = None) -> Run:
+def run_loop(
+    loop, tokens: list[str], seconds: float, pace: float | None = None, server: Server | None = None
+) -> Run:
     """Run every annotator for ``seconds`` (or until the queue is empty); ``pace``: requests
     per second per annotator (open loop), None for no think time (closed loop)."""
     run = Run()
+    server_cpu = server.cpu_seconds() if server else 0.0
+    client_cpu = time.process_time()
     start = time.monotonic()
     stop_at = start + seconds
     threads = [
@@ -254,4 +276,6 @@ def run_loop(loop, tokens: list[str], seconds: float, pace: float | None = None)
     for t in threads:
         t.join(timeout=seconds + 300)
     run.seconds = time.monotonic() - start
+    run.client_cpu = time.process_time() - client_cpu
+    run.server_cpu = server.cpu_seconds() - server_cpu if server else 0.0
     return run

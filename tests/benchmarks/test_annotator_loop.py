@@ -291,13 +291,14 @@ def systems(tmp_path_factory):
 
 def _measure(system, name: str, annotators: int, pace: float | None) -> tuple[Run, dict]:
     with system.serve(name) as (loop, server, env):
-        run = run_loop(loop, system.seeded["tokens"][:annotators], SECONDS, pace)
+        run = run_loop(loop, system.seeded["tokens"][:annotators], SECONDS, pace, server)
     return run, system.audit(env)
 
 
-def _ceiling(studio: Studio, annotators: int, pace: float | None) -> Run:
+def _ceiling(studio: Studio, annotators: int) -> Run:
+    """The server's capacity: the cheapest request with no think time, whatever the pace."""
     with studio.serve("ceiling") as (_, server, _env):
-        return run_loop(Ceiling(server.base), ["-"] * annotators, min(SECONDS, 20), pace)
+        return run_loop(Ceiling(server.base), ["-"] * annotators, min(SECONDS, 20), None, server)
 
 
 def _report(
@@ -339,9 +340,7 @@ def _check(run: Run, audit: dict) -> None:
 def test_annotator_loop_closed(systems, capsys):
     studio, peer = systems
     mine = _measure(studio, "closed", ANNOTATORS, None)
-    other = (
-        _measure(peer, "closed", ANNOTATORS, None) if peer else _ceiling(studio, ANNOTATORS, None)
-    )
+    other = _measure(peer, "closed", ANNOTATORS, None) if peer else _ceiling(studio, ANNOTATORS)
     with capsys.disabled():
         _report(f"Closed loop, {ANNOTATORS} annotators, no think time", mine, other,
                 StudioLoop.steps, LabelStudioLoop.steps, paced=False)  # fmt: skip
@@ -352,9 +351,7 @@ def test_annotator_loop_open(systems, capsys):
     studio, peer = systems
     mine = _measure(studio, "open", OPEN_ANNOTATORS, PACE)
     other = (
-        _measure(peer, "open", OPEN_ANNOTATORS, PACE)
-        if peer
-        else _ceiling(studio, OPEN_ANNOTATORS, PACE)
+        _measure(peer, "open", OPEN_ANNOTATORS, PACE) if peer else _ceiling(studio, OPEN_ANNOTATORS)
     )
     with capsys.disabled():
         _report(f"Open loop, {OPEN_ANNOTATORS} annotators at {PACE:g} request/s each", mine,
