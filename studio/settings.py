@@ -124,10 +124,13 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Django's backend, plus creating the file's folder on first connect (studio/db/).
+    # Django's backend, plus creating the file's folder on first connect and writers taking
+    # turns within a process (studio/db/).
     DATABASES["default"]["ENGINE"] = "studio.db.sqlite3"
     # A worker process and the web server share the file: wait for locks instead of failing,
     # and let the test database live in a file so a real worker process can open it.
+    # In WAL mode synchronous=NORMAL flushes at checkpoints, not at every commit (which every
+    # waiting writer paid for); a power cut may lose the last commits, never the file.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "timeout": 30,

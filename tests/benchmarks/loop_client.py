@@ -51,11 +51,13 @@ class Server:
         deadline = time.monotonic() + 180
         while True:
             if self.proc.poll() is not None:
+                self.__exit__()
                 raise RuntimeError(f"server exited:\n{self.log_path.read_text()[-3000:]}")
             with contextlib.suppress(requests.RequestException):
                 requests.get(f"{self.base}/", timeout=5)
                 return self
             if time.monotonic() > deadline:
+                self.__exit__()  # stopped, not left behind
                 raise RuntimeError(f"server did not answer:\n{self.log_path.read_text()[-3000:]}")
             time.sleep(0.3)
 

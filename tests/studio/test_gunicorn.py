@@ -64,20 +64,22 @@ def gunicorn(transactional_db, settings, tmp_path):
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while not _answers(f"{base}/api/v1/"):
-        assert proc.poll() is None, (tmp_path / "gunicorn.log").read_text()
-        assert time.monotonic() < deadline, "gunicorn did not answer within 60 s"
-        time.sleep(0.2)
-    yield base, proc, tmp_path / "gunicorn.log"
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    log.close()
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(f"{base}/api/v1/"):
+            assert proc.poll() is None, (tmp_path / "gunicorn.log").read_text()
+            assert time.monotonic() < deadline, "gunicorn did not answer within 60 s"
+            time.sleep(0.2)
+        yield base, proc, tmp_path / "gunicorn.log"
+    finally:  # stopped even when it never answered
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
 
 
 def test_gunicorn_serves_the_api_with_studios_settings(gunicorn):
