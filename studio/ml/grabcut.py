@@ -7,10 +7,11 @@ foreground and background colours and cuts along edges. How Studio drives it:
   side, with a fixed number of iterations; the result is brought back to full size.
 - **One click grows to the object.** The first positive click (without a box) seeds a
   cut over the whole frame, so a large or long object is found from one click.
-- **Each later click refines, locally.** A click recomputes the cut with itself as a sure
-  seed and the region around it that looks like it given to the side it asked for; of
-  what changed, only the connected region holding the click is kept
-  (``clicks.apply_locally``).
+- **Each later click refines, locally.** A click recomputes the cut in a window around
+  it, with itself as a sure seed and the region around it that looks like it starting on
+  the side it asked for; of what changed, only the connected region holding the click
+  is kept (``clicks.apply_locally``), no farther from it than ``REACH`` times its
+  distance to its own side.
 - **The last click wins** (``clicks.finish``), and a box on an object GrabCut cannot
   separate gives the box's ellipse rather than nothing.
 - **Deterministic.** GrabCut seeds its colour models with k-means from OpenCV's random
@@ -254,9 +255,9 @@ def _refine(work: _Work, before: np.ndarray, box, clicks: list[Click]) -> np.nda
     h, w = before.shape
     last = work.click(clicks[-1])
     x, y = last.pixel(w, h)
-    done = before if last.positive else ~before  # already on the click's side
-    if done.any():
-        gap = cv2.distanceTransform((~done).astype(np.uint8), cv2.DIST_L2, 3)[y, x]
+    its_side = before if last.positive else ~before
+    if its_side.any():
+        gap = cv2.distanceTransform((~its_side).astype(np.uint8), cv2.DIST_L2, 3)[y, x]
         reach = max(MIN_REACH * min(h, w), REACH * float(gap))
     else:
         reach = float(max(h, w))
